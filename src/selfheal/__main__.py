@@ -1,0 +1,5 @@
+"""``python -m selfheal`` runs the CLI."""
+
+from selfheal.cli import main
+
+main()

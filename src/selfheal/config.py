@@ -1,0 +1,238 @@
+"""The daemon's TOML configuration, validated with pydantic, with errors a person can act on.
+
+Every error names the key (``programs.web.restart``), the line it stands on in the file, what
+was wrong and what would be valid; nothing is a traceback. Each section's model lives beside
+the component it configures (``selfheal.supervisor.config``, ``selfheal.recovery.config``,
+``selfheal.store.config``); this module composes them and owns the error reporting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from selfheal.recovery.config import RecoveryRuleConfig
+from selfheal.store.config import JournalConfig
+from selfheal.supervisor.config import ControlConfig, ProgramConfig
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "SelfhealConfig",
+    "load_config",
+    "parse_config",
+    "validate_model",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class SelfhealConfig(BaseModel):
+    """The whole ``selfheal.toml``: programs to supervise, recovery rules, control API, journal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    programs: dict[str, ProgramConfig] = Field(default_factory=dict)
+    recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem in a config file.
+
+    Attributes:
+        key: Dotted path of the offending key, e.g. ``programs.web.command``.
+        line: 1-based line in the file where the key (or its table) stands, if found.
+        message: What is wrong and what would be valid.
+    """
+
+    key: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{self.key or '(top level)'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `issues` lists every problem found, not just the first.
+
+    Args:
+        source: The file name (or ``<string>``).
+        issues: The problems.
+    """
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        lines = "\n".join(f"  {issue}" for issue in self.issues)
+        super().__init__(f"{source}: {len(self.issues)} problem(s)\n{lines}")
+
+
+def load_config(path: str | Path) -> SelfhealConfig:
+    """Read and validate a ``selfheal.toml``.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The validated configuration; relative paths in it stay as written.
+
+    Raises:
+        ConfigError: If the file is missing, not TOML, or not a valid configuration.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
+        ) from exc
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
+    """Validate config `text` (TOML) into a `SelfhealConfig`.
+
+    Raises:
+        ConfigError: If the text is not TOML or not a valid configuration.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        line = int(match.group(1)) if match else max(1, len(text.splitlines()))
+        raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from exc
+    return validate_model(SelfhealConfig, data, text=text, source=source)
+
+
+def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "<string>") -> M:
+    """Validate `data` with `model`, turning pydantic's errors into `ConfigIssue`s with lines.
+
+    Args:
+        model: The pydantic model.
+        data: The parsed TOML (or any mapping).
+        text: The TOML source, used to find the line of each offending key.
+        source: The file name for messages.
+
+    Raises:
+        ConfigError: With one issue per validation error.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        locator = _Locator(text)
+        issues = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(p for p in err["loc"] if not _is_pydantic_branch(p))
+            key = _dotted(loc)
+            issues.append(ConfigIssue(key, locator.line_of(loc), _explain(err)))
+        raise ConfigError(source, issues) from None
+
+
+def _is_pydantic_branch(part: object) -> bool:
+    # Union and tagged-union errors add the branch name ("function-after[...]", "tcp") to loc.
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _dotted(loc: Sequence[object]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _explain(err: Any) -> str:
+    kind = err["type"]
+    msg = str(err["msg"])
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/configuration.md for valid keys)"
+    if kind == "missing":
+        return "required key is missing"
+    if "input" in err and kind not in {"missing"}:
+        shown = repr(err["input"])
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return f"{msg} (got {shown})"
+    return msg
+
+
+class _Locator:
+    """Finds the line of a key path in TOML text: table headers, then the key inside them.
+
+    TOML gives no positions, so this scans headers (``[a.b]``, ``[[a]]``) and ``key =`` lines;
+    inline tables and dotted keys are matched by name on the line. It is a best effort that
+    falls back to the nearest enclosing table's line.
+    """
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def line_of(self, loc: Sequence[object]) -> int | None:
+        best: int | None = None
+        start, end = 0, len(self.lines)
+        path: list[str] = []
+        counts: dict[str, int] = {}
+        i = 0
+        while i < len(loc):
+            part = loc[i]
+            if isinstance(part, int):
+                i += 1
+                continue
+            path.append(str(part))
+            nxt = loc[i + 1] if i + 1 < len(loc) else None
+            header = ".".join(path)
+            found = self._find_header(header, nxt if isinstance(nxt, int) else None, counts)
+            if found is not None:
+                best = found + 1
+                start, end = found + 1, self._table_end(found + 1)
+            else:
+                key_line = self._find_key(str(part), start, end)
+                if key_line is not None:
+                    best = key_line + 1
+                    start = key_line
+                    end = key_line + 1
+            i += 1
+        return best
+
+    def _find_header(self, name: str, index: int | None, counts: dict[str, int]) -> int | None:
+        seen = 0
+        for n, line in enumerate(self.lines):
+            m = self._HEADER.match(line)
+            if m and _norm(m.group(2)) == name:
+                if index is None or seen == index:
+                    return n
+                seen += 1
+        return None
+
+    def _table_end(self, start: int) -> int:
+        for n in range(start, len(self.lines)):
+            if self._HEADER.match(self.lines[n]):
+                return n
+        return len(self.lines)
+
+    def _find_key(self, key: str, start: int, end: int) -> int | None:
+        for n in range(start, min(end, len(self.lines))):
+            line = self.lines[n]
+            m = self._KEY.match(line)
+            if m and _norm(m.group(1)).split(".")[0] == key:
+                return n
+            if re.search(rf"(^|[{{,\s]){re.escape(key)}\s*=", line):
+                return n
+        return None
+
+
+def _norm(name: str) -> str:
+    return ".".join(p.strip().strip("\"'") for p in name.split("."))

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from selfheal.config import ConfigError, load_config, parse_config
+
+GOOD = """
+[programs.web]
+command = ["python", "-m", "http.server"]
+restart = "on-failure"
+
+[programs.worker]
+command = ["python", "worker.py"]
+depends_on = ["web"]
+
+[[recovery]]
+on = "process.*.exited"
+action = { restart = "web" }
+"""
+
+
+def test_valid_config() -> None:
+    cfg = parse_config(GOOD)
+    assert cfg.programs["web"].restart == "on-failure"
+    assert cfg.programs["worker"].depends_on == ["web"]
+    assert cfg.recovery[0].on == "process.*.exited"
+    assert cfg.control.host == "127.0.0.1"
+
+
+def test_errors_name_key_line_and_valid_values() -> None:
+    text = """
+[programs.web]
+command = ["python"]
+restart = "sometimes"
+
+[programs.worker]
+comand = ["python"]
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source="selfheal.toml")
+    issues = {i.key: i for i in info.value.issues}
+    assert issues["programs.web.restart"].line == 4
+    assert "'always', 'on-failure' or 'never'" in issues["programs.web.restart"].message
+    assert issues["programs.worker.comand"].line == 7
+    assert "unknown key" in issues["programs.worker.comand"].message
+    assert issues["programs.worker.command"].message == "required key is missing"
+    assert issues["programs.worker.command"].line == 6
+    assert "selfheal.toml: 3 problem(s)" in str(info.value)
+
+
+def test_error_in_array_of_tables_points_at_the_right_entry() -> None:
+    text = """
+[[recovery]]
+on = "a.*"
+action = {}
+
+[[recovery]]
+on = ""
+action = {}
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (issue,) = info.value.issues
+    assert issue.key == "recovery[1].on"
+    assert issue.line == 7
+
+
+def test_bad_toml_names_the_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[programs.web]\ncommand = [\n")
+    assert info.value.issues[0].line is not None
+    assert "not valid TOML" in info.value.issues[0].message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml")

@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from selfheal import Event, EventBus, Severity
+from selfheal.events import HANDLER_FAILED, matches
+from selfheal.testing import FakeClock
+
+
+def test_article_event_constructor_works() -> None:
+    event = Event(
+        type="system.database.failure",
+        source="monitor",
+        severity="critical",
+        timestamp=1.0,
+        data={"host": "db1"},
+    )
+    assert event.type == "system.database.failure"
+    assert event.severity == Severity.CRITICAL
+    assert event.data["host"] == "db1"
+    assert event.id
+    assert event.subject == "database"
+    other = Event(type="x", source="s", severity="info", timestamp=1.0, data={})
+    assert other.id != event.id
+    with pytest.raises(AttributeError):
+        event.type = "y"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event_type", "expected"),
+    [
+        ("*", "a", True),
+        ("*", "a.b.c", True),
+        ("health.*", "health.db.failed", True),
+        ("health.*", "health", False),
+        ("breaker.*.opened", "breaker.payments.opened", True),
+        ("breaker.*.opened", "breaker.payments.closed", False),
+        ("breaker.*.opened", "breaker.a.b.opened", False),
+        ("a.b", "a.b", True),
+        ("a.b", "a.b.c", False),
+        ("a.b.c", "a.b", False),
+        ("*.failed", "health.failed", True),
+        ("*.failed", "health.db.failed", False),
+    ],
+)
+def test_matches(pattern: str, event_type: str, expected: bool) -> None:
+    assert matches(pattern, event_type) is expected
+
+
+segment = st.text(alphabet="abc", min_size=1, max_size=2)
+
+
+@given(st.lists(segment, min_size=1, max_size=5))
+def test_star_matches_everything_and_exact_matches_itself(parts: list[str]) -> None:
+    t = ".".join(parts)
+    assert matches("*", t)
+    assert matches(t, t)
+    assert matches(".".join(["*"] * len(parts)), t)
+
+
+def test_subscribe_publish_unsubscribe() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    sub = bus.subscribe("breaker.*.opened", lambda e: seen.append(e.type))
+    bus.publish(Event("breaker.pay.opened"))
+    bus.publish(Event("breaker.pay.closed"))
+    sub.unsubscribe()
+    sub.unsubscribe()
+    bus.publish(Event("breaker.pay.opened"))
+    assert seen == ["breaker.pay.opened"]
+
+
+def test_subscription_as_context_manager() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    with bus.subscribe("*", seen.append):
+        bus.publish(Event("a"))
+    bus.publish(Event("b"))
+    assert [e.type for e in seen] == ["a"]
+
+
+def test_bad_pattern_is_rejected() -> None:
+    with pytest.raises(ValueError, match="dotted non-empty segments"):
+        EventBus().subscribe("a..b", print)
+
+
+def test_emit_stamps_with_clock_and_skips_when_nobody_listens() -> None:
+    clock = FakeClock(wall_start=500.0)
+    bus = EventBus(clock=clock)
+    assert bus.emit("x.y.z", "me") is None
+    seen: list[Event] = []
+    bus.subscribe("x.*", seen.append)
+    clock.advance(1)
+    event = bus.emit("x.y.z", "me", Severity.WARNING, n=1)
+    assert event is not None
+    assert seen == [event]
+    assert event.timestamp == 501.0
+    assert event.data == {"n": 1}
+
+
+def test_failing_handler_is_isolated_and_reported(caplog: pytest.LogCaptureFixture) -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    failures: list[Event] = []
+
+    def broken(_: Event) -> None:
+        raise RuntimeError("boom")
+
+    bus.subscribe("job.*", broken)
+    bus.subscribe("job.*", lambda e: seen.append(e.type))
+    bus.subscribe(HANDLER_FAILED, failures.append)
+    with caplog.at_level(logging.ERROR, logger="selfheal.events"):
+        bus.publish(Event("job.done"))
+    assert seen == ["job.done"]
+    assert len(failures) == 1
+    assert failures[0].data["error"] == "RuntimeError: boom"
+    assert failures[0].data["event_type"] == "job.done"
+    assert "boom" in caplog.text
+
+
+def test_failing_failure_handler_does_not_recurse() -> None:
+    bus = EventBus()
+    calls = 0
+
+    def broken(_: Event) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("again")
+
+    bus.subscribe("*", broken)
+    bus.publish(Event("a"))
+    assert calls == 2  # the event itself, then its handler_failed report, and no more
+
+
+@pytest.mark.anyio
+async def test_async_handlers_with_publish_and_apublish() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+
+    async def handler(event: Event) -> None:
+        await asyncio.sleep(0)
+        seen.append(event.type)
+
+    bus.subscribe("*", handler)
+    bus.publish(Event("scheduled"))
+    assert seen == []
+    await bus.drain()
+    assert seen == ["scheduled"]
+    await bus.apublish(Event("awaited"))
+    assert seen == ["scheduled", "awaited"]
+
+
+@pytest.mark.anyio
+async def test_failing_async_handler_is_reported() -> None:
+    bus = EventBus()
+    failures: list[Event] = []
+
+    async def broken(_: Event) -> None:
+        raise ValueError("nope")
+
+    bus.subscribe("a", broken)
+    bus.subscribe(HANDLER_FAILED, failures.append)
+    await bus.apublish(Event("a"))
+    assert failures[0].data["error"] == "ValueError: nope"
+
+
+@pytest.mark.anyio
+async def test_publish_from_a_thread_reaches_async_handler_on_its_loop() -> None:
+    bus = EventBus()
+    got = asyncio.Event()
+    loops: list[Any] = []
+
+    async def handler(_: Event) -> None:
+        loops.append(asyncio.get_running_loop())
+        got.set()
+
+    bus.subscribe("t", handler)
+    thread = threading.Thread(target=bus.publish, args=(Event("t"),))
+    thread.start()
+    thread.join()
+    await asyncio.wait_for(got.wait(), 5)
+    assert loops == [asyncio.get_running_loop()]
+
+
+def test_async_handler_without_any_loop_still_runs() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+
+    async def handler(event: Event) -> None:
+        seen.append(event.type)
+
+    bus.subscribe("x", handler)
+    bus.publish(Event("x"))
+    assert seen == ["x"]
+
+
+def test_concurrent_subscribe_and_publish_from_many_threads() -> None:
+    bus = EventBus()
+    counts = [0] * 8
+    lock = threading.Lock()
+
+    def make(i: int) -> Any:
+        def handler(_: Event) -> None:
+            with lock:
+                counts[i] += 1
+
+        return handler
+
+    subs = [bus.subscribe("load.*", make(i)) for i in range(8)]
+
+    def publisher() -> None:
+        for _ in range(500):
+            bus.publish(Event("load.tick"))
+
+    def churner() -> None:
+        for _ in range(200):
+            bus.subscribe("load.*", lambda e: None).unsubscribe()
+
+    threads = [threading.Thread(target=publisher) for _ in range(4)]
+    threads.append(threading.Thread(target=churner))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts == [2000] * 8
+    for s in subs:
+        s.unsubscribe()
+    assert not bus.has_subscribers("load.tick")
