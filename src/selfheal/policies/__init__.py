@@ -1,5 +1,58 @@
 """Resilience policies: retry, circuit breaker, timeout, bulkhead, fallback and the pipeline."""
 
 from selfheal.policies._base import Policy
+from selfheal.policies._deadline import current_deadline, remaining
+from selfheal.policies.bulkhead import Bulkhead, BulkheadFullError
+from selfheal.policies.fallback import Fallback, fallback
+from selfheal.policies.pipeline import Pipeline, pipeline
+from selfheal.policies.retry import (
+    Backoff,
+    ConstantBackoff,
+    DecorrelatedJitter,
+    ExponentialBackoff,
+    LinearBackoff,
+    RandomJitter,
+    Retry,
+    RetryBudget,
+    RetryError,
+    Stop,
+    StopAfterAttempts,
+    StopAfterDelay,
+    StopAtDeadline,
+    is_testing,
+    retry,
+    retry_after_hint,
+    set_testing,
+)
+from selfheal.policies.timeout import Timeout, TimeoutError
 
-__all__ = ["Policy"]
+__all__ = [
+    "Backoff",
+    "Bulkhead",
+    "BulkheadFullError",
+    "ConstantBackoff",
+    "DecorrelatedJitter",
+    "ExponentialBackoff",
+    "Fallback",
+    "LinearBackoff",
+    "Pipeline",
+    "Policy",
+    "RandomJitter",
+    "Retry",
+    "RetryBudget",
+    "RetryError",
+    "Stop",
+    "StopAfterAttempts",
+    "StopAfterDelay",
+    "StopAtDeadline",
+    "Timeout",
+    "TimeoutError",
+    "current_deadline",
+    "fallback",
+    "is_testing",
+    "pipeline",
+    "remaining",
+    "retry",
+    "retry_after_hint",
+    "set_testing",
+]

@@ -1,0 +1,282 @@
+"""Bulkhead: cap how many calls run at once, so one slow dependency cannot take every worker.
+
+At most `max_concurrent` calls run; up to `max_waiting` more wait (first come, first served)
+for a slot, at most `wait_timeout` seconds; every other call is rejected at once with
+`BulkheadFullError`. One bulkhead can be shared by threads and asyncio tasks alike: the
+counters live behind one lock that is never held while a protected call runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
+from selfheal.events import EventBus, Severity
+from selfheal.policies._base import Policy
+from selfheal.policies._naming import name_of
+
+__all__ = ["Bulkhead", "BulkheadFullError"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class BulkheadFullError(Exception):
+    """A call was turned away: all slots busy and the waiting room full (or the wait too long).
+
+    Attributes:
+        name: The bulkhead's name.
+        max_concurrent: Its number of slots.
+        max_waiting: Its number of waiting places.
+        reason: ``"full"`` (turned away at once) or ``"wait_timeout"`` (waited in vain).
+    """
+
+    def __init__(self, name: str, max_concurrent: int, max_waiting: int, reason: str) -> None:
+        what = "waited too long for a slot" if reason == "wait_timeout" else "is full"
+        super().__init__(
+            f"bulkhead {name!r} {what} ({max_concurrent} running, {max_waiting} waiting allowed)"
+        )
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.reason = reason
+
+
+class _SyncWaiter:
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.granted = False
+
+
+class _AsyncWaiter:
+    __slots__ = ("future", "granted", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+        self.granted = False
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Bulkhead(Policy):
+    """At most `max_concurrent` calls at once, `max_waiting` more queued, the rest rejected.
+
+    Args:
+        max_concurrent: Calls allowed to run at the same time (at least 1).
+        max_waiting: Calls allowed to wait for a slot; 0 rejects as soon as all slots are busy.
+        wait_timeout: Longest wait for a slot in seconds, None for no limit.
+        clock: Measures the wait (async waits sleep on it, so `FakeClock` drives them).
+        bus: Receives ``bulkhead.<name>.rejected``.
+        name: The name in event types; defaults to the wrapped function's name.
+
+    Raises:
+        ValueError: If a limit is out of range.
+    """
+
+    __slots__ = (
+        "_active",
+        "_lock",
+        "_waiters",
+        "bus",
+        "clock",
+        "max_concurrent",
+        "max_waiting",
+        "name",
+        "wait_timeout",
+    )
+
+    def __init__(
+        self,
+        max_concurrent: int,
+        max_waiting: int = 0,
+        wait_timeout: float | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        bus: EventBus | None = None,
+        name: str | None = None,
+    ) -> None:
+        if (
+            isinstance(max_concurrent, bool)
+            or not isinstance(max_concurrent, int)
+            or max_concurrent < 1
+        ):
+            raise ValueError(
+                f"Bulkhead: max_concurrent must be an int >= 1, got {max_concurrent!r}"
+            )
+        if isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0:
+            raise ValueError(f"Bulkhead: max_waiting must be an int >= 0, got {max_waiting!r}")
+        if wait_timeout is not None and (
+            not isinstance(wait_timeout, int | float) or not wait_timeout >= 0
+        ):
+            raise ValueError(
+                f"Bulkhead: wait_timeout must be seconds >= 0 or None, got {wait_timeout!r}"
+            )
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.wait_timeout = wait_timeout
+        self.clock = clock
+        self.bus = bus
+        self.name = name
+        self._lock = threading.Lock()
+        self._active = 0
+        self._waiters: deque[_SyncWaiter | _AsyncWaiter] = deque()
+
+    def __repr__(self) -> str:
+        return (
+            f"Bulkhead(max_concurrent={self.max_concurrent}, max_waiting={self.max_waiting}, "
+            f"wait_timeout={self.wait_timeout!r})"
+        )
+
+    @property
+    def active(self) -> int:
+        """Return how many calls hold a slot now."""
+        return self._active
+
+    @property
+    def waiting(self) -> int:
+        """Return how many calls wait for a slot now."""
+        return len(self._waiters)
+
+    def _reject(self, name: str, reason: str) -> BulkheadFullError:
+        if self.bus is not None:
+            self.bus.emit(
+                f"bulkhead.{name}.rejected",
+                name,
+                Severity.WARNING,
+                reason=reason,
+                max_concurrent=self.max_concurrent,
+                max_waiting=self.max_waiting,
+            )
+        return BulkheadFullError(name, self.max_concurrent, self.max_waiting, reason)
+
+    def _release(self) -> None:
+        """Give the slot to the first waiter, or free it."""
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                waiter.granted = True
+                if isinstance(waiter, _SyncWaiter):
+                    waiter.event.set()
+                    return
+                if not waiter.loop.is_closed():
+                    # The slot passes straight to the waiter: `_active` stays the same.
+                    waiter.loop.call_soon_threadsafe(_resolve, waiter.future)
+                    return
+            self._active -= 1
+
+    def _try_enter(self, make_waiter: Callable[[], _SyncWaiter | _AsyncWaiter]) -> object:
+        """Take a slot (True), queue (the waiter) or refuse (False); under the lock."""
+        with self._lock:
+            if self._active < self.max_concurrent:
+                self._active += 1
+                return True
+            if len(self._waiters) < self.max_waiting and self.wait_timeout != 0:
+                waiter = make_waiter()
+                self._waiters.append(waiter)
+                return waiter
+            return False
+
+    def _abandon(self, waiter: _SyncWaiter | _AsyncWaiter) -> bool:
+        """Leave the queue; return False if a slot was already granted (caller owns it)."""
+        with self._lock:
+            if waiter.granted:
+                return False
+            self._waiters.remove(waiter)
+            return True
+
+    def _wait_sync(self, waiter: _SyncWaiter, name: str) -> None:
+        timeout = self.wait_timeout
+        if timeout is None:
+            waiter.event.wait()
+            return
+        if isinstance(self.clock, SystemClock):
+            if not waiter.event.wait(timeout) and self._abandon(waiter):
+                raise self._reject(name, "wait_timeout")
+            return
+        # A thread can only block on real time: poll so that another clock decides the end.
+        deadline = self.clock.monotonic() + timeout
+        while not waiter.event.wait(0.005):
+            if self.clock.monotonic() >= deadline and self._abandon(waiter):
+                raise self._reject(name, "wait_timeout")
+
+    async def _wait_async(self, waiter: _AsyncWaiter, name: str) -> None:
+        timeout = self.wait_timeout
+        try:
+            if timeout is None:
+                await waiter.future
+                return
+            sleeper = asyncio.ensure_future(self.clock.asleep(timeout))
+            try:
+                await asyncio.wait((waiter.future, sleeper), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+            if waiter.future.done() or not self._abandon(waiter):
+                return  # granted, possibly just as the wait ran out: the slot is ours
+        except BaseException:
+            # Cancelled while waiting: leave the queue, or hand on a slot granted meanwhile.
+            if not self._abandon(waiter):
+                self._release()
+            raise
+        raise self._reject(name, "wait_timeout")
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Return `fn` admitted through this bulkhead (threads)."""
+        name = name_of(self.name, fn)
+        lock = self._lock
+        limit = self.max_concurrent
+        release = self._release
+
+        def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
+            with lock:
+                admitted = self._active < limit
+                if admitted:
+                    self._active += 1
+            if not admitted:
+                entry = self._try_enter(_SyncWaiter)
+                if entry is False:
+                    raise self._reject(name, "full")
+                if entry is not True:
+                    self._wait_sync(entry, name)  # type: ignore[arg-type]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                release()
+
+        return bulkheaded
+
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """Return `fn` admitted through this bulkhead (asyncio tasks)."""
+        name = name_of(self.name, fn)
+        lock = self._lock
+        limit = self.max_concurrent
+        release = self._release
+        get_loop = asyncio.get_running_loop
+
+        async def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
+            with lock:
+                admitted = self._active < limit
+                if admitted:
+                    self._active += 1
+            if not admitted:
+                loop = get_loop()
+                entry = self._try_enter(lambda: _AsyncWaiter(loop))
+                if entry is False:
+                    raise self._reject(name, "full")
+                if entry is not True:
+                    await self._wait_async(entry, name)  # type: ignore[arg-type]
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                release()
+
+        return bulkheaded

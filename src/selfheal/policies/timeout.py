@@ -1,0 +1,301 @@
+"""Timeout: bound how long a call may take, and tell the code inside how long it has left.
+
+**Async** (``async def``): the call is cancelled at the deadline and `TimeoutError` is raised,
+like `asyncio.timeout`, with the same care for cancellation: only our own cancel is turned
+into `TimeoutError` (``Task.uncancel``), a cancel from outside still cancels. With the system
+clock the deadline is one event-loop timer (``loop.call_at``); no Task is created per call.
+With another clock (`selfheal.testing.FakeClock`) a small helper task sleeps on that clock,
+so tests move time by hand.
+
+**Sync** (``def``): a thread cannot be interrupted safely, so a sync `Timeout` is
+*cooperative*: it publishes the deadline in a context variable for the code inside
+(`selfheal.remaining()`, e.g. as an HTTP client's timeout), and if the call still overruns it
+returns its result and publishes ``timeout.<name>.expired`` with ``interrupted=False``. To
+really stop waiting on a blocking call, run it in a worker thread from async code
+(``await asyncio.to_thread(fn)`` under an async `Timeout`).
+
+Nested deadlines (a pipeline's overall deadline around a per-attempt timeout) keep the tighter
+one: the inner `Timeout` fires at whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
+from selfheal.events import EventBus, Severity
+from selfheal.policies._base import Policy
+from selfheal.policies._deadline import DEADLINE, _Scope, tighter
+from selfheal.policies._naming import name_of
+
+__all__ = ["Timeout", "TimeoutError"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class TimeoutError(builtins.TimeoutError):
+    """A call protected by `Timeout` ran out of time.
+
+    Subclasses the builtin `TimeoutError`, so ``except TimeoutError`` catches it either way.
+
+    Attributes:
+        name: The timeout's name.
+        seconds: The time the call was given.
+    """
+
+    def __init__(self, name: str, seconds: float) -> None:
+        super().__init__(f"{name!r} timed out after {seconds:g} s")
+        self.name = name
+        self.seconds = seconds
+
+
+# Timer callbacks may run a hair before their time (asyncio fires a handle up to the clock's
+# resolution early); a deadline within this much of now counts as reached.
+_RESOLUTION = time.get_clock_info("monotonic").resolution
+
+
+class _Timed(_Scope):
+    """A deadline with the task it cancels, and whether its call is over."""
+
+    __slots__ = ("done", "task")
+
+    def __init__(self, deadline: float, clock: Clock, task: asyncio.Task[Any]) -> None:
+        super().__init__(deadline, clock)
+        self.task = task
+        self.done = False
+
+
+def _expire(scope: _Timed) -> None:
+    if not scope.done:
+        scope.expired = True
+        scope.task.cancel()
+
+
+async def _watch(clock: Clock, delay: float, scope: _Timed) -> None:
+    await clock.asleep(delay)
+    _expire(scope)
+
+
+class _TimerQueue:
+    """All running calls of one `Timeout` on one event loop, with one loop timer between them.
+
+    Calls under one `Timeout` all get the same duration, so their deadlines arrive in the order
+    the calls started: a FIFO queue is already sorted. One timer, set for the oldest call's
+    deadline, serves them all; finished calls are dropped from the front as they end or when
+    the timer fires. A successful call thus costs a deque append and pop instead of a loop
+    timer scheduled and cancelled (what `asyncio.timeout` pays per use).
+    """
+
+    __slots__ = ("handle", "loop", "queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.queue: deque[_Timed] = deque()
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, scope: _Timed) -> None:
+        """Queue `scope`; return None (the caller's "no own timer")."""
+        self.queue.append(scope)
+        if self.handle is None:
+            self.handle = self.loop.call_at(scope.deadline, self.fire)
+
+    def trim(self) -> None:
+        queue = self.queue
+        while queue and queue[0].done:
+            queue.popleft()
+
+    def fire(self) -> None:
+        queue = self.queue
+        now = self.loop.time() + _RESOLUTION
+        while queue:
+            head = queue[0]
+            if not head.done and head.deadline > now:
+                self.handle = self.loop.call_at(head.deadline, self.fire)
+                return
+            queue.popleft()
+            _expire(head)
+        self.handle = None
+
+
+class Timeout(Policy):
+    """Give a call at most `seconds`; see the module docstring for sync versus async.
+
+    Args:
+        seconds: The time allowed per call.
+        clock: The time source (`SYSTEM_CLOCK` uses the event loop's timer directly).
+        bus: Receives ``timeout.<name>.expired``.
+        name: The name in event types; defaults to the wrapped function's name.
+
+    Raises:
+        ValueError: If `seconds` is not a positive number.
+    """
+
+    __slots__ = ("_lock", "_timers", "bus", "clock", "name", "seconds")
+
+    def __init__(
+        self,
+        seconds: float,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        bus: EventBus | None = None,
+        name: str | None = None,
+    ) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise ValueError(f"Timeout: seconds must be a number > 0, got {seconds!r}")
+        self.seconds = float(seconds)
+        self.clock = clock
+        self.bus = bus
+        self.name = name
+        self._lock = threading.Lock()
+        self._timers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _TimerQueue] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        name = f", name={self.name!r}" if self.name is not None else ""
+        return f"Timeout({self.seconds!r}{name})"
+
+    def _expired(self, name: str, *, interrupted: bool) -> None:
+        if self.bus is not None:
+            self.bus.emit(
+                f"timeout.{name}.expired",
+                name,
+                Severity.WARNING,
+                seconds=self.seconds,
+                interrupted=interrupted,
+            )
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Return `fn` with the deadline published to it (cooperative; see the module doc)."""
+        name = name_of(self.name, fn)
+        seconds = self.seconds
+        monotonic = self.clock.monotonic
+        clock = self.clock
+        expired = self._expired
+
+        def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            scope = tighter(monotonic() + seconds, clock)
+            token = DEADLINE.set(scope)
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                DEADLINE.reset(token)
+            if monotonic() > scope.deadline:
+                expired(name, interrupted=False)
+            return result
+
+        return timed
+
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        """Return `fn` cancelled at the deadline, raising `TimeoutError`."""
+        name = name_of(self.name, fn)
+        if not isinstance(self.clock, SystemClock):
+            return self._awrap_clock(fn, name)
+        seconds = self.seconds
+        clock = self.clock
+        timed_out = self._timed_out
+        get_loop = asyncio.get_running_loop
+        current_task = asyncio.current_task
+        var = DEADLINE
+        timers_for = self._timers_for
+        # The last loop's timer queue, so the dict lookup happens once per loop, not per call.
+        cached: list[Any] = [None, None]
+
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            loop = get_loop()
+            task = current_task(loop)
+            if task is None:
+                raise RuntimeError("Timeout must run inside an asyncio task")
+            if cached[0] is loop:
+                timers = cached[1]
+            else:
+                timers = timers_for(loop)
+                cached[0], cached[1] = loop, timers
+            deadline = loop.time() + seconds
+            outer = var.get()
+            # A nearer enclosing deadline is out of order for the queue: it gets its own timer.
+            tight = outer is not None and outer.deadline < deadline
+            scope = _Timed(outer.deadline if tight else deadline, clock, task)  # type: ignore[union-attr]
+            handle = loop.call_at(scope.deadline, _expire, scope) if tight else timers.add(scope)
+            cancelling = task.cancelling()
+            token = var.set(scope)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                scope.done = True
+                var.reset(token)
+                if handle is not None:
+                    handle.cancel()
+                if scope.expired:
+                    timed_out(name, task, cancelling, exc)
+                raise
+            scope.done = True
+            var.reset(token)
+            if handle is not None:
+                handle.cancel()
+            else:
+                timers.trim()
+            if scope.expired:
+                task.uncancel()  # the call swallowed our cancel and finished anyway
+            return result
+
+        return timed
+
+    def _timers_for(self, loop: asyncio.AbstractEventLoop) -> _TimerQueue:
+        with self._lock:
+            timers = self._timers.get(loop)
+            if timers is None:
+                timers = self._timers[loop] = _TimerQueue(loop)
+            return timers
+
+    def _awrap_clock(self, fn: Callable[P, Awaitable[R]], name: str) -> Callable[P, Awaitable[R]]:
+        # Another clock (a FakeClock): a helper task sleeps on it, since the loop's timer
+        # only knows real time.
+        seconds = self.seconds
+        clock = self.clock
+        timed_out = self._timed_out
+
+        async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+            if task is None:
+                raise RuntimeError("Timeout must run inside an asyncio task")
+            now = clock.monotonic()
+            scope = tighter(now + seconds, clock)
+            cancelling = task.cancelling()
+            scope = _Timed(scope.deadline, clock, task)
+            watcher = loop.create_task(_watch(clock, scope.deadline - now, scope))
+            token = DEADLINE.set(scope)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                scope.done = True
+                watcher.cancel()
+                DEADLINE.reset(token)
+                if scope.expired:
+                    timed_out(name, task, cancelling, exc)
+                raise
+            scope.done = True
+            watcher.cancel()
+            DEADLINE.reset(token)
+            if scope.expired:
+                task.uncancel()
+            return result
+
+        return timed
+
+    def _timed_out(
+        self, name: str, task: asyncio.Task[Any], cancelling: int, exc: BaseException
+    ) -> None:
+        # Our timer fired: only a cancel nobody else asked for becomes a TimeoutError.
+        if task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
+            self._expired(name, interrupted=True)
+            raise TimeoutError(name, self.seconds) from exc
