@@ -17,7 +17,18 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (1 if name[:1].isupper() else 2, name)
 
 
-PACKAGES = ["selfheal", "selfheal.events", "selfheal.testing", "selfheal.policies"]
+PACKAGES = [
+    "selfheal",
+    "selfheal.events",
+    "selfheal.features",
+    "selfheal.testing",
+    "selfheal.policies",
+    "selfheal.policies.bulkhead",
+    "selfheal.policies.fallback",
+    "selfheal.policies.pipeline",
+    "selfheal.policies.retry",
+    "selfheal.policies.timeout",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES)

@@ -457,7 +457,7 @@ class RetryBudget:
         self._buckets = [[0, 0] for _ in range(self._BUCKETS)]
         self._calls = 0
         self._retries = 0
-        self._epoch = int(clock.monotonic() // self._width)
+        self._epoch = int(clock.monotonic() / self._width)
 
     def __repr__(self) -> str:
         return (
@@ -467,7 +467,7 @@ class RetryBudget:
 
     def _rotate(self) -> list[int]:
         # Caller holds the lock. Empties the buckets whose time slot left the window.
-        epoch = int(self.clock.monotonic() // self._width)
+        epoch = int(self.clock.monotonic() / self._width)
         buckets = self._buckets
         if epoch != self._epoch:
             for slot in range(max(self._epoch + 1, epoch - self._BUCKETS + 1), epoch + 1):
