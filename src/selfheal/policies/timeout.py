@@ -68,7 +68,10 @@ class _Timed(_Scope):
     __slots__ = ("done", "task")
 
     def __init__(self, deadline: float, clock: Clock, task: asyncio.Task[Any]) -> None:
-        super().__init__(deadline, clock)
+        # Not super().__init__: this runs on every call, and the extra call costs ~30%.
+        self.deadline = deadline
+        self.clock = clock
+        self.expired = False
         self.task = task
         self.done = False
 
@@ -94,31 +97,31 @@ class _TimerQueue:
     timer scheduled and cancelled (what `asyncio.timeout` pays per use).
     """
 
-    __slots__ = ("handle", "loop", "queue")
+    # No reference to the loop itself: the loop is the key of a weak dictionary of queues.
+    __slots__ = ("handle", "queue")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self) -> None:
         self.queue: deque[_Timed] = deque()
         self.handle: asyncio.TimerHandle | None = None
 
-    def add(self, scope: _Timed) -> None:
+    def add(self, scope: _Timed, loop: asyncio.AbstractEventLoop) -> None:
         """Queue `scope`; return None (the caller's "no own timer")."""
         self.queue.append(scope)
         if self.handle is None:
-            self.handle = self.loop.call_at(scope.deadline, self.fire)
+            self.handle = loop.call_at(scope.deadline, self.fire, loop)
 
     def trim(self) -> None:
         queue = self.queue
         while queue and queue[0].done:
             queue.popleft()
 
-    def fire(self) -> None:
+    def fire(self, loop: asyncio.AbstractEventLoop) -> None:
         queue = self.queue
-        now = self.loop.time() + _RESOLUTION
+        now = loop.time() + _RESOLUTION
         while queue:
             head = queue[0]
             if not head.done and head.deadline > now:
-                self.handle = self.loop.call_at(head.deadline, self.fire)
+                self.handle = loop.call_at(head.deadline, self.fire, loop)
                 return
             queue.popleft()
             _expire(head)
@@ -206,25 +209,28 @@ class Timeout(Policy):
         current_task = asyncio.current_task
         var = DEADLINE
         timers_for = self._timers_for
-        # The last loop's timer queue, so the dict lookup happens once per loop, not per call.
-        cached: list[Any] = [None, None]
+        # (loop, its timer queue) of the last call, swapped as one reference so that threads
+        # running different loops never pair one loop with another's queue.
+        cached: list[tuple[Any, Any]] = [(None, None)]
 
         async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
             loop = get_loop()
             task = current_task(loop)
             if task is None:
                 raise RuntimeError("Timeout must run inside an asyncio task")
-            if cached[0] is loop:
-                timers = cached[1]
-            else:
+            last_loop, timers = cached[0]
+            if last_loop is not loop:
                 timers = timers_for(loop)
-                cached[0], cached[1] = loop, timers
+                cached[0] = (loop, timers)
             deadline = loop.time() + seconds
             outer = var.get()
             # A nearer enclosing deadline is out of order for the queue: it gets its own timer.
             tight = outer is not None and outer.deadline < deadline
             scope = _Timed(outer.deadline if tight else deadline, clock, task)  # type: ignore[union-attr]
-            handle = loop.call_at(scope.deadline, _expire, scope) if tight else timers.add(scope)
+            if tight:
+                handle: asyncio.TimerHandle | None = loop.call_at(scope.deadline, _expire, scope)
+            else:
+                handle = timers.add(scope, loop)
             cancelling = task.cancelling()
             token = var.set(scope)
             try:
@@ -253,7 +259,7 @@ class Timeout(Policy):
         with self._lock:
             timers = self._timers.get(loop)
             if timers is None:
-                timers = self._timers[loop] = _TimerQueue(loop)
+                timers = self._timers[loop] = _TimerQueue()
             return timers
 
     def _awrap_clock(self, fn: Callable[P, Awaitable[R]], name: str) -> Callable[P, Awaitable[R]]:
