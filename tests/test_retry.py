@@ -519,3 +519,36 @@ async def test_async_retry_with_deadline_budget_and_result(clock: FakeClock) -> 
     assert await fn() == 5
     assert seen == [2.0, 2.0]
     assert budget.balance == pytest.approx(0.0)
+
+
+@given(
+    ratio=st.sampled_from([0.0, 0.1, 0.2, 0.5, 1.0]),
+    reserve=st.sampled_from([0.0, 0.5, 1.0]),
+    ops=st.lists(
+        st.one_of(st.just("call"), st.just("retry"), st.floats(0.01, 4.0, allow_nan=False)),
+        max_size=200,
+    ),
+)
+def test_budget_never_grants_more_than_its_ratio_over_the_window(
+    ratio: float, reserve: float, ops: list[object]
+) -> None:
+    clock = FakeClock()
+    window = 10.0
+    budget = RetryBudget(ratio=ratio, min_per_second=reserve, window=window, clock=clock)
+    calls: list[float] = []
+    granted: list[float] = []
+    for op in ops:
+        now = clock.monotonic()
+        if op == "call":
+            budget.deposit()
+            calls.append(now)
+        elif op == "retry":
+            if budget.try_withdraw():
+                granted.append(now)
+                # The window is 10 buckets: retries of at least its last 90% are still counted,
+                # calls older than the whole window no longer are.
+                recent = sum(1 for t in granted if t >= now - 0.9 * window)
+                counted_calls = sum(1 for t in calls if t >= now - window)
+                assert recent <= ratio * counted_calls + reserve * window + 1e-9
+        else:
+            clock.advance(float(op))  # type: ignore[arg-type]

@@ -235,6 +235,7 @@ class Bulkhead(Policy):
         lock = self._lock
         limit = self.max_concurrent
         release = self._release
+        waiters = self._waiters
 
         def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
             with lock:
@@ -250,7 +251,12 @@ class Bulkhead(Policy):
             try:
                 return fn(*args, **kwargs)
             finally:
-                release()
+                with lock:
+                    free = not waiters
+                    if free:
+                        self._active -= 1
+                if not free:
+                    release()
 
         return bulkheaded
 
@@ -260,6 +266,7 @@ class Bulkhead(Policy):
         lock = self._lock
         limit = self.max_concurrent
         release = self._release
+        waiters = self._waiters
         get_loop = asyncio.get_running_loop
 
         async def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -277,6 +284,11 @@ class Bulkhead(Policy):
             try:
                 return await fn(*args, **kwargs)
             finally:
-                release()
+                with lock:
+                    free = not waiters
+                    if free:
+                        self._active -= 1
+                if not free:
+                    release()
 
         return bulkheaded
