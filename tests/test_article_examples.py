@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -32,14 +34,16 @@ class FlakyDatabase:
         return self.db
 
 
-def _fetch_user_data_for(database: FlakyDatabase, clock: FakeClock):  # type: ignore[no-untyped-def]
+def _fetch_user_data_for(
+    database: FlakyDatabase, clock: FakeClock
+) -> Callable[[Any], list[tuple[int, str]]]:
     @selfheal.retry(
         on=(ConnectionError, TimeoutError),
         attempts=5,
         backoff=ExponentialBackoff(initial=2, multiplier=2, max=30),
         clock=clock,
     )
-    def fetch_user_data(user_id: int) -> list[tuple[int, str]]:
+    def fetch_user_data(user_id: Any) -> list[tuple[int, str]]:
         """Retrieve user data from the database with automatic retries."""
         connection = database.get_database_connection()
         # A parameter, never an f-string: the article's query was open to SQL injection.

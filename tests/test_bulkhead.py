@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import selfheal
 from selfheal import Bulkhead, BulkheadFullError, Event, EventBus
@@ -249,3 +251,67 @@ def test_repr_and_export() -> None:
         repr(Bulkhead(2, 3, 1.5)) == "Bulkhead(max_concurrent=2, max_waiting=3, wait_timeout=1.5)"
     )
     assert selfheal.Bulkhead is Bulkhead
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    limit=st.integers(1, 8),
+    waiting=st.integers(0, 64),
+    yields=st.lists(st.integers(0, 5), min_size=64, max_size=64),
+)
+def test_property_tasks_peak_never_exceeds_the_limit(
+    limit: int, waiting: int, yields: list[int]
+) -> None:
+    bulkhead = Bulkhead(limit, max_waiting=waiting)
+    peak = Peak()
+
+    @bulkhead
+    async def work(turns: int) -> str:
+        with peak:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+        return "done"
+
+    async def main() -> list[object]:
+        return await asyncio.gather(*(work(n) for n in yields), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert peak.peak <= limit
+    assert all(r == "done" or isinstance(r, BulkheadFullError) for r in results)
+    assert results.count("done") >= min(64, limit + waiting)
+    assert bulkhead.active == 0
+    assert bulkhead.waiting == 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(limit=st.integers(1, 8), waiting=st.integers(0, 64))
+def test_property_threads_peak_never_exceeds_the_limit(limit: int, waiting: int) -> None:
+    bulkhead = Bulkhead(limit, max_waiting=waiting)
+    peak = Peak()
+    start = threading.Barrier(64)
+    outcomes: list[str] = []
+
+    @bulkhead
+    def work() -> None:
+        with peak:
+            for _ in range(50):
+                time.sleep(0)  # yields the GIL so that threads overlap inside
+
+    def run() -> None:
+        start.wait()
+        try:
+            work()
+            outcomes.append("done")
+        except BulkheadFullError:
+            outcomes.append("rejected")
+
+    threads = [threading.Thread(target=run) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(outcomes) == 64
+    assert peak.peak <= limit
+    assert outcomes.count("done") >= min(64, limit + waiting)
+    assert bulkhead.active == 0
+    assert bulkhead.waiting == 0
