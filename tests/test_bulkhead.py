@@ -315,3 +315,31 @@ def test_property_threads_peak_never_exceeds_the_limit(limit: int, waiting: int)
     assert outcomes.count("done") >= min(64, limit + waiting)
     assert bulkhead.active == 0
     assert bulkhead.waiting == 0
+
+
+def test_as_a_sync_context_manager() -> None:
+    bulkhead = Bulkhead(1, name="db")
+    with bulkhead:
+        assert bulkhead.active == 1
+        with pytest.raises(BulkheadFullError, match="'db' is full"), bulkhead:
+            pass
+    assert bulkhead.active == 0
+
+
+@pytest.mark.anyio
+async def test_as_an_async_context_manager() -> None:
+    bulkhead = Bulkhead(1, max_waiting=1)
+    order: list[str] = []
+
+    async def second() -> None:
+        async with bulkhead:
+            order.append("second")
+
+    async with bulkhead:
+        task = asyncio.create_task(second())
+        await asyncio.sleep(0)
+        assert bulkhead.waiting == 1
+        order.append("first")
+    await task
+    assert order == ["first", "second"]
+    assert bulkhead.active == 0

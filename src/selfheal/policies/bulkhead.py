@@ -71,6 +71,9 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class Bulkhead(Policy):
     """At most `max_concurrent` calls at once, `max_waiting` more queued, the rest rejected.
 
+    Use it as a decorator, in a pipeline, or around a block (``with bulkhead:`` /
+    ``async with bulkhead:``).
+
     Args:
         max_concurrent: Calls allowed to run at the same time (at least 1).
         max_waiting: Calls allowed to wait for a slot; 0 rejects as soon as all slots are busy.
@@ -229,6 +232,46 @@ class Bulkhead(Policy):
             raise
         raise self._reject(name, "wait_timeout")
 
+    def _enter_slow(self, name: str) -> None:
+        entry = self._try_enter(_SyncWaiter)
+        if entry is False:
+            raise self._reject(name, "full")
+        if entry is not True:
+            self._wait_sync(entry, name)  # type: ignore[arg-type]
+
+    async def _aenter_slow(self, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        entry = self._try_enter(lambda: _AsyncWaiter(loop))
+        if entry is False:
+            raise self._reject(name, "full")
+        if entry is not True:
+            await self._wait_async(entry, name)  # type: ignore[arg-type]
+
+    # As a context manager the bulkhead guards a block; events use its name or "bulkhead".
+    def __enter__(self) -> Bulkhead:
+        with self._lock:
+            admitted = self._active < self.max_concurrent
+            if admitted:
+                self._active += 1
+        if not admitted:
+            self._enter_slow(self.name or "bulkhead")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    async def __aenter__(self) -> Bulkhead:
+        with self._lock:
+            admitted = self._active < self.max_concurrent
+            if admitted:
+                self._active += 1
+        if not admitted:
+            await self._aenter_slow(self.name or "bulkhead")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release()
+
     def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Return `fn` admitted through this bulkhead (threads)."""
         name = name_of(self.name, fn)
@@ -243,11 +286,7 @@ class Bulkhead(Policy):
                 if admitted:
                     self._active += 1
             if not admitted:
-                entry = self._try_enter(_SyncWaiter)
-                if entry is False:
-                    raise self._reject(name, "full")
-                if entry is not True:
-                    self._wait_sync(entry, name)  # type: ignore[arg-type]
+                self._enter_slow(name)
             try:
                 return fn(*args, **kwargs)
             finally:
@@ -267,7 +306,6 @@ class Bulkhead(Policy):
         limit = self.max_concurrent
         release = self._release
         waiters = self._waiters
-        get_loop = asyncio.get_running_loop
 
         async def bulkheaded(*args: P.args, **kwargs: P.kwargs) -> R:
             with lock:
@@ -275,12 +313,7 @@ class Bulkhead(Policy):
                 if admitted:
                     self._active += 1
             if not admitted:
-                loop = get_loop()
-                entry = self._try_enter(lambda: _AsyncWaiter(loop))
-                if entry is False:
-                    raise self._reject(name, "full")
-                if entry is not True:
-                    await self._wait_async(entry, name)  # type: ignore[arg-type]
+                await self._aenter_slow(name)
             try:
                 return await fn(*args, **kwargs)
             finally:
