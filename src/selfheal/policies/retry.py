@@ -681,7 +681,6 @@ class Retry(Policy):
         previous: float,
         elapsed: float,
         exc: BaseException | None,
-        name: str,
     ) -> float | str:
         """Return the wait before the next attempt, or why to give up (a str)."""
         mode = _test_mode
@@ -696,9 +695,6 @@ class Retry(Policy):
                 return "deadline"
             return "stop"
         if self.budget is not None and not self.budget.try_withdraw():
-            bus = self.bus
-            if bus is not None:
-                bus.emit(f"retry.{name}.budget_exhausted", name, Severity.WARNING, attempt=attempt)
             return "budget"
         return 0.0 if mode.enabled else delay
 
@@ -721,6 +717,8 @@ class Retry(Policy):
     ) -> BaseException:
         bus = self.bus
         if bus is not None:
+            if reason == "budget":
+                bus.emit(f"retry.{name}.budget_exhausted", name, Severity.WARNING, attempt=attempt)
             error = repr(exc) if exc is not None else f"result {result!r}"
             bus.emit(
                 f"retry.{name}.gave_up",
@@ -798,7 +796,7 @@ class Retry(Policy):
         while True:
             if exc is not None and not self._retryable(exc):
                 raise exc
-            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc, name)
+            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc)
             if isinstance(plan, str):
                 error = self._gave_up(name, attempt, plan, exc, result)
                 if error is exc:
@@ -879,7 +877,7 @@ class Retry(Policy):
         while True:
             if exc is not None and not self._retryable(exc):
                 raise exc
-            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc, name)
+            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc)
             if isinstance(plan, str):
                 error = self._gave_up(name, attempt, plan, exc, result)
                 if error is exc:
