@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import EventBus, Severity
@@ -299,7 +299,7 @@ class Bulkhead(Policy):
 
         return bulkheaded
 
-    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         """Return `fn` admitted through this bulkhead (asyncio tasks)."""
         name = name_of(self.name, fn)
         lock = self._lock

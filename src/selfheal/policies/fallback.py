@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from selfheal.events import EventBus, Severity
@@ -87,7 +87,7 @@ class Fallback(Policy):
 
         return with_fallback
 
-    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         """Return `fn` answered by the fallback when it raises one of `on` (async)."""
         name = name_of(self.name, fn)
         on, func, value, used = self.on, self.func, self.value, self._used

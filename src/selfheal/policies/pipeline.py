@@ -23,8 +23,8 @@ visible to it (and to the call, via `selfheal.remaining()`).
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 from selfheal.policies._base import Policy
 
@@ -71,12 +71,23 @@ class Pipeline(Policy):
             wrapped = functools.update_wrapper(policy.wrap(wrapped), fn)
         return wrapped
 
-    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         """Return `fn` wrapped by every policy, the first outermost (async)."""
-        wrapped = fn
+        if not self.policies:
+            return _as_coroutine_function(fn)
+        wrapped: Callable[P, Coroutine[Any, Any, R]] | None = None
         for policy in reversed(self.policies):
-            wrapped = functools.update_wrapper(policy.awrap(wrapped), fn)
+            wrapped = functools.update_wrapper(policy.awrap(wrapped or fn), fn)
+        assert wrapped is not None
         return wrapped
+
+
+def _as_coroutine_function(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await fn(*args, **kwargs)
+
+    return call
 
 
 def pipeline(*policies: Policy) -> Pipeline:

@@ -19,7 +19,7 @@ import math
 import random
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeAlias, TypeVar
@@ -817,7 +817,7 @@ class Retry(Policy):
                 continue
             return result  # type: ignore[no-any-return]
 
-    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         """Return `fn` retried under this policy (async)."""
         name = name_of(self.name, fn)
         catch = self._catch

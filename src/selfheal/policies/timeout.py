@@ -26,7 +26,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
@@ -197,7 +197,7 @@ class Timeout(Policy):
 
         return timed
 
-    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
         """Return `fn` cancelled at the deadline, raising `TimeoutError`."""
         name = name_of(self.name, fn)
         if not isinstance(self.clock, SystemClock):
@@ -262,7 +262,11 @@ class Timeout(Policy):
                 timers = self._timers[loop] = _TimerQueue()
             return timers
 
-    def _awrap_clock(self, fn: Callable[P, Awaitable[R]], name: str) -> Callable[P, Awaitable[R]]:
+    def _awrap_clock(
+        self, fn: Callable[P, Awaitable[R]], name: str
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
+        self, fn: Callable[P, Awaitable[R]], name: str
+    ) -> Callable[P, Coroutine[Any, Any, R]]:
         # Another clock (a FakeClock): a helper task sleeps on it, since the loop's timer
         # only knows real time.
         seconds = self.seconds
