@@ -7,15 +7,33 @@ whose extras (``selfheal[server]``, ``[redis]``, ``[postgres]``) are imported wh
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import Event, EventBus, Severity, Subscription
-from selfheal.policies import Policy
+from selfheal.policies import (
+    BreakerRecord,
+    BreakerState,
+    BreakerStore,
+    CircuitBreaker,
+    CircuitBreakerError,
+    FailureRateWindow,
+    MemoryBreakerStore,
+    Policy,
+    SlowCallRule,
+)
 
 __all__ = [
     "SYSTEM_CLOCK",
+    "BreakerRecord",
+    "BreakerState",
+    "BreakerStore",
+    "CircuitBreaker",
+    "CircuitBreakerError",
     "Clock",
     "Event",
     "EventBus",
+    "FailureRateWindow",
+    "MemoryBreakerStore",
     "Policy",
     "Severity",
+    "SlowCallRule",
     "Subscription",
     "SystemClock",
 ]
