@@ -211,29 +211,32 @@ _SLOW = 2
 class _CountWindow:
     """Outcomes of the last `size` calls in a ring, with running sums."""
 
-    __slots__ = ("_failures", "_filled", "_i", "_ring", "_slow")
+    __slots__ = ("_failures", "_filled", "_i", "_ring", "_size", "_slow")
 
     def __init__(self, size: int) -> None:
         self._ring = bytearray(size)
+        self._size = size
         self._i = 0
         self._filled = 0
         self._failures = 0
         self._slow = 0
 
-    def record(self, now: float, flags: int) -> None:
+    def record(self, now: float, flags: int) -> tuple[int, int, int]:
+        """Add one outcome; return (calls, failures, slow calls) in the window."""
         ring, i = self._ring, self._i
-        old = ring[i]
-        if self._filled == len(ring):
-            self._failures -= old & _FAILED
-            self._slow -= (old & _SLOW) >> 1
+        if self._filled == self._size:
+            old = ring[i]
+            if old:
+                self._failures -= old & _FAILED
+                self._slow -= old >> 1
         else:
             self._filled += 1
         ring[i] = flags
-        self._failures += flags & _FAILED
-        self._slow += (flags & _SLOW) >> 1
-        self._i = (i + 1) % len(ring)
-
-    def totals(self, now: float) -> tuple[int, int, int]:
+        if flags:
+            self._failures += flags & _FAILED
+            self._slow += flags >> 1
+        i += 1
+        self._i = 0 if i == self._size else i
         return self._filled, self._failures, self._slow
 
 
@@ -260,22 +263,20 @@ class _TimeWindow:
             self._slow -= slow
         return key
 
-    def record(self, now: float, flags: int) -> None:
+    def record(self, now: float, flags: int) -> tuple[int, int, int]:
+        """Add one outcome; return (calls, failures, slow calls) in the window."""
         key = self._expire(now)
         buckets = self._buckets
         if not buckets or buckets[-1][0] != key:
             buckets.append([key, 0, 0, 0])
         bucket = buckets[-1]
-        failed, slow = flags & _FAILED, (flags & _SLOW) >> 1
+        failed, slow = flags & _FAILED, flags >> 1
         bucket[1] += 1
         bucket[2] += failed
         bucket[3] += slow
         self._calls += 1
         self._failures += failed
         self._slow += slow
-
-    def totals(self, now: float) -> tuple[int, int, int]:
-        self._expire(now)
         return self._calls, self._failures, self._slow
 
 
@@ -420,9 +421,9 @@ class BreakerMachine:
 
     # -- outcomes ------------------------------------------------------------------------
 
-    def _flags(self, failed: bool, duration: float) -> int:
-        slow = self.slow_call is not None and duration >= self.slow_call.duration
-        return (_FAILED if failed else 0) | (_SLOW if slow else 0)
+    def _slow(self, duration: float) -> int:
+        rule = self.slow_call
+        return _SLOW if rule is not None and duration >= rule.duration else 0
 
     def on_success(self, ticket: Ticket, now: float, duration: float = 0.0) -> Change | None:
         """Record a call that returned; `duration` (seconds) matters for slow-call rules.
@@ -430,12 +431,12 @@ class BreakerMachine:
         Returns:
             The state change it caused, if any.
         """
-        flags = self._flags(False, duration)
+        slow = self._slow(duration)
         if type(ticket) is TrialEpoch:
             self.trials_in_flight -= 1
             if ticket is not self.trial:
                 return None
-            if flags:
+            if slow:
                 return self._move(Signal.TRIAL_FAILED, now, "slow_trial")
             ticket.successes += 1
             if ticket.successes >= self.half_open_max_calls:
@@ -445,7 +446,7 @@ class BreakerMachine:
             return None
         assert isinstance(ticket, ClosedEpoch)
         ticket.failures = 0
-        return self._judge_window(now, flags)
+        return None if self.window is None else self._judge_window(now, slow)
 
     def on_failure(self, ticket: Ticket, now: float, duration: float = 0.0) -> Change | None:
         """Record a call that raised an exception that counts as failure.
@@ -464,7 +465,9 @@ class BreakerMachine:
         ticket.failures += 1
         if self.failure_threshold is not None and ticket.failures >= self.failure_threshold:
             return self._move(Signal.TRIPPED, now, "consecutive_failures")
-        return self._judge_window(now, self._flags(True, duration))
+        if self.window is None:
+            return None
+        return self._judge_window(now, _FAILED | self._slow(duration))
 
     def on_ignored(self, ticket: Ticket) -> None:
         """Record a call whose outcome does not count (ignored error, cancellation).
@@ -475,13 +478,10 @@ class BreakerMachine:
             self.trials_in_flight -= 1
 
     def _judge_window(self, now: float, flags: int) -> Change | None:
-        window = self.window
-        if window is None:
-            return None
-        window.record(now, flags)
-        spec = self.window_spec
+        window, spec = self.window, self.window_spec
+        assert window is not None
         assert spec is not None
-        calls, failures, slow = window.totals(now)
+        calls, failures, slow = window.record(now, flags)
         if calls < spec.min_calls:
             return None
         if failures and failures >= spec.threshold * calls:

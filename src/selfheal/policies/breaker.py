@@ -549,9 +549,11 @@ class CircuitBreaker(Policy):
         if self._lean and type(ticket) is ClosedEpoch:
             ticket.failures = 0
             return
-        duration = self._monotonic() - start if self._timed else 0.0
+        monotonic = self._monotonic
         with self._lock:
-            change = self._machine.on_success(ticket, self._monotonic(), duration)
+            # Read inside the lock, so a time window sees its calls in time order.
+            now = monotonic()
+            change = self._machine.on_success(ticket, now, now - start if self._timed else 0.0)
             if change is not None:
                 self._persist(change)
         if change is not None:
@@ -563,9 +565,10 @@ class CircuitBreaker(Policy):
                 with self._lock:
                     self._machine.on_ignored(ticket)
             return
-        duration = self._monotonic() - start if self._timed else 0.0
+        monotonic = self._monotonic
         with self._lock:
-            change = self._machine.on_failure(ticket, self._monotonic(), duration)
+            now = monotonic()
+            change = self._machine.on_failure(ticket, now, now - start if self._timed else 0.0)
             if change is not None:
                 self._persist(change)
         if change is not None:
