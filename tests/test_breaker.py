@@ -797,6 +797,25 @@ def test_breakers_sharing_a_store_follow_each_other_after_recovery(clock: FakeCl
     assert info.value.remaining == pytest.approx(5.0)
 
 
+def test_reading_state_after_recovery_also_follows_the_store(clock: FakeClock) -> None:
+    store = MemoryBreakerStore()
+    a = CircuitBreaker(
+        failure_threshold=1, recovery_timeout=10, name="db", store=store, clock=clock
+    )
+    b = CircuitBreaker(
+        failure_threshold=1, recovery_timeout=10, name="db", store=store, clock=clock
+    )
+    fail(a)
+    fail(b)
+    clock.advance(4)
+    a.open()  # re-opened at t=4 by an operator
+    clock.advance(6)
+    assert b.state is OPEN  # not HALF_OPEN: the store says open until t=14
+    assert b.remaining == pytest.approx(4.0)
+    clock.advance(4)
+    assert b.state is HALF_OPEN
+
+
 def test_refresh_adopts_the_store(clock: FakeClock) -> None:
     store = MemoryBreakerStore()
     a = CircuitBreaker(failure_threshold=1, name="db", store=store, clock=clock)

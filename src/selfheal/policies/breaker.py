@@ -285,11 +285,14 @@ class CircuitBreaker(Policy):
         if machine.gate is not None:
             return BreakerState.CLOSED
         with self._lock:
-            state, change = machine.current(self._monotonic())
+            now = self._monotonic()
+            adopted = self._follow_store_locked(now)
+            state, change = machine.current(now)
             if change is not None:
                 self._persist(change)
-        if change is not None:
-            self._announce(change)
+        for c in (adopted, change):
+            if c is not None:
+                self._announce(c)
         return state
 
     @property
@@ -515,17 +518,9 @@ class CircuitBreaker(Policy):
     def _enter(self) -> _Ticket:
         """Admit a call when the breaker is not CLOSED (or raise `CircuitBreakerError`)."""
         machine = self._machine
-        adopted = None
         with self._lock:
             now = self._monotonic()
-            if (
-                self._store is not None
-                and machine.state is BreakerState.OPEN
-                and machine.remaining(now) == 0
-            ):
-                # The recovery timeout is over: first follow the store, in case another
-                # instance re-opened or closed the breaker meanwhile.
-                adopted = self._adopt_locked(self._store.load(self.name), now)
+            adopted = self._follow_store_locked(now)
             ticket, moved = machine.admit(now)
             if moved is not None:
                 self._persist(moved)
@@ -583,6 +578,14 @@ class CircuitBreaker(Policy):
             wall_opened = self._clock.time() - (change.at - machine.opened_at)
             self._saved = BreakerRecord(change.new, wall_opened)
             store.save(self.name, self._saved)
+
+    def _follow_store_locked(self, now: float) -> Change | None:
+        machine, store = self._machine, self._store
+        if store is None or machine.state is not BreakerState.OPEN or machine.remaining(now):
+            return None
+        # The recovery timeout is over: before probing, follow the store in case another
+        # instance re-opened or closed the breaker meanwhile.
+        return self._adopt_locked(store.load(self.name), now)
 
     def _adopt(self, record: BreakerRecord | None, *, announce: bool) -> None:
         with self._lock:
