@@ -339,6 +339,11 @@ class CircuitBreaker(Policy):
     def execute(self, func: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call `func(*args, **kwargs)` through the breaker (the article's API).
 
+        Args:
+            func: The protected function.
+            *args: Its positional arguments.
+            **kwargs: Its keyword arguments.
+
         Returns:
             What `func` returns.
 
@@ -359,6 +364,11 @@ class CircuitBreaker(Policy):
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
     ) -> R:
         """Await `func(*args, **kwargs)` through the breaker.
+
+        Args:
+            func: The protected coroutine function.
+            *args: Its positional arguments.
+            **kwargs: Its keyword arguments.
 
         Returns:
             What `func` returns.
