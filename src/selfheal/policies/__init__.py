@@ -2,6 +2,16 @@
 
 from selfheal.policies._base import Policy
 from selfheal.policies._deadline import current_deadline, remaining
+from selfheal.policies.breaker import (
+    BreakerRecord,
+    BreakerState,
+    BreakerStore,
+    CircuitBreaker,
+    CircuitBreakerError,
+    FailureRateWindow,
+    MemoryBreakerStore,
+    SlowCallRule,
+)
 from selfheal.policies.bulkhead import Bulkhead, BulkheadFullError
 from selfheal.policies.fallback import Fallback, fallback
 from selfheal.policies.pipeline import Pipeline, pipeline
@@ -28,19 +38,27 @@ from selfheal.policies.timeout import Timeout, TimeoutError
 
 __all__ = [
     "Backoff",
+    "BreakerRecord",
+    "BreakerState",
+    "BreakerStore",
     "Bulkhead",
     "BulkheadFullError",
+    "CircuitBreaker",
+    "CircuitBreakerError",
     "ConstantBackoff",
     "DecorrelatedJitter",
     "ExponentialBackoff",
+    "FailureRateWindow",
     "Fallback",
     "LinearBackoff",
+    "MemoryBreakerStore",
     "Pipeline",
     "Policy",
     "RandomJitter",
     "Retry",
     "RetryBudget",
     "RetryError",
+    "SlowCallRule",
     "Stop",
     "StopAfterAttempts",
     "StopAfterDelay",

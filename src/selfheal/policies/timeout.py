@@ -265,8 +265,6 @@ class Timeout(Policy):
     def _awrap_clock(
         self, fn: Callable[P, Awaitable[R]], name: str
     ) -> Callable[P, Coroutine[Any, Any, R]]:
-        self, fn: Callable[P, Awaitable[R]], name: str
-    ) -> Callable[P, Coroutine[Any, Any, R]]:
         # Another clock (a FakeClock): a helper task sleeps on it, since the loop's timer
         # only knows real time.
         seconds = self.seconds
