@@ -364,7 +364,8 @@ class Supervisor:
         try:
             return self._instances[name]
         except KeyError:
-            valid = ", ".join(self._instances) or "none configured"
+            known = [*self._specs, *(i for i in self._instances if i not in self._specs)]
+            valid = ", ".join(known) or "none configured"
             raise KeyError(f"no program or process {name!r}; known: {valid}") from None
 
     def _resolve(self, name: str) -> list[_Instance]:
