@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -32,8 +33,8 @@ class Recorder:
     def of(self, type_: str) -> list[Event]:
         return [e for e in self.events if e.type == type_]
 
-    async def wait(self, type_: str, count: int = 1, timeout: float = 10.0) -> Event:
-        async with asyncio.timeout(timeout):
+    async def wait(self, type_: str, count: int = 1, within: float = 10.0) -> Event:
+        async with asyncio.timeout(within):
             while len(self.of(type_)) < count:
                 self._changed.clear()
                 await self._changed.wait()
@@ -66,7 +67,5 @@ def read_int(path: Path, timeout: float = 10.0) -> int:
 
 
 def kill_quietly(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 9)
-    except ProcessLookupError:
-        pass

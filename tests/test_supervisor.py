@@ -87,7 +87,6 @@ async def test_crash_is_restarted_at_once_and_events_carry_the_tail(tmp_path: Pa
         assert not alive(first)
     finally:
         await sup.stop()
-    assert sup.state if True else None
     assert rec.of("process.web.exited")[-1].data["expected"] is True
 
 
@@ -266,7 +265,7 @@ async def test_sd_notify_ready_status_and_missed_heartbeat(tmp_path: Path) -> No
         await rec.wait("process.notifier.ready")
         assert sup.status()[0]["status"] == "serving"
         # Two heartbeats, then silence: restarted 0.3 s after the last one.
-        unhealthy = await rec.wait("process.notifier.unhealthy", timeout=10)
+        unhealthy = await rec.wait("process.notifier.unhealthy", within=10)
         assert "no sd_notify WATCHDOG=1 for 0.3 s" in unhealthy.data["reason"]
         await rec.wait("process.notifier.started", 2)
         await rec.wait("process.notifier.ready", 2)
@@ -397,7 +396,8 @@ async def test_leftovers_of_a_dead_run_are_ended(tmp_path: Path) -> None:
     assert child is not None
     # Simulate a daemon that died: forget everything without stopping the children.
     for inst in sup._instances.values():
-        assert inst.watch is not None and inst.popen is not None
+        assert inst.watch is not None
+        assert inst.popen is not None
         inst.watch.close()
         inst.popen.returncode = 0  # this test reaps it by hand below
         sup._close_output(inst)
@@ -412,7 +412,7 @@ async def test_leftovers_of_a_dead_run_are_ended(tmp_path: Path) -> None:
     try:
         ended = await rec2.wait("supervisor.leftovers.ended")
         assert set(ended.data["pids"]) == {child, grandchild}
-        os.waitpid(child, 0)  # reap it: it was our child in this test process
+        os.waitpid(child, 0)  # noqa: ASYNC222 - reap it: the test process is its parent
         assert not alive(grandchild)
     finally:
         await sup2.stop()

@@ -158,6 +158,17 @@ class ProcessWatchdog:
         self._call(sup.start_program(name))
         return sup.state(name) is ProcessState.RUNNING
 
+    def stop_process(self, name: str) -> None:
+        """Stop `name` (SIGTERM to its process group, SIGKILL after the grace period).
+
+        Raises:
+            ValueError: If `name` is not registered.
+        """
+        if name not in self._specs:
+            raise ValueError(f"Process {name} not registered")
+        if self._supervisor is not None:
+            self._call(self._supervisor.stop_program(name))
+
     def check_and_restart(self) -> list[str]:
         """Start any registered program that is not running and not given up (FATAL).
 
