@@ -2,29 +2,39 @@
 
 `Runtime` is generic: anything with ``async start()`` / ``async stop()`` (a `Component`) can
 be added: the supervisor, its control API, later a journal or a recovery engine. `Daemon`
-builds the runtime ``selfheal run CONFIG`` runs from a config file and knows how to reload it.
+builds the runtime ``selfheal run CONFIG`` runs, from a `DaemonPlan`.
+
+A plan is the validated config in standard-library objects. ``selfheal run`` validates the
+file (pydantic), writes the plan to a memfd and execs ``python -m selfheal.runtime daemon``:
+the long-running process never imports pydantic, click or rich, which keeps its memory near
+supervisord's. A reload compiles the new plan in a short-lived subprocess for the same reason.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
-from collections.abc import Iterable
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._component import Component
 from selfheal.events import EventBus
+from selfheal.supervisor._spec import ProgramSpec, spec_from_dict, spec_to_dict
 
 if TYPE_CHECKING:
     from selfheal.config import SelfhealConfig
-    from selfheal.supervisor import ProgramSpec, Supervisor
+    from selfheal.supervisor import Supervisor
 
-__all__ = ["Daemon", "Runtime"]
+__all__ = ["Daemon", "DaemonPlan", "Runtime", "compile_plan", "main"]
 
 logger = logging.getLogger("selfheal.runtime")
 
@@ -125,109 +135,89 @@ class Runtime:
             await self.stop()
 
 
-class Daemon:
-    """What ``selfheal run CONFIG`` runs: a supervisor and its control API, from a file.
+@dataclass(frozen=True, slots=True)
+class DaemonPlan:
+    """The validated config of a daemon, in standard-library objects, paths resolved.
 
-    Relative paths in the config (``state_dir``, ``log_dir``, programs' ``cwd``) are relative
-    to the config file's directory; a program without ``cwd`` runs there too.
-
-    Args:
-        config_path: The ``selfheal.toml``.
-        clock: The clock of every component.
+    Attributes:
+        config_path: The absolute path of the ``selfheal.toml`` (reloads re-read it).
+        state_dir: Lock, children file, notify socket, control files.
+        log_dir: Programs' output files.
+        programs: What to supervise, in config order.
+        control: The ``[control]`` table as plain data (``enabled``, ``host``, ``port``,
+            ``socket`` (absolute or None), ``token``, ``status_requires_token``).
+        extra: The rest of the config (``recovery``, ``journal``...) as plain data, for the
+            components that other areas add.
     """
 
-    def __init__(self, config_path: str | os.PathLike[str], *, clock: Clock = SYSTEM_CLOCK):
-        from selfheal.supervisor import Supervisor
+    config_path: str
+    state_dir: str
+    log_dir: str
+    programs: tuple[ProgramSpec, ...]
+    control: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-        self.config_path = Path(config_path).resolve()
-        self.base_dir = self.config_path.parent
-        self.config = load_daemon_config(self.config_path)
-        control = self.config.control
-        self.state_dir = self.base_dir / control.state_dir
-        self.log_dir = self.base_dir / (control.log_dir or f"{control.state_dir}/logs")
-        self.runtime = Runtime(clock=clock)
-        self.supervisor: Supervisor = Supervisor(
-            self.specs(self.config),
-            bus=self.runtime.bus,
-            clock=clock,
-            state_dir=self.state_dir,
-            log_dir=self.log_dir,
+    def to_json(self) -> str:
+        """Return the plan as JSON (`from_json` reads it back)."""
+        return json.dumps(
+            {
+                "config_path": self.config_path,
+                "state_dir": self.state_dir,
+                "log_dir": self.log_dir,
+                "programs": [spec_to_dict(p) for p in self.programs],
+                "control": self.control,
+                "extra": self.extra,
+            }
         )
-        self.runtime.add(self.supervisor)
-        if control.enabled:
-            from selfheal.web.control import ControlServer
 
-            socket_path = self.base_dir / control.socket if control.socket else None
-            self.runtime.add(
-                ControlServer(
-                    self.supervisor,
-                    state_dir=self.state_dir,
-                    host=control.host,
-                    port=control.port,
-                    socket_path=socket_path,
-                    token=control.token,
-                    status_requires_token=control.status_requires_token,
-                    reload=self.reload,
-                    extra={"config": str(self.config_path), "log_dir": str(self.log_dir)},
-                )
-            )
+    @classmethod
+    def from_json(cls, text: str) -> DaemonPlan:
+        """Return the plan `to_json` wrote."""
+        data = json.loads(text)
+        return cls(
+            config_path=data["config_path"],
+            state_dir=data["state_dir"],
+            log_dir=data["log_dir"],
+            programs=tuple(spec_from_dict(p) for p in data["programs"]),
+            control=dict(data.get("control", {})),
+            extra=dict(data.get("extra", {})),
+        )
 
-    def __repr__(self) -> str:
-        return f"Daemon({str(self.config_path)!r})"
 
-    def specs(self, config: SelfhealConfig) -> list[ProgramSpec]:
-        """Return the programs of `config` as specs, paths made relative to the config dir."""
-        specs = []
-        for name, prog in config.programs.items():
-            spec = prog.to_spec(name, base_dir=self.base_dir)
-            if spec.cwd is None:
-                from dataclasses import replace
+def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
+    """Read, validate and resolve a config file into a `DaemonPlan` (needs pydantic).
 
-                spec = replace(spec, cwd=str(self.base_dir))
-            specs.append(spec)
-        return specs
+    Relative paths (``state_dir``, ``log_dir``, ``socket``, programs' ``cwd``) are relative
+    to the config file's directory; a program without ``cwd`` runs there.
 
-    async def reload(self) -> dict[str, Any]:
-        """Re-read the config file and apply its programs (only changed ones restart).
+    Raises:
+        ConfigError: Naming every bad key with its line.
+    """
+    from dataclasses import replace
 
-        Raises:
-            ReloadError: If the file is not a valid config; nothing is changed then.
-        """
-        from selfheal.config import ConfigError
-        from selfheal.web.control import ReloadError
-
-        try:
-            config = load_daemon_config(self.config_path)
-        except ConfigError as exc:
-            raise ReloadError(str(exc)) from None
-        if config.control != self.config.control:
-            logger.warning("reload: [control] changes take effect at the next start")
-        result = await self.supervisor.apply(self.specs(config))
-        self.config = config
-        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result.to_dict())
-        return result.to_dict()
-
-    async def run(self) -> None:
-        """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""
-        loop = asyncio.get_running_loop()
-
-        def hup() -> None:
-            task = loop.create_task(self._reload_logged())
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-
-        self._pending: set[asyncio.Task[None]] = set()
-        await self.runtime.run(on_signal={signal.SIGHUP: hup})
-
-    async def _reload_logged(self) -> None:
-        from selfheal.web.control import ReloadError
-
-        try:
-            result = await self.reload()
-        except ReloadError as exc:
-            logger.error("reload refused: %s", exc)
-        else:
-            logger.warning("reloaded: %s", result)
+    path = Path(config_path).resolve()
+    base = path.parent
+    config = load_daemon_config(path)
+    control = config.control
+    programs = []
+    for name, prog in config.programs.items():
+        spec = prog.to_spec(name, base_dir=base)
+        programs.append(spec if spec.cwd is not None else replace(spec, cwd=str(base)))
+    return DaemonPlan(
+        config_path=str(path),
+        state_dir=str(base / control.state_dir),
+        log_dir=str(base / (control.log_dir or f"{control.state_dir}/logs")),
+        programs=tuple(programs),
+        control={
+            "enabled": control.enabled,
+            "host": control.host,
+            "port": control.port,
+            "socket": str(base / control.socket) if control.socket else None,
+            "token": control.token,
+            "status_requires_token": control.status_requires_token,
+        },
+        extra=config.model_dump(mode="json", exclude={"programs", "control"}),
+    )
 
 
 def load_daemon_config(path: str | os.PathLike[str]) -> SelfhealConfig:
@@ -246,3 +236,200 @@ def load_daemon_config(path: str | os.PathLike[str]) -> SelfhealConfig:
     with contextlib.suppress(tomllib.TOMLDecodeError):
         validate_model(ProgramsTable, tomllib.loads(text), text=text, source=str(path))
     return config
+
+
+#: Compiles a config file into a plan, or raises `ReloadError` with the reasons.
+Recompile = Callable[[str], Awaitable[DaemonPlan]]
+
+
+async def compile_in_subprocess(config_path: str) -> DaemonPlan:
+    """Compile `config_path` in a short-lived ``python -m selfheal.runtime compile``.
+
+    Keeps pydantic out of the daemon's memory.
+
+    Raises:
+        ReloadError: With the config's problems, or why the compiler failed.
+    """
+    from selfheal.web.control import ReloadError
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "selfheal.runtime",
+        "compile",
+        config_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise ReloadError(err.decode(errors="replace").strip() or f"exit {proc.returncode}")
+    return DaemonPlan.from_json(out.decode())
+
+
+class Daemon:
+    """What ``selfheal run CONFIG`` runs: a supervisor and its control API, from a plan.
+
+    Args:
+        plan: The validated config (`compile_plan`, or `DaemonPlan.from_json`).
+        clock: The clock of every component.
+        recompile: How `reload` turns the config file into a new plan (by default in a
+            subprocess, so the daemon never loads pydantic).
+    """
+
+    def __init__(
+        self,
+        plan: DaemonPlan,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        recompile: Recompile = compile_in_subprocess,
+    ) -> None:
+        from selfheal.supervisor import Supervisor
+
+        self.plan = plan
+        self._recompile = recompile
+        self.runtime = Runtime(clock=clock)
+        self.supervisor: Supervisor = Supervisor(
+            plan.programs,
+            bus=self.runtime.bus,
+            clock=clock,
+            state_dir=plan.state_dir,
+            log_dir=plan.log_dir,
+        )
+        self.runtime.add(self.supervisor)
+        control = plan.control
+        if control.get("enabled", True):
+            from selfheal.web.control import ControlServer
+
+            self.runtime.add(
+                ControlServer(
+                    self.supervisor,
+                    state_dir=plan.state_dir,
+                    host=control.get("host", "127.0.0.1"),
+                    port=control.get("port", 0),
+                    socket_path=control.get("socket"),
+                    token=control.get("token"),
+                    status_requires_token=control.get("status_requires_token", False),
+                    reload=self.reload,
+                    extra={"config": plan.config_path, "log_dir": plan.log_dir},
+                )
+            )
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_config(cls, config_path: str | os.PathLike[str], **kw: Any) -> Daemon:
+        """Compile `config_path` here (needs pydantic) and build the daemon.
+
+        Raises:
+            ConfigError: Naming every bad key with its line.
+        """
+        return cls(compile_plan(config_path), **kw)
+
+    def __repr__(self) -> str:
+        return f"Daemon({self.plan.config_path!r})"
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply its programs (only changed ones restart).
+
+        Raises:
+            ReloadError: If the file is not a valid config; nothing is changed then.
+        """
+        plan = await self._recompile(self.plan.config_path)
+        if (plan.control, plan.state_dir) != (self.plan.control, self.plan.state_dir):
+            logger.warning("reload: [control] changes take effect at the next start")
+        result = await self.supervisor.apply(plan.programs)
+        self.plan = plan
+        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result.to_dict())
+        return result.to_dict()
+
+    async def run(self) -> None:
+        """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""
+        loop = asyncio.get_running_loop()
+
+        def hup() -> None:
+            task = loop.create_task(self._reload_logged())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        await self.runtime.run(on_signal={signal.SIGHUP: hup})
+
+    async def _reload_logged(self) -> None:
+        from selfheal.web.control import ReloadError
+
+        try:
+            result = await self.reload()
+        except ReloadError as exc:
+            logger.error("reload refused: %s", exc)
+        else:
+            logger.warning("reloaded: %s", result)
+
+
+#: Exit status of a daemon that found another one on its state dir.
+EXIT_LOCKED = 3
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m selfheal.runtime``: ``daemon --plan-fd N`` or ``compile CONFIG``.
+
+    Returns:
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog="python -m selfheal.runtime")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    d = sub.add_parser("daemon", help="run a daemon from a plan (what `selfheal run` execs)")
+    d.add_argument("--plan-fd", type=int, required=True)
+    d.add_argument("-v", "--verbose", action="store_true")
+    c = sub.add_parser("compile", help="print the plan of CONFIG as JSON, or its problems")
+    c.add_argument("config")
+    args = parser.parse_args(argv)
+    if args.mode == "compile":
+        from selfheal.config import ConfigError
+
+        try:
+            sys.stdout.write(compile_plan(args.config).to_json())
+        except ConfigError as exc:
+            sys.stderr.write(f"{exc}\n")
+            return EXIT_CONFIG
+        return 0
+    with os.fdopen(args.plan_fd, "r") as f:
+        plan = DaemonPlan.from_json(f.read())
+    return run_daemon(plan, verbose=args.verbose)
+
+
+def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
+    """Run a daemon in the foreground, logging to stderr, until SIGINT/SIGTERM.
+
+    Returns:
+        0, or `EXIT_LOCKED` if another daemon uses the state dir.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
+    daemon = Daemon(plan)
+    events = logging.getLogger("selfheal.events")
+
+    def log_event(event: Any) -> None:
+        level = logging.INFO
+        if event.severity in ("warning", "error", "critical"):
+            level = logging.WARNING
+        if events.isEnabledFor(level):
+            data = " ".join(f"{k}={v!r}" for k, v in event.data.items() if k != "tail")
+            events.log(level, "%s %s", event.type, data)
+
+    daemon.runtime.bus.subscribe("*", log_event)
+    try:
+        asyncio.run(daemon.run())
+    except RuntimeError as exc:
+        if "another supervisor" not in str(exc):
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_LOCKED
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,6 @@ import click
 from selfheal.cli._common import console, fail
 
 __all__ = ["commands"]
-
-_EXIT_LOCKED = 3
 
 _config_option = click.option(
     "-c",
@@ -45,39 +44,25 @@ def run(config: str, verbose: bool) -> None:
 
     SIGHUP (or `selfheal reload`) re-reads CONFIG and restarts only what changed.
     """
-    import asyncio
-    import logging
-
     from selfheal.config import ConfigError
-    from selfheal.runtime import Daemon
+    from selfheal.runtime import compile_plan
 
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
-        daemon = Daemon(config)
+        plan = compile_plan(config)
     except ConfigError as exc:
         fail(str(exc))
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
-    events = logging.getLogger("selfheal.events")
-
-    def log_event(event: Any) -> None:
-        data = " ".join(f"{k}={v!r}" for k, v in event.data.items() if k != "tail")
-        events.log(
-            logging.WARNING if event.severity in ("warning", "error", "critical") else logging.INFO,
-            "%s %s",
-            event.type,
-            data,
-        )
-
-    daemon.runtime.bus.subscribe("*", log_event)
-    try:
-        asyncio.run(daemon.run())
-    except RuntimeError as exc:
-        if "another supervisor" in str(exc):
-            fail(str(exc), code=_EXIT_LOCKED)
-        raise
+    # The validated plan goes to a lean daemon through a memfd; exec keeps the pid, drops
+    # click, rich and pydantic from the long-running process.
+    fd = os.memfd_create("selfheal-plan", 0)
+    os.write(fd, plan.to_json().encode())
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.set_inheritable(fd, True)
+    argv = [sys.executable, "-m", "selfheal.runtime", "daemon", "--plan-fd", str(fd)]
+    if verbose:
+        argv.append("--verbose")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)  # noqa: S606 - an argv list, no shell
 
 
 @click.command()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -85,6 +84,8 @@ def spawn(
 
 
 def _pdeathsig_preexec(parent: int) -> Callable[[], None]:
+    import ctypes  # only when asked for: it costs memory every daemon would carry
+
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
 

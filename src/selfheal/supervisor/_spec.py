@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
 
-__all__ = ["BackoffSpec", "IntensitySpec", "LogSpec", "ProbeSpec", "ProgramSpec"]
+__all__ = [
+    "BackoffSpec",
+    "IntensitySpec",
+    "LogSpec",
+    "ProbeSpec",
+    "ProgramSpec",
+    "spec_from_dict",
+    "spec_to_dict",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +149,34 @@ class ProgramSpec:
         if self.numprocs == 1:
             return [self.name]
         return [f"{self.name}:{i}" for i in range(self.numprocs)]
+
+
+def spec_to_dict(spec: ProgramSpec) -> dict[str, Any]:
+    """Return `spec` as JSON-ready data (`spec_from_dict` reads it back)."""
+    data = asdict(spec)
+    data["command"] = list(spec.command)
+    data["env"] = [list(kv) for kv in spec.env]
+    data["exit_codes"] = sorted(spec.exit_codes)
+    data["depends_on"] = list(spec.depends_on)
+    for probe in ("liveness", "readiness"):
+        if data[probe] is not None:
+            data[probe]["argv"] = list(data[probe]["argv"])
+    return data
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> ProgramSpec:
+    """Return the `ProgramSpec` that `spec_to_dict` turned into `data`."""
+    d = dict(data)
+    d["command"] = tuple(d["command"])
+    d["env"] = tuple((str(k), str(v)) for k, v in d.get("env", ()))
+    d["exit_codes"] = frozenset(d.get("exit_codes", (0,)))
+    d["depends_on"] = tuple(d.get("depends_on", ()))
+    d["backoff"] = BackoffSpec(**d.get("backoff", {}))
+    d["intensity"] = IntensitySpec(**d.get("intensity", {}))
+    d["log"] = LogSpec(**d.get("log", {}))
+    for probe in ("liveness", "readiness"):
+        if d.get(probe) is not None:
+            p = dict(d[probe])
+            p["argv"] = tuple(p.get("argv", ()))
+            d[probe] = ProbeSpec(**p)
+    return ProgramSpec(**d)
