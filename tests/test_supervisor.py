@@ -23,7 +23,7 @@ from selfheal.supervisor import (
 )
 from selfheal.supervisor._logs import OutputLog
 from selfheal.testing import FakeClock
-from supervisor_helpers import PY, Recorder, alive, kill_quietly, read_int
+from supervisor_helpers import PY, Recorder, alive, kill_quietly, read_int, wait_until
 
 pytestmark = pytest.mark.anyio
 S = ProcessState
@@ -439,3 +439,87 @@ def test_output_log_rotates_by_size(tmp_path: Path) -> None:
     assert all(p.stat().st_size <= 1024 for p in tmp_path.iterdir())
     assert "line 0099" in (tmp_path / "x.log").read_text()
     assert log.tail()[-1].startswith("line 0099")
+
+
+async def test_command_probes_gate_readiness_and_restart(tmp_path: Path) -> None:
+    flag = tmp_path / "healthy"
+    check = ("test", "-f", str(flag))
+    prog = ProgramSpec(
+        "gated",
+        SLEEP,
+        ready="probe",
+        readiness=ProbeSpec("command", argv=check, interval=0.02, timeout=2.0),
+        liveness=ProbeSpec("command", argv=check, interval=0.02, failure_threshold=2),
+        backoff=FAST,
+    )
+    sup, rec = make(tmp_path, prog)
+    await sup.start()
+    try:
+        await rec.wait("process.gated.started")
+        await asyncio.sleep(0.1)
+        assert sup.state("gated") is S.STARTING  # readiness keeps failing: not ready
+        flag.touch()
+        await rec.wait("process.gated.ready")
+        flag.unlink()
+        unhealthy = await rec.wait("process.gated.unhealthy")
+        assert "test exited with 1" in unhealthy.data["reason"]
+        await rec.wait("process.gated.started", 2)
+        assert sup.state("gated") is S.STARTING  # not ready again until the flag is back
+    finally:
+        await sup.stop()
+
+
+async def test_exit_watch_without_pidfd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from selfheal.supervisor import _proc
+
+    monkeypatch.setattr(_proc, "_HAS_PIDFD", False)
+    sup, rec = make(tmp_path, ProgramSpec("w", SLEEP, backoff=FAST))
+    await sup.start()
+    try:
+        first = (await rec.wait("process.w.started")).data["pid"]
+        os.kill(first, signal.SIGKILL)
+        exited = await rec.wait("process.w.exited")
+        assert exited.data["signal"] == "SIGKILL"
+        await rec.wait("process.w.started", 2)
+        assert not alive(first)
+    finally:
+        await sup.stop()
+
+
+def test_pdeathsig_ends_the_child_when_its_parent_dies(tmp_path: Path) -> None:
+    import subprocess
+
+    script = (
+        "import os, sys, time\n"
+        "from selfheal.supervisor._proc import spawn\n"
+        "p = spawn([sys.executable, '-c', 'import time; time.sleep(60)'], cwd=None,\n"
+        "          env=dict(os.environ), stdout_fd=1, pdeathsig=True)\n"
+        "print(p.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([PY, "-c", script], stdout=subprocess.PIPE)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    try:
+        assert alive(child)
+        parent.kill()
+        parent.wait()
+        assert wait_until(lambda: not alive(child), 5)
+    finally:
+        parent.stdout.close()
+        kill_quietly(child)
+
+
+def test_supervisor_all_is_sorted_and_documented() -> None:
+    import inspect
+
+    import selfheal.supervisor as pkg
+
+    names = list(pkg.__all__)
+    assert names == sorted(
+        names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n)
+    )
+    for name in names:
+        obj = getattr(pkg, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__doc__, name

@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from selfheal.supervisor._core import Supervisor
 
-__all__ = ["ControlServer", "control_app", "read_control_file"]
+__all__ = ["ControlServer", "ReloadError", "control_app", "read_control_file"]
 
 logger = logging.getLogger("selfheal.web.control")
 
