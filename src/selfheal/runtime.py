@@ -428,6 +428,9 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
             raise
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_LOCKED
+    except OSError as exc:  # e.g. the control port is taken: say so, no traceback
+        sys.stderr.write(f"error: cannot run the daemon: {exc}\n")
+        return 1
     return 0
 
 

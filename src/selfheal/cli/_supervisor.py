@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
@@ -185,11 +185,15 @@ def _last_lines(path: Path, count: int) -> list[str]:
 
 
 def _follow(path: Path) -> Iterator[str]:
-    """Yield what is appended to `path`, across rotations (the file is replaced)."""
-    from selfheal._clock import SYSTEM_CLOCK
-
+    """Return what is appended to `path` from now on, across rotations (file replaced)."""
     f = path.open("rb")
     f.seek(0, os.SEEK_END)
+    return _follow_from(path, f)
+
+
+def _follow_from(path: Path, f: BinaryIO) -> Iterator[str]:
+    from selfheal._clock import SYSTEM_CLOCK
+
     inode = os.fstat(f.fileno()).st_ino
     try:
         while True:
