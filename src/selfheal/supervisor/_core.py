@@ -89,6 +89,7 @@ class _Instance:
         self.run_tasks: list[asyncio.Future[Any]] = []
         self.waiters: list[tuple[frozenset[ProcessState], asyncio.Future[None]]] = []
         self.env: dict[str, str] = {}
+        self.log_failed = False
 
 
 class Supervisor:
@@ -548,9 +549,22 @@ class Supervisor:
         except OSError:
             data = b""
         if data:
-            inst.log.write(data)
+            self._write_log(inst, data)
         else:
             self._close_output(inst)
+
+    def _write_log(self, inst: _Instance, data: bytes) -> None:
+        # A full disk must not stop the draining: the child would block on a full pipe.
+        try:
+            inst.log.write(data)
+        except OSError as exc:
+            if not inst.log_failed:
+                logger.error(
+                    "cannot write the output of %s to %s: %s", inst.name, inst.log.path, exc
+                )
+            inst.log_failed = True
+        else:
+            inst.log_failed = False
 
     def _drain_output(self, inst: _Instance) -> None:
         while inst.out_fd >= 0:
@@ -563,7 +577,7 @@ class Supervisor:
             if not data:
                 self._close_output(inst)
                 return
-            inst.log.write(data)
+            self._write_log(inst, data)
 
     def _close_output(self, inst: _Instance) -> None:
         if inst.out_fd >= 0 and self._loop is not None:
