@@ -523,3 +523,26 @@ def test_supervisor_all_is_sorted_and_documented() -> None:
         obj = getattr(pkg, name)
         if inspect.isclass(obj) or inspect.isfunction(obj):
             assert obj.__doc__, name
+
+
+async def test_http_liveness_probe_failing_with_500_restarts(tmp_path: Path) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    probe = ProbeSpec(
+        "http", f"http://127.0.0.1:{port}/healthz", interval=0.02, failure_threshold=2
+    )
+    sup, rec = make(tmp_path, ProgramSpec("api", SLEEP, liveness=probe, backoff=FAST))
+    await sup.start()
+    try:
+        unhealthy = await rec.wait("process.api.unhealthy")
+        assert "HTTP 500" in unhealthy.data["reason"]
+        await rec.wait("process.api.started", 2)
+    finally:
+        await sup.stop()
+        server.close()
