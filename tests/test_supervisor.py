@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -287,7 +288,32 @@ async def test_heartbeats_keep_the_program_alive(tmp_path: Path) -> None:
 
 
 async def test_sd_notify_from_a_helper_process_in_the_session(tmp_path: Path) -> None:
-    # systemd-notify is a separate process; it is attributed through its session id.
+    # The datagram comes from a grandchild, attributed through its session id.
+    helper = (
+        "import os, socket, time\n"
+        "a = os.environ['NOTIFY_SOCKET']\n"
+        "a = '\\0' + a[1:] if a.startswith('@') else a\n"
+        "socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1\\nSTATUS=hi', a)\n"
+        "time.sleep(1)\n"
+    )
+    parent = (
+        "import subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {helper!r}])\n"
+        "time.sleep(60)\n"
+    )
+    prog = ProgramSpec("parent", (PY, "-c", parent), ready="notify")
+    sup, rec = make(tmp_path, prog)
+    await sup.start()
+    try:
+        await rec.wait("process.parent.ready")
+        assert sup.status()[0]["status"] == "hi"
+    finally:
+        await sup.stop()
+
+
+@pytest.mark.skipif(shutil.which("systemd-notify") is None, reason="needs systemd-notify")
+async def test_sd_notify_from_systemd_notify(tmp_path: Path) -> None:
+    # The reference client, run from a shell script.
     script = "systemd-notify --ready --status=via-helper; sleep 60"
     prog = ProgramSpec("shelly", (script,), shell=True, ready="notify")
     sup, rec = make(tmp_path, prog)
