@@ -77,3 +77,17 @@ def test_bad_toml_names_the_line() -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_cross_program_errors_are_reported_with_lines() -> None:
+    text = """
+[programs.web]
+command = ["python"]
+depends_on = ["db"]
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (issue,) = info.value.issues
+    assert issue.key.startswith("programs.web.depends_on")
+    assert issue.line == 4
+    assert "db" in issue.message

@@ -46,6 +46,7 @@ from selfheal.policies import (
     retry_after_hint,
     set_testing,
 )
+from selfheal.supervisor.watchdog import ProcessWatchdog
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -71,6 +72,7 @@ __all__ = [
     "MemoryBreakerStore",
     "Pipeline",
     "Policy",
+    "ProcessWatchdog",
     "RandomJitter",
     "Retry",
     "RetryBudget",

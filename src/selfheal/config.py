@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal.recovery.config import RecoveryRuleConfig
 from selfheal.store.config import JournalConfig
-from selfheal.supervisor.config import ControlConfig, ProgramConfig
+from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
 
 __all__ = [
     "ConfigError",
@@ -112,7 +112,13 @@ def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
         match = re.search(r"at line (\d+)", str(exc))
         line = int(match.group(1)) if match else max(1, len(text.splitlines()))
         raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from exc
-    return validate_model(SelfhealConfig, data, text=text, source=source)
+    config = validate_model(SelfhealConfig, data, text=text, source=source)
+    try:
+        # What no single program can check: dependencies and groups across programs.
+        check_programs(config.programs)
+    except ValidationError as exc:
+        raise ConfigError(source, _issues(exc, text)) from None
+    return config
 
 
 def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "<string>") -> M:
@@ -130,13 +136,16 @@ def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        locator = _Locator(text)
-        issues = []
-        for err in exc.errors(include_url=False):
-            loc = tuple(p for p in err["loc"] if not _is_pydantic_branch(p))
-            key = _dotted(loc)
-            issues.append(ConfigIssue(key, locator.line_of(loc), _explain(err)))
-        raise ConfigError(source, issues) from None
+        raise ConfigError(source, _issues(exc, text)) from None
+
+
+def _issues(exc: ValidationError, text: str) -> list[ConfigIssue]:
+    locator = _Locator(text)
+    issues = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(p for p in err["loc"] if not _is_pydantic_branch(p))
+        issues.append(ConfigIssue(_dotted(loc), locator.line_of(loc), _explain(err)))
+    return issues
 
 
 def _is_pydantic_branch(part: object) -> bool:

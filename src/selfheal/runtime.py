@@ -1,0 +1,438 @@
+"""The daemon's wiring: one clock, one bus, components started in order, stopped in reverse.
+
+`Runtime` is generic: anything with ``async start()`` / ``async stop()`` (a `Component`) can
+be added: the supervisor, its control API, later a journal or a recovery engine. `Daemon`
+builds the runtime ``selfheal run CONFIG`` runs, from a `DaemonPlan`.
+
+A plan is the validated config in standard-library objects. ``selfheal run`` validates the
+file (pydantic), writes the plan to a memfd and execs ``python -m selfheal.runtime daemon``:
+the long-running process never imports pydantic, click or rich, which keeps its memory near
+supervisord's. A reload compiles the new plan in a short-lived subprocess for the same reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._component import Component
+from selfheal.events import EventBus
+from selfheal.supervisor._spec import ProgramSpec, spec_from_dict, spec_to_dict
+
+if TYPE_CHECKING:
+    from selfheal.config import SelfhealConfig
+    from selfheal.supervisor import Supervisor
+
+__all__ = ["Daemon", "DaemonPlan", "Runtime", "compile_plan", "main"]
+
+logger = logging.getLogger("selfheal.runtime")
+
+
+class Runtime:
+    """Starts components in order and stops them in reverse, sharing one clock and one bus.
+
+    If a component fails to start, the ones already started are stopped (in reverse) and the
+    error is raised. Use as ``async with runtime:`` or call `start`/`stop`.
+
+    Args:
+        components: In start order.
+        clock: The clock every component should be given.
+        bus: The bus every component should publish on (a new one if None).
+    """
+
+    def __init__(
+        self,
+        components: Iterable[Component] = (),
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.clock = clock
+        self.bus = bus if bus is not None else EventBus(clock=clock)
+        self.components: list[Component] = list(components)
+        self._started: list[Component] = []
+        self._stop_requested: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"Runtime(components={self.components!r})"
+
+    def add(self, component: Component, *, before: Component | None = None) -> None:
+        """Add `component` at the end (or just before `before`) of the start order."""
+        if before is None:
+            self.components.append(component)
+        else:
+            self.components.insert(self.components.index(before), component)
+
+    async def start(self) -> None:
+        """Start every component in order; on failure stop the started ones and raise."""
+        for component in self.components:
+            try:
+                await component.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self._started.append(component)
+
+    async def stop(self) -> None:
+        """Stop the started components in reverse order; errors are logged, not raised."""
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                logger.exception("stopping %r failed", component)
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def request_stop(self) -> None:
+        """Make `run` return (after stopping everything); safe from signal handlers."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def run(
+        self,
+        *,
+        stop_signals: Iterable[int] = (signal.SIGINT, signal.SIGTERM),
+        on_signal: dict[int, Any] | None = None,
+    ) -> None:
+        """Start, wait for a stop signal (or `request_stop`), stop.
+
+        Args:
+            stop_signals: Signals that end the run cleanly.
+            on_signal: Other signals and a callable each (e.g. SIGHUP -> reload).
+        """
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        installed: list[int] = []
+        for sig in stop_signals:
+            loop.add_signal_handler(sig, self.request_stop)
+            installed.append(sig)
+        for sig, handler in (on_signal or {}).items():
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        try:
+            await self.start()
+            await self._stop_requested.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonPlan:
+    """The validated config of a daemon, in standard-library objects, paths resolved.
+
+    Attributes:
+        config_path: The absolute path of the ``selfheal.toml`` (reloads re-read it).
+        state_dir: Lock, children file, notify socket, control files.
+        log_dir: Programs' output files.
+        programs: What to supervise, in config order.
+        control: The ``[control]`` table as plain data (``enabled``, ``host``, ``port``,
+            ``socket`` (absolute or None), ``token``, ``status_requires_token``).
+        extra: The rest of the config (``recovery``, ``journal``...) as plain data, for the
+            components that other areas add.
+    """
+
+    config_path: str
+    state_dir: str
+    log_dir: str
+    programs: tuple[ProgramSpec, ...]
+    control: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Return the plan as JSON (`from_json` reads it back)."""
+        return json.dumps(
+            {
+                "config_path": self.config_path,
+                "state_dir": self.state_dir,
+                "log_dir": self.log_dir,
+                "programs": [spec_to_dict(p) for p in self.programs],
+                "control": self.control,
+                "extra": self.extra,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DaemonPlan:
+        """Return the plan `to_json` wrote."""
+        data = json.loads(text)
+        return cls(
+            config_path=data["config_path"],
+            state_dir=data["state_dir"],
+            log_dir=data["log_dir"],
+            programs=tuple(spec_from_dict(p) for p in data["programs"]),
+            control=dict(data.get("control", {})),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
+    """Read, validate and resolve a config file into a `DaemonPlan` (needs pydantic).
+
+    Relative paths (``state_dir``, ``log_dir``, ``socket``, programs' ``cwd``) are relative
+    to the config file's directory; a program without ``cwd`` runs there.
+
+    Raises:
+        ConfigError: Naming every bad key with its line.
+    """
+    from dataclasses import replace
+
+    path = Path(config_path).resolve()
+    base = path.parent
+    config = load_daemon_config(path)
+    control = config.control
+    programs = []
+    for name, prog in config.programs.items():
+        spec = prog.to_spec(name, base_dir=base)
+        programs.append(spec if spec.cwd is not None else replace(spec, cwd=str(base)))
+    return DaemonPlan(
+        config_path=str(path),
+        state_dir=str(base / control.state_dir),
+        log_dir=str(base / (control.log_dir or f"{control.state_dir}/logs")),
+        programs=tuple(programs),
+        control={
+            "enabled": control.enabled,
+            "host": control.host,
+            "port": control.port,
+            "socket": str(base / control.socket) if control.socket else None,
+            "token": control.token,
+            "status_requires_token": control.status_requires_token,
+        },
+        extra=config.model_dump(mode="json", exclude={"programs", "control"}),
+    )
+
+
+def load_daemon_config(path: str | os.PathLike[str]) -> SelfhealConfig:
+    """Load and validate a config file, including the checks that span programs.
+
+    Raises:
+        ConfigError: Naming every bad key with its line.
+    """
+    import tomllib
+
+    from selfheal.config import load_config, validate_model
+    from selfheal.supervisor.config import ProgramsTable
+
+    config = load_config(Path(path))
+    text = Path(path).read_text(encoding="utf-8")
+    with contextlib.suppress(tomllib.TOMLDecodeError):
+        validate_model(ProgramsTable, tomllib.loads(text), text=text, source=str(path))
+    return config
+
+
+#: Compiles a config file into a plan, or raises `ReloadError` with the reasons.
+Recompile = Callable[[str], Awaitable[DaemonPlan]]
+
+
+async def compile_in_subprocess(config_path: str) -> DaemonPlan:
+    """Compile `config_path` in a short-lived ``python -m selfheal.runtime compile``.
+
+    Keeps pydantic out of the daemon's memory.
+
+    Raises:
+        ReloadError: With the config's problems, or why the compiler failed.
+    """
+    from selfheal.web.control import ReloadError
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "selfheal.runtime",
+        "compile",
+        config_path,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise ReloadError(err.decode(errors="replace").strip() or f"exit {proc.returncode}")
+    return DaemonPlan.from_json(out.decode())
+
+
+class Daemon:
+    """What ``selfheal run CONFIG`` runs: a supervisor and its control API, from a plan.
+
+    Args:
+        plan: The validated config (`compile_plan`, or `DaemonPlan.from_json`).
+        clock: The clock of every component.
+        recompile: How `reload` turns the config file into a new plan (by default in a
+            subprocess, so the daemon never loads pydantic).
+    """
+
+    def __init__(
+        self,
+        plan: DaemonPlan,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        recompile: Recompile = compile_in_subprocess,
+    ) -> None:
+        from selfheal.supervisor import Supervisor
+
+        self.plan = plan
+        self._recompile = recompile
+        self.runtime = Runtime(clock=clock)
+        self.supervisor: Supervisor = Supervisor(
+            plan.programs,
+            bus=self.runtime.bus,
+            clock=clock,
+            state_dir=plan.state_dir,
+            log_dir=plan.log_dir,
+        )
+        self.runtime.add(self.supervisor)
+        control = plan.control
+        if control.get("enabled", True):
+            from selfheal.web.control import ControlServer
+
+            self.runtime.add(
+                ControlServer(
+                    self.supervisor,
+                    state_dir=plan.state_dir,
+                    host=control.get("host", "127.0.0.1"),
+                    port=control.get("port", 0),
+                    socket_path=control.get("socket"),
+                    token=control.get("token"),
+                    status_requires_token=control.get("status_requires_token", False),
+                    reload=self.reload,
+                    extra={"config": plan.config_path, "log_dir": plan.log_dir},
+                )
+            )
+        self._pending: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def from_config(cls, config_path: str | os.PathLike[str], **kw: Any) -> Daemon:
+        """Compile `config_path` here (needs pydantic) and build the daemon.
+
+        Raises:
+            ConfigError: Naming every bad key with its line.
+        """
+        return cls(compile_plan(config_path), **kw)
+
+    def __repr__(self) -> str:
+        return f"Daemon({self.plan.config_path!r})"
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply its programs (only changed ones restart).
+
+        Raises:
+            ReloadError: If the file is not a valid config; nothing is changed then.
+        """
+        plan = await self._recompile(self.plan.config_path)
+        if (plan.control, plan.state_dir) != (self.plan.control, self.plan.state_dir):
+            logger.warning("reload: [control] changes take effect at the next start")
+        result = await self.supervisor.apply(plan.programs)
+        self.plan = plan
+        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result.to_dict())
+        return result.to_dict()
+
+    async def run(self) -> None:
+        """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""
+        loop = asyncio.get_running_loop()
+
+        def hup() -> None:
+            task = loop.create_task(self._reload_logged())
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        await self.runtime.run(on_signal={signal.SIGHUP: hup})
+
+    async def _reload_logged(self) -> None:
+        from selfheal.web.control import ReloadError
+
+        try:
+            result = await self.reload()
+        except ReloadError as exc:
+            logger.error("reload refused: %s", exc)
+        else:
+            logger.warning("reloaded: %s", result)
+
+
+#: Exit status of a daemon that found another one on its state dir.
+EXIT_LOCKED = 3
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m selfheal.runtime``: ``daemon --plan-fd N`` or ``compile CONFIG``.
+
+    Returns:
+        The exit status.
+    """
+    parser = argparse.ArgumentParser(prog="python -m selfheal.runtime")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    d = sub.add_parser("daemon", help="run a daemon from a plan (what `selfheal run` execs)")
+    d.add_argument("--plan-fd", type=int, required=True)
+    d.add_argument("-v", "--verbose", action="store_true")
+    c = sub.add_parser("compile", help="print the plan of CONFIG as JSON, or its problems")
+    c.add_argument("config")
+    args = parser.parse_args(argv)
+    if args.mode == "compile":
+        from selfheal.config import ConfigError
+
+        try:
+            sys.stdout.write(compile_plan(args.config).to_json())
+        except ConfigError as exc:
+            sys.stderr.write(f"{exc}\n")
+            return EXIT_CONFIG
+        return 0
+    with os.fdopen(args.plan_fd, "r") as f:
+        plan = DaemonPlan.from_json(f.read())
+    return run_daemon(plan, verbose=args.verbose)
+
+
+def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
+    """Run a daemon in the foreground, logging to stderr, until SIGINT/SIGTERM.
+
+    Returns:
+        0, or `EXIT_LOCKED` if another daemon uses the state dir.
+    """
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
+    daemon = Daemon(plan)
+    events = logging.getLogger("selfheal.events")
+
+    def log_event(event: Any) -> None:
+        level = logging.INFO
+        if event.severity in ("warning", "error", "critical"):
+            level = logging.WARNING
+        if events.isEnabledFor(level):
+            data = " ".join(f"{k}={v!r}" for k, v in event.data.items() if k != "tail")
+            events.log(level, "%s %s", event.type, data)
+
+    daemon.runtime.bus.subscribe("*", log_event)
+    try:
+        asyncio.run(daemon.run())
+    except RuntimeError as exc:
+        if "another supervisor" not in str(exc):
+            raise
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_LOCKED
+    except OSError as exc:  # e.g. the control port is taken: say so, no traceback
+        sys.stderr.write(f"error: cannot run the daemon: {exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

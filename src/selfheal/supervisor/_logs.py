@@ -1,0 +1,89 @@
+"""A program's output: appended to a file that rotates by size, its last lines kept in memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections import deque
+from pathlib import Path
+
+from selfheal.supervisor._spec import LogSpec
+
+__all__ = ["OutputLog", "log_path"]
+
+
+def log_path(log_dir: str | os.PathLike[str], instance: str) -> Path:
+    """Return the file an instance's output goes to (``web:1`` -> ``web_1.log``)."""
+    return Path(log_dir) / f"{instance.replace(':', '_').replace('/', '_')}.log"
+
+
+class OutputLog:
+    """Writes output to ``NAME.log``, rotating to ``NAME.log.1`` .. ``.N`` past `max_bytes`.
+
+    Args:
+        path: The log file.
+        spec: Size, number of rotated files, lines kept for `tail`.
+    """
+
+    def __init__(self, path: Path, spec: LogSpec) -> None:
+        self.path = path
+        self.spec = spec
+        self._tail: deque[str] = deque(maxlen=max(1, spec.tail_lines))
+        self._partial = b""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = -1
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self._fd = os.open(self.path, flags, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def write(self, data: bytes) -> None:
+        """Append `data`, rotating first if it would pass the size limit."""
+        if not data:
+            return
+        if self._size and self._size + len(data) > self.spec.max_bytes:
+            self.rotate()
+        os.write(self._fd, data)
+        self._size += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()[-4096:]
+        for line in lines[-(self._tail.maxlen or 1) :]:
+            self._tail.append(line.decode(errors="replace").rstrip("\r"))
+
+    def rotate(self) -> None:
+        """Move ``NAME.log`` to ``NAME.log.1`` (and so on) and start a new file."""
+        os.close(self._fd)
+        backups = self.spec.backups
+        if backups <= 0:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        else:
+            for i in range(backups - 1, 0, -1):
+                src = self.path.with_name(f"{self.path.name}.{i}")
+                if src.exists():
+                    src.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        self._open()
+
+    def tail(self) -> list[str]:
+        """Return the last lines written (up to ``spec.tail_lines``), oldest first."""
+        if self.spec.tail_lines == 0:
+            return []
+        lines = list(self._tail)
+        if self._partial:
+            lines.append(self._partial.decode(errors="replace"))
+        return lines[-self.spec.tail_lines :]
+
+    def clear_tail(self) -> None:
+        """Forget the kept lines (a new run starts)."""
+        self._tail.clear()
+        self._partial = b""
+
+    def close(self) -> None:
+        """Close the file; safe to call twice."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,370 @@
+"""Process I/O for the supervisor: spawn, learn of an exit at once, end a process group.
+
+An exit is learned through a pidfd (``os.pidfd_open`` + ``loop.add_reader``): the kernel
+makes it readable when the process exits, so the loop sleeps until then, with no timer. Where
+pidfds are missing (Linux < 5.3, other Unixes) a thread blocks in ``waitpid`` for that one pid
+and wakes the loop, which is what asyncio's ThreadedChildWatcher does.
+
+The state file records every child (pid, start time, run id) so that the next daemon can end
+what a crashed one left behind, after checking each process really is one of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "RUN_ENV",
+    "ChildRecord",
+    "ExitWatch",
+    "StateFile",
+    "end_processes",
+    "find_leftovers",
+    "proc_session",
+    "proc_start_time",
+    "signal_group",
+    "spawn",
+]
+
+logger = logging.getLogger("selfheal.supervisor")
+
+#: Environment variable every child (and, usually, its children) inherits: the daemon's run id.
+RUN_ENV = "SELFHEAL_RUN_ID"
+
+_PR_SET_PDEATHSIG = 1
+_HAS_PIDFD = hasattr(os, "pidfd_open")
+
+
+def spawn(
+    argv: list[str],
+    *,
+    cwd: str | None,
+    env: Mapping[str, str],
+    stdout_fd: int,
+    pdeathsig: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start `argv` as the leader of a new session (so its whole group can be signalled).
+
+    Args:
+        argv: Program and arguments (never a shell unless the argv is one).
+        cwd: Working directory.
+        env: The complete environment.
+        stdout_fd: Where stdout and stderr go (the write end of the output pipe).
+        pdeathsig: Ask the kernel to SIGTERM the child if this thread dies. It needs a
+            ``preexec_fn``, which makes the spawn fork (about 2 ms) instead of vfork.
+
+    Returns:
+        The Popen; its exit is to be reaped by an `ExitWatch`, never by ``Popen.wait``.
+
+    Raises:
+        OSError: If the program cannot be executed.
+    """
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout_fd,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        close_fds=True,
+        preexec_fn=_pdeathsig_preexec(os.getpid()) if pdeathsig else None,  # noqa: PLW1509
+    )
+
+
+def _pdeathsig_preexec(parent: int) -> Callable[[], None]:
+    import ctypes  # only when asked for: it costs memory every daemon would carry
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = libc.prctl
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody would signal us.
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+class ExitWatch:
+    """Calls `on_exit(wait_status)` on the loop as soon as the process `pid` exits.
+
+    Just before reaping, the callback `before_reap()` runs while the exited process is still a
+    zombie, so its pid (and process group id) cannot have been reused: the moment to
+    SIGKILL what is left of its group.
+
+    Args:
+        loop: The event loop to call back on.
+        pid: A child of this process.
+        before_reap: Called while the zombie still holds the pid.
+        on_exit: Called with the raw wait status once reaped.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        pid: int,
+        before_reap: Callable[[], None],
+        on_exit: Callable[[int], None],
+    ) -> None:
+        self._loop = loop
+        self.pid = pid
+        self._before_reap = before_reap
+        self._on_exit = on_exit
+        self._pidfd = -1
+        self._done = False
+        if _HAS_PIDFD:
+            try:
+                self._pidfd = os.pidfd_open(pid)
+            except OSError:
+                self._pidfd = -1
+        if self._pidfd >= 0:
+            loop.add_reader(self._pidfd, self._readable)
+        else:
+            threading.Thread(target=self._wait_thread, name=f"waitpid-{pid}", daemon=True).start()
+
+    def _readable(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        self._reap()
+
+    def _reap(self) -> None:
+        if self._done:
+            return
+        self._before_reap()
+        try:
+            _, status = os.waitpid(self.pid, os.WNOHANG if self._pidfd >= 0 else 0)
+        except ChildProcessError:
+            status = 0
+        self._finish(status)
+
+    def _wait_thread(self) -> None:
+        # Wait without reaping (WNOWAIT) so the zombie keeps its pid until `_reap` on the loop.
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOWAIT)
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._reap)
+
+    def _finish(self, status: int) -> None:
+        self._done = True
+        self.close()
+        self._on_exit(status)
+
+    def close(self) -> None:
+        """Stop watching (the process is no longer ours to reap); safe to call twice."""
+        if self._pidfd >= 0:
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to process group `pgid`; return False if the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        logger.warning("no permission to signal process group %d", pgid)
+        return False
+    return True
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Return the start time of `pid` in clock ticks since boot (None if it is gone)."""
+    stat = _read_stat(pid)
+    return None if stat is None else int(stat[19])
+
+
+def _read_stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its last ')'.
+    return raw[raw.rfind(")") + 2 :].split()
+
+
+def proc_session(pid: int) -> int | None:
+    """Return the session id of `pid` (None if it is gone)."""
+    stat = _read_stat(pid)
+    return None if stat is None else int(stat[3])
+
+
+def _environ_has(pid: int, marker: bytes) -> bool:
+    try:
+        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ChildRecord:
+    """A child as written to the state file."""
+
+    name: str
+    pid: int
+    start_time: int | None
+    run_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "pid": self.pid,
+            "start_time": self.start_time,
+            "run_id": self.run_id,
+        }
+
+
+class StateFile:
+    """The children of the running daemon, in ``<state_dir>/children.json`` (a line each).
+
+    Rewritten in place at every spawn and exit, so after a crash it lists the children the
+    dead daemon had. In place (``pwrite`` + ``ftruncate`` on a kept descriptor, microseconds)
+    rather than write-and-rename, because ext4 flushes data on a replacing rename, which costs
+    milliseconds on the restart path. A torn tail can only add stale lines, and every record
+    is verified (start time, run id) before anything is signalled.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+
+    def read(self) -> list[ChildRecord]:
+        """Return the recorded children ([] if the file is missing or unreadable)."""
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                c = json.loads(line)
+                out.append(
+                    ChildRecord(
+                        str(c["name"]), int(c["pid"]), c.get("start_time"), str(c["run_id"])
+                    )
+                )
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def write(self, children: list[ChildRecord]) -> None:
+        """Replace the file's content with `children`."""
+        if self._fd < 0:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        data = "".join(json.dumps(c.to_dict()) + "\n" for c in children).encode()
+        os.pwrite(self._fd, data, 0)
+        os.ftruncate(self._fd, len(data))
+
+    def close(self) -> None:
+        """Close the kept descriptor; safe to call twice."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def find_leftovers(records: list[ChildRecord]) -> dict[str, list[int]]:
+    """Find the processes a dead daemon's children left behind, proven to be ours.
+
+    A process counts when it is a recorded child whose start time matches (its pid was not
+    reused), or when it is in a recorded child's session and carries the dead run's id in its
+    environment (a grandchild).
+
+    Args:
+        records: From the dead daemon's state file.
+
+    Returns:
+        Program name -> pids to end.
+    """
+    found: dict[str, list[int]] = {}
+    by_session = {r.pid: r for r in records}
+    for rec in records:
+        if rec.start_time is not None and proc_start_time(rec.pid) == rec.start_time:
+            found.setdefault(rec.name, []).append(rec.pid)
+    for pid in _all_pids():
+        sid = proc_session(pid)
+        leader = by_session.get(sid) if sid is not None else None
+        if leader is None or pid in found.get(leader.name, ()):
+            continue
+        if _environ_has(pid, f"{RUN_ENV}={leader.run_id}".encode()):
+            found.setdefault(leader.name, []).append(pid)
+    return found
+
+
+def _all_pids() -> Iterator[int]:
+    me = os.getpid()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit() and int(entry.name) != me:
+                yield int(entry.name)
+
+
+async def end_processes(pids: list[int], grace: float, sleep: Callable[[float], Any]) -> None:
+    """SIGTERM `pids`, wait up to `grace` seconds for them to go, then SIGKILL the rest.
+
+    They are not our children (their parent died), so each is held by a pidfd where possible:
+    signals then go through it (``pidfd_send_signal``), which can never hit a reused pid.
+
+    Args:
+        pids: Processes to end.
+        grace: Seconds between SIGTERM and SIGKILL.
+        sleep: The clock's async sleep (the bound on the wait).
+    """
+    loop = asyncio.get_running_loop()
+    fds: dict[int, int] = {}
+    waits: list[asyncio.Future[None]] = []
+    for pid in pids:
+        if _HAS_PIDFD:
+            with contextlib.suppress(OSError):
+                fds[pid] = os.pidfd_open(pid)
+        _send(pid, fds.get(pid, -1), signal.SIGTERM)
+        if pid in fds:
+            fut: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(fds[pid], _resolve_once, loop, fds[pid], fut)
+            waits.append(fut)
+    try:
+        if waits:
+            gone = asyncio.gather(*waits)
+            timer = asyncio.ensure_future(sleep(grace))
+            await asyncio.wait([gone, timer], return_when=asyncio.FIRST_COMPLETED)
+            timer.cancel()
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+        elif pids:
+            await sleep(min(grace, 0.2))
+        for pid in pids:
+            _send(pid, fds.get(pid, -1), signal.SIGKILL)
+    finally:
+        for fd in fds.values():
+            with contextlib.suppress(Exception):
+                loop.remove_reader(fd)
+            os.close(fd)
+
+
+def _send(pid: int, pidfd: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if pidfd >= 0:
+            signal.pidfd_send_signal(pidfd, sig)
+        else:
+            os.kill(pid, sig)
+
+
+def _resolve_once(loop: asyncio.AbstractEventLoop, fd: int, fut: asyncio.Future[None]) -> None:
+    loop.remove_reader(fd)
+    if not fut.done():
+        fut.set_result(None)

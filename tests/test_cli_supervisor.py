@@ -1,0 +1,235 @@
+"""`selfheal run` as a real daemon process, and the CLI and control API that talk to it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from selfheal.cli import main
+from supervisor_helpers import PY, alive, kill_quietly, wait_until
+
+SPAWNER = """
+import os, subprocess, sys, time
+p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open(os.environ["PIDS"], "w").write(f"{os.getpid()} {p.pid}")
+print("spawner up", flush=True)
+time.sleep(120)
+"""
+
+CONFIG = """
+[control]
+state_dir = "state"
+
+[programs.spawner]
+command = [{py}, "spawner.py"]
+env = {{ PIDS = "pids.txt" }}
+
+[programs.other]
+command = [{py}, "-c", "import time; print('other up', flush=True); time.sleep(120)"]
+env = {{ VERSION = "{version}" }}
+"""
+
+
+def write_config(d: Path, version: str = "1") -> Path:
+    (d / "spawner.py").write_text(SPAWNER)
+    path = d / "selfheal.toml"
+    path.write_text(CONFIG.format(py=json.dumps(PY), version=version))
+    return path
+
+
+def start_daemon(config: Path) -> subprocess.Popen[bytes]:
+    control = config.parent / "state" / "control.json"
+    control.unlink(missing_ok=True)
+    log = config.parent / "daemon.err"
+    with log.open("ab") as err:
+        proc = subprocess.Popen(
+            [PY, "-m", "selfheal", "run", str(config)],
+            cwd=config.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    assert wait_until(lambda: control.exists() or proc.poll() is not None, 20)
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def pids(d: Path) -> tuple[int, int]:
+    path = d / "pids.txt"
+    assert wait_until(lambda: path.exists() and len(path.read_text().split()) == 2)
+    child, grandchild = path.read_text().split()
+    return int(child), int(grandchild)
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    config = write_config(tmp_path)
+    proc = start_daemon(config)
+    try:
+        yield config, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)
+
+
+def test_status_control_and_token_enforcement(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    config, _ = daemon
+    state = str(config.parent / "state")
+    code, out = cli("status", "--json", "--state-dir", state)
+    assert code == 0, out
+    body = json.loads(out)
+    assert {p["name"]: p["state"] for p in body["processes"]} == {
+        "spawner": "RUNNING",
+        "other": "RUNNING",
+    }
+    code, out = cli("status", "-c", str(config))
+    assert code == 0
+    assert "spawner" in out
+    assert "RUNNING" in out
+
+    info = json.loads((config.parent / "state" / "control.json").read_text())
+    token_file = Path(info["token_file"])
+    assert token_file.stat().st_mode & 0o077 == 0
+    url = info["url"]
+    assert url.startswith("http://127.0.0.1:")
+    assert httpx.get(f"{url}/status").status_code == 200  # status is open by default
+    assert httpx.post(f"{url}/programs/other/stop").status_code == 401
+    wrong = {"Authorization": "Bearer " + "x" * 43}
+    assert httpx.post(f"{url}/programs/other/stop", headers=wrong).status_code == 401
+    assert httpx.post(f"{url}/reload", headers=wrong).status_code == 401
+
+    code, out = cli("stop", "other", "--state-dir", state)
+    assert code == 0, out
+    assert "other: STOPPED" in out
+    code, out = cli("start", "other", "--state-dir", state)
+    assert code == 0
+    assert "other: RUNNING" in out
+    code, out = cli("restart", "nope", "--state-dir", state)
+    assert code == 1
+    assert "no program or process 'nope'; known: spawner, other" in out
+
+    code, out = cli("logs", "other", "--state-dir", state)
+    assert code == 0
+    assert "other up" in out
+    code, out = cli("logs", "missing", "--state-dir", state)
+    assert code == 2
+    assert "no log for 'missing'" in out
+
+
+def test_reload_restarts_only_the_changed_program(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    config, _ = daemon
+    state = str(config.parent / "state")
+    before = {
+        p["name"]: p["pid"]
+        for p in json.loads(cli("status", "--json", "-c", str(config))[1])["processes"]
+    }
+    write_config(config.parent, version="2")
+    code, out = cli("reload", "-c", str(config))
+    assert code == 0, out
+    assert "changed: other" in out
+    assert "unchanged: spawner" in out
+    after = {
+        p["name"]: p["pid"]
+        for p in json.loads(cli("status", "--json", "--state-dir", state)[1])["processes"]
+    }
+    assert after["spawner"] == before["spawner"]
+    assert after["other"] != before["other"]
+    environ = Path(f"/proc/{after['other']}/environ").read_bytes().split(b"\0")
+    assert b"VERSION=2" in environ
+
+    config.write_text('[programs.other]\ncommand = "not a list"\n')
+    code, out = cli("reload", "--state-dir", state)
+    assert code == 1  # refused by the daemon, which keeps running as it was
+    assert "line 2: programs.other.command" in out
+    final = json.loads(cli("status", "--json", "--state-dir", state)[1])["processes"]
+    assert {p["name"]: p["pid"] for p in final} == after
+
+
+def test_sigkilled_daemon_leaves_no_orphans_after_restart(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    first = start_daemon(config)
+    child, grandchild = pids(tmp_path)
+    try:
+        assert alive(child)
+        assert alive(grandchild)
+        first.kill()  # no clean-up at all
+        first.wait(timeout=10)
+        assert alive(grandchild)  # orphaned, for now
+        (tmp_path / "pids.txt").unlink()
+        second = start_daemon(config)
+        try:
+            assert wait_until(lambda: not alive(child) and not alive(grandchild), 10)
+            new_child, new_grandchild = pids(tmp_path)
+            assert new_child != child
+            assert alive(new_grandchild)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            assert second.wait(timeout=20) == 0
+        assert wait_until(lambda: not alive(new_child) and not alive(new_grandchild), 10)
+    finally:
+        for pid in (child, grandchild):
+            kill_quietly(pid)
+
+
+def test_malformed_config_exits_2_with_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[programs.web]\ncommand = ["x"]\nrestart = "sometimes"\n')
+    code, out = cli("run", str(bad))
+    assert code == 2
+    assert "line 3: programs.web.restart" in out
+    assert "'always', 'on-failure' or 'never'" in out
+    graph = tmp_path / "graph.toml"
+    graph.write_text('[programs.a]\ncommand = ["x"]\ndepends_on = ["zz"]\n')
+    code, out = cli("run", str(graph))
+    assert code == 2
+    assert "line 3: programs.a.depends_on[0]: unknown program 'zz'" in out
+    code, out = cli("check", str(bad))
+    assert code == 2
+    assert "line 3" in out
+
+
+def test_commands_without_a_daemon_say_so(tmp_path: Path) -> None:
+    code, out = cli("status", "--state-dir", str(tmp_path))
+    assert code == 2
+    assert "no daemon is running" in out
+
+
+def test_second_daemon_on_the_same_state_dir_is_refused(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    config, _ = daemon
+    result = subprocess.run(
+        [PY, "-m", "selfheal", "run", str(config)],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 3
+    assert b"another supervisor" in result.stderr
+
+
+def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    proc = start_daemon(config)
+    child, grandchild = pids(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+    assert not alive(child)
+    assert wait_until(lambda: not alive(grandchild), 5)
+    assert not (tmp_path / "state" / "control.json").exists()
