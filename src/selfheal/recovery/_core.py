@@ -352,6 +352,7 @@ class _Subject:
     flap: FlapDetector | None = None
     last_reason: Verdict | None = None
     repeats: int = 0
+    flap_escalated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,10 +415,14 @@ class Governor:
         if state.active is not None:
             verdict = Verdict.DEDUP
         else:
-            started = state.flap.observe(False, now) if state.flap else None
+            if state.flap is not None:
+                state.flap.observe(False, now)
             if state.flap is not None and state.flap.flapping:
                 verdict = Verdict.FLAPPING
-                escalate = "flapping" if started else None
+                # Tell a person once per flapping episode, however it started.
+                if not state.flap_escalated:
+                    state.flap_escalated = True
+                    escalate = "flapping"
             elif state.breaker_until is not None and now < state.breaker_until:
                 verdict = Verdict.BREAKER_OPEN
             elif now < state.cooldown_until:
@@ -426,6 +431,8 @@ class Governor:
                 verdict = Verdict.RATE_LIMITED
             else:
                 verdict = Verdict.RUN
+            if verdict is not Verdict.FLAPPING:
+                state.flap_escalated = False
         if verdict is Verdict.RUN:
             state.last_reason, state.repeats = None, 0
             return Decision(verdict)

@@ -47,6 +47,8 @@ _FAILURE = frozenset(
 _RECOVERY = frozenset({"recovered", "succeeded", "closed", "passed", "healthy", "up"})
 _PROCESS_UP = frozenset({"started", "running"})
 _IGNORED_PREFIXES = ("journal.", "eventbus.")
+# Last segments that can make an event a signal; anything else is skipped cheaply.
+_INTERESTING = _FAILURE | _RECOVERY | _PROCESS_UP | {"exited"}
 _RECOVERY_NOISE = frozenset({"started", "escalated", "suppressed"})
 
 
@@ -321,6 +323,8 @@ class IncidentTracker:
             The incident created or changed (to be stored), and the recovery record created or
             changed, each None when untouched.
         """
+        if event.type.rpartition(".")[2] not in _INTERESTING:
+            return None, None
         if event.type.startswith("recovery."):
             rec_change, inc_change = self._recovery_event(event, timestamp)
             if rec_change is not None or inc_change is not None:

@@ -66,11 +66,39 @@ _INSERT_EVENT = (
     "INSERT INTO events (id, type, source, severity, subject, ts, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_JSON = (
+    "INSERT INTO events (id, type, source, severity, subject, ts, data) "
+    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 "
+    "FROM json_each(?)"
+)
+_EMPTY: dict[str, Any] = {}
 _UPSERT_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RECOVERY = "INSERT OR REPLACE INTO recoveries VALUES (?, ?, ?, ?, ?, ?, ?)"
 
 _SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key", re.IGNORECASE)
-_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":")).encode
+_SLOW_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":")).encode
+# json.dumps builds a C encoder on every call, which is most of its cost on a small dict; the
+# journal encodes every event's data, so it builds one once (a stdlib detail, hence the
+# fallback to the public encoder when it is missing or fails).
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE: Any = (
+    _c_make_encoder(None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    if _c_make_encoder is not None
+    else None
+)
+
+
+def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
+    if _C_ENCODE is not None:
+        try:
+            return "".join(_C_ENCODE(data, 0))
+        except (ValueError, TypeError, RecursionError):
+            pass
+    try:
+        return _SLOW_ENCODE(data)
+    except (ValueError, TypeError, RecursionError):
+        # Keys JSON cannot have, or a cycle: keep what it looked like rather than lose it.
+        return _SLOW_ENCODE({"unencodable": repr(data)[:2000]})
 
 
 class JournalNotFoundError(FileNotFoundError):
@@ -105,19 +133,45 @@ def _redact(data: Any) -> Any:
     return data
 
 
-def _encode(data: Any) -> str:
-    if not data:
-        return "{}"
+_SECRET_KEYS: dict[object, bool] = {}
+
+
+def _is_secret(key: object) -> bool:
+    found = _SECRET_KEYS.get(key)
+    if found is None:
+        found = isinstance(key, str) and _SECRET_KEY.search(key) is not None
+        if len(_SECRET_KEYS) > 10_000:
+            _SECRET_KEYS.clear()
+        _SECRET_KEYS[key] = found
+    return found
+
+
+def _safe_data(data: Any) -> Any:
+    """Return `data` as a dict ready to encode, with secret-looking keys hidden."""
     # Secrets published by mistake (a token in event data) stay out of the file.
     for key in data:
-        if isinstance(key, str) and _SECRET_KEY.search(key):
-            return _ENCODE(_redact(dict(data)))
-    return _ENCODE(dict(data))
+        if _is_secret(key):
+            return _redact(dict(data))
+    return data if type(data) is dict else dict(data)
+
+
+def _encode(data: Any) -> str:
+    return _ENCODE(_safe_data(data)) if data else "{}"
+
+
+_SUBJECTS: dict[tuple[str, str], str] = {}
 
 
 def _subject(etype: str, source: str) -> str:
-    parts = etype.split(".")
-    return ".".join(parts[1:-1]) if len(parts) >= 3 else source
+    key = (etype, source)
+    found = _SUBJECTS.get(key)
+    if found is None:
+        parts = etype.split(".")
+        found = ".".join(parts[1:-1]) if len(parts) >= 3 else source
+        if len(_SUBJECTS) > 10_000:  # types are few; never let odd ones grow it unbounded
+            _SUBJECTS.clear()
+        _SUBJECTS[key] = found
+    return found
 
 
 class SqliteJournalStore:
@@ -145,6 +199,7 @@ class SqliteJournalStore:
         self._synchronous = synchronous
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self._json_insert = True
         if readonly:
             if not self.path.is_file():
                 raise JournalNotFoundError(f"no journal at {self.path}")
@@ -163,6 +218,10 @@ class SqliteJournalStore:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
+            try:
+                conn.execute("""SELECT '[1]'->>0""")
+            except sqlite3.OperationalError:
+                self._json_insert = False  # SQLite before 3.38: no ->> operator
             self._writer = conn
         return self._writer
 
@@ -186,6 +245,46 @@ class SqliteJournalStore:
         now: float,
     ) -> None:
         """Store one batch in one transaction (see `JournalStore.write`)."""
+        with self._lock:
+            conn = self._connect_writer()
+            conn.execute("BEGIN")
+            try:
+                self._insert_events(conn, events, now)
+                if incidents:
+                    conn.executemany(_UPSERT_INCIDENT, [_incident_row(i) for i in incidents])
+                if recoveries:
+                    conn.executemany(_UPSERT_RECOVERY, [_recovery_row(r) for r in recoveries])
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _insert_events(self, conn: sqlite3.Connection, events: Sequence[Event], now: float) -> None:
+        if not events:
+            return
+        if self._json_insert and _C_ENCODE is not None:
+            # The whole batch as one JSON array, inserted by one statement: SQLite parses it
+            # without the GIL, so publishers keep running while the journal writes (with
+            # executemany, the GIL changes hands on every row).
+            batch = [
+                [
+                    e.id,
+                    e.type,
+                    e.source,
+                    str(e.severity),
+                    _subject(e.type, e.source),
+                    e.timestamp or now,
+                    _safe_data(e.data) if e.data else _EMPTY,
+                ]
+                for e in events
+            ]
+            try:
+                text = "".join(_C_ENCODE(batch, 0))
+            except (ValueError, TypeError, RecursionError):
+                pass  # an odd value somewhere: encode row by row below
+            else:
+                conn.execute(_INSERT_JSON, (text,))
+                return
         rows = [
             (
                 e.id,
@@ -198,19 +297,7 @@ class SqliteJournalStore:
             )
             for e in events
         ]
-        with self._lock:
-            conn = self._connect_writer()
-            conn.execute("BEGIN")
-            try:
-                conn.executemany(_INSERT_EVENT, rows)
-                if incidents:
-                    conn.executemany(_UPSERT_INCIDENT, [_incident_row(i) for i in incidents])
-                if recoveries:
-                    conn.executemany(_UPSERT_RECOVERY, [_recovery_row(r) for r in recoveries])
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        conn.executemany(_INSERT_EVENT, rows)
 
     def prune(self, *, before: float | None, max_rows: int | None) -> int:
         """Delete old events, closed incidents and ended recoveries; return events deleted."""
