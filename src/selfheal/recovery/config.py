@@ -186,13 +186,23 @@ class RecoveryRuleConfig(BaseModel):
     retry_delay: float = Field(default=1.0, ge=0)
     cooldown: float = Field(default=60.0, ge=0)
     breaker: BreakerConfig = BreakerConfig()
-    flap: FlapConfig | Literal[False] = FlapConfig()
+    flap: FlapConfig | None = FlapConfig()
 
     @field_validator("on")
     @classmethod
     def _pattern(cls, value: str) -> str:
         if any(not seg for seg in value.split(".")):
             raise ValueError("must be dotted non-empty segments, e.g. 'health.*.failed'")
+        return value
+
+    @field_validator("flap", mode="before")
+    @classmethod
+    def _flap_switch(cls, value: Any) -> Any:
+        # ``flap = false`` turns flap detection off; ``flap = true`` keeps the defaults.
+        if value is False:
+            return None
+        if value is True:
+            return FlapConfig()
         return value
 
     @field_validator("when")
@@ -233,7 +243,7 @@ class RecoveryRuleConfig(BaseModel):
             breaker_reset=self.breaker.reset,
             flap=(
                 FlapPolicy(self.flap.window, self.flap.high, self.flap.low)
-                if self.flap is not False
+                if self.flap is not None
                 else None
             ),
         )
