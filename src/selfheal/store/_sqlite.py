@@ -7,6 +7,7 @@ last transactions on a power loss or OS crash, not on a process crash; use ``FUL
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sqlite3
@@ -66,12 +67,18 @@ _INSERT_EVENT = (
     "INSERT INTO events (id, type, source, severity, subject, ts, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_INSERT_JSON = (
-    "INSERT INTO events (id, type, source, severity, subject, ts, data) "
-    "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6 "
-    "FROM json_each(?)"
-)
-_EMPTY: dict[str, Any] = {}
+# Many rows per statement: a quarter to a third faster than one row per step in executemany
+# (fewer statement steps, and the GIL changes hands once per chunk instead of once per row).
+_CHUNK = 100
+
+
+@functools.cache
+def _insert_rows(count: int) -> str:
+    values = ",".join(["(?, ?, ?, ?, ?, ?, ?)"] * count)
+    # Placeholders only; the values are bound.
+    return f"INSERT INTO events (id, type, source, severity, subject, ts, data) VALUES {values}"  # noqa: S608
+
+
 _UPSERT_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RECOVERY = "INSERT OR REPLACE INTO recoveries VALUES (?, ?, ?, ?, ?, ?, ?)"
 
@@ -133,30 +140,23 @@ def _redact(data: Any) -> Any:
     return data
 
 
-_SECRET_KEYS: dict[object, bool] = {}
-
-
-def _is_secret(key: object) -> bool:
-    found = _SECRET_KEYS.get(key)
-    if found is None:
-        found = isinstance(key, str) and _SECRET_KEY.search(key) is not None
-        if len(_SECRET_KEYS) > 10_000:
-            _SECRET_KEYS.clear()
-        _SECRET_KEYS[key] = found
-    return found
-
-
-def _safe_data(data: Any) -> Any:
-    """Return `data` as a dict ready to encode, with secret-looking keys hidden."""
-    # Secrets published by mistake (a token in event data) stay out of the file.
-    for key in data:
-        if _is_secret(key):
-            return _redact(dict(data))
-    return data if type(data) is dict else dict(data)
+# Keys seen before and found harmless: checking a dict's keys against it is one C call.
+_SAFE_KEYS: set[object] = set()
 
 
 def _encode(data: Any) -> str:
-    return _ENCODE(_safe_data(data)) if data else "{}"
+    """Return `data` as JSON text, secret-looking keys hidden, non-JSON values as repr."""
+    if not data:
+        return "{}"
+    if type(data) is not dict:
+        data = dict(data)
+    if not _SAFE_KEYS.issuperset(data):
+        # Secrets published by mistake (a token in event data) stay out of the file.
+        if any(isinstance(k, str) and _SECRET_KEY.search(k) for k in data):
+            return _ENCODE(_redact(data))
+        if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
+            _SAFE_KEYS.update(data)
+    return _ENCODE(data)
 
 
 _SUBJECTS: dict[tuple[str, str], str] = {}
@@ -199,7 +199,6 @@ class SqliteJournalStore:
         self._synchronous = synchronous
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
-        self._json_insert = True
         if readonly:
             if not self.path.is_file():
                 raise JournalNotFoundError(f"no journal at {self.path}")
@@ -218,10 +217,6 @@ class SqliteJournalStore:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.executescript(_SCHEMA)
-            try:
-                conn.execute("""SELECT '[1]'->>0""")
-            except sqlite3.OperationalError:
-                self._json_insert = False  # SQLite before 3.38: no ->> operator
             self._writer = conn
         return self._writer
 
@@ -260,44 +255,28 @@ class SqliteJournalStore:
             conn.execute("COMMIT")
 
     def _insert_events(self, conn: sqlite3.Connection, events: Sequence[Event], now: float) -> None:
-        if not events:
-            return
-        if self._json_insert and _C_ENCODE is not None:
-            # The whole batch as one JSON array, inserted by one statement: SQLite parses it
-            # without the GIL, so publishers keep running while the journal writes (with
-            # executemany, the GIL changes hands on every row).
-            batch = [
-                [
+        flat: list[Any] = []
+        add = flat.extend
+        subject, encode = _subject, _encode
+        for e in events:
+            add(
+                (
                     e.id,
                     e.type,
                     e.source,
                     str(e.severity),
-                    _subject(e.type, e.source),
+                    subject(e.type, e.source),
                     e.timestamp or now,
-                    _safe_data(e.data) if e.data else _EMPTY,
-                ]
-                for e in events
-            ]
-            try:
-                text = "".join(_C_ENCODE(batch, 0))
-            except (ValueError, TypeError, RecursionError):
-                pass  # an odd value somewhere: encode row by row below
-            else:
-                conn.execute(_INSERT_JSON, (text,))
-                return
-        rows = [
-            (
-                e.id,
-                e.type,
-                e.source,
-                str(e.severity),
-                _subject(e.type, e.source),
-                e.timestamp or now,
-                _encode(e.data),
+                    encode(e.data),
+                )
             )
-            for e in events
-        ]
-        conn.executemany(_INSERT_EVENT, rows)
+        width = 7 * _CHUNK
+        full = len(flat) // width * width
+        if full:
+            chunks = [flat[i : i + width] for i in range(0, full, width)]
+            conn.executemany(_insert_rows(_CHUNK), chunks)
+        if full < len(flat):
+            conn.execute(_insert_rows((len(flat) - full) // 7), flat[full:])
 
     def prune(self, *, before: float | None, max_rows: int | None) -> int:
         """Delete old events, closed incidents and ended recoveries; return events deleted."""
