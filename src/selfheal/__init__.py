@@ -8,6 +8,7 @@ whose extras (``selfheal[server]``, ``[redis]``, ``[postgres]``) are imported wh
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import Event, EventBus, Severity, Subscription
 from selfheal.policies import Policy
+from selfheal.recovery import RecoveryEngine, RecoveryManager
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -15,6 +16,8 @@ __all__ = [
     "Event",
     "EventBus",
     "Policy",
+    "RecoveryEngine",
+    "RecoveryManager",
     "Severity",
     "Subscription",
     "SystemClock",
