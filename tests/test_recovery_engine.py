@@ -166,6 +166,25 @@ async def test_hundred_identical_events_at_once_give_one_recovery(
 
 
 @pytest.mark.anyio
+async def test_overlapping_patterns_decide_once_first_rule_wins(
+    bus: EventBus, seen: list[Event], fclock: FakeClock
+) -> None:
+    programs = Programs("web", "other")
+    rules = [
+        Rule(on="process.*.exited", when={"data.exit_code": 1}, steps=RESTART),
+        Rule(on="process.*", steps=(RestartProgram("other"),)),
+    ]
+    async with RecoveryEngine(bus, rules, programs=programs, clock=fclock) as eng:
+        crash(bus, code=1)
+        await settle(eng)
+        crash(bus, "x", code=2)  # only the second rule matches
+        await settle(eng)
+    assert programs.restarts == ["web", "other"]
+    assert kinds(seen) == ["started", "succeeded", "started", "succeeded"]
+    assert seen[1].data["deduplicated"] == 0
+
+
+@pytest.mark.anyio
 async def test_cooldown_suppresses_then_allows(
     bus: EventBus, seen: list[Event], fclock: FakeClock
 ) -> None:

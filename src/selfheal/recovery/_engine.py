@@ -233,6 +233,7 @@ class RecoveryEngine:
         self._subs: list[Subscription] = []
         self._runs: dict[str, _Run] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._last_event: Event | None = None
 
     def __repr__(self) -> str:
         return f"RecoveryEngine(rules={len(self.rules)}, dry_run={self.dry_run})"
@@ -303,8 +304,10 @@ class RecoveryEngine:
         # Runs in the publisher's thread: hand over to the loop and return at once, so a
         # publisher never waits on a recovery and all decisions happen on one thread.
         loop = self._loop
-        if loop is None:
+        if loop is None or event is self._last_event:
+            # Rules with overlapping patterns subscribe twice; one publish, one decision.
             return
+        self._last_event = event
         try:
             loop.call_soon_threadsafe(self.handle, event)
         except RuntimeError:
@@ -349,7 +352,9 @@ class RecoveryEngine:
             good: Whether it is healthy now.
             rule: Whose flap thresholds apply (default: the first rule's).
         """
-        limits = (rule or self.rules[0]).limits if (rule or self.rules) else Limits()
+        if rule is None and not self.rules:
+            return
+        limits = (rule or self.rules[0]).limits
         self.governor.observe(subject, limits, good=good, now=self.clock.monotonic())
 
     def _suppressed(self, rule: Rule, key: str, event: Event, decision: Decision) -> None:

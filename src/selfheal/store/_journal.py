@@ -105,6 +105,7 @@ class Journal:
             None if store is None or isinstance(store, str | Path) else store
         )
         self.options = options or JournalOptions()
+        self._max_pending = self.options.max_pending
         self.clock = clock
         self.on_commit = on_commit
         self._lock = threading.Lock()
@@ -208,18 +209,30 @@ class Journal:
         if event.type == DROPPED:
             return  # the writer records its own drop reports
         with self._lock:
-            if len(self._buf) >= self.options.max_pending and not self._closing:
-                self._not_full.wait_for(
-                    lambda: len(self._buf) < self.options.max_pending or self._closing,
-                    self.options.block_timeout,
-                )
-            if self._closing or len(self._buf) >= self.options.max_pending:
-                self.dropped += 1
+            buf = self._buf
+            if len(buf) >= self._max_pending or self._closing:
+                self._accept_when_full(event)
                 return
-            self._buf.append(event)
+            buf.append(event)
             self.accepted += 1
-            if len(self._buf) == 1:
+            if len(buf) == 1:
                 self._not_empty.notify()
+
+    def _accept_when_full(self, event: Event) -> None:
+        # Called with the lock held: wait briefly for the writer to make room, else drop.
+        max_pending = self._max_pending
+        if not self._closing:
+            self._not_full.wait_for(
+                lambda: len(self._buf) < max_pending or self._closing,
+                self.options.block_timeout,
+            )
+        if self._closing or len(self._buf) >= max_pending:
+            self.dropped += 1
+            return
+        self._buf.append(event)
+        self.accepted += 1
+        if len(self._buf) == 1:
+            self._not_empty.notify()
 
     # ----------------------------------------------------------------- the writer
 
@@ -263,7 +276,12 @@ class Journal:
         incidents: dict[int, Incident] = {}
         recoveries: dict[str, RecoveryRecord] = {}
         for event in events:
-            incident, recovery = tracker.observe(event, event.timestamp or now)
+            try:
+                incident, recovery = tracker.observe(event, event.timestamp or now)
+            except Exception:
+                # A malformed event must not stop the journal; it is still stored.
+                logger.exception("journal: incident tracking failed on %s", event.type)
+                continue
             if incident is not None:
                 incidents[incident.id] = incident
             if recovery is not None:
