@@ -273,23 +273,11 @@ class Journal:
                 {"count": drops, "total": self.dropped, "max_pending": self.options.max_pending},
             )
             events.append(report)
-        incidents: dict[int, Incident] = {}
-        recoveries: dict[str, RecoveryRecord] = {}
-        for event in events:
-            try:
-                incident, recovery = tracker.observe(event, event.timestamp or now)
-            except Exception:
-                # A malformed event must not stop the journal; it is still stored.
-                logger.exception("journal: incident tracking failed on %s", event.type)
-                continue
-            if incident is not None:
-                incidents[incident.id] = incident
-            if recovery is not None:
-                recoveries[recovery.id] = recovery
+        incidents, recoveries = _track(tracker, events, now)
         error: BaseException | None = None
         for _attempt in range(_WRITE_ATTEMPTS):
             try:
-                store.write(events, list(incidents.values()), list(recoveries.values()), now=now)
+                store.write(events, incidents, recoveries, now=now)
             except Exception as exc:  # noqa: BLE001 - the writer must survive a bad write
                 error = exc
                 logger.warning("journal write failed, retrying: %r", exc)
@@ -345,3 +333,23 @@ class Journal:
     def mttr_by_subject(self) -> list[MttrSummary]:
         """Return incident statistics per subject."""
         return self.store.mttr_by_subject()
+
+
+def _track(
+    tracker: IncidentTracker, events: list[Event], now: float
+) -> tuple[list[Incident], list[RecoveryRecord]]:
+    """Return the incidents and recoveries `events` created or changed (last state of each)."""
+    incidents: dict[int, Incident] = {}
+    recoveries: dict[str, RecoveryRecord] = {}
+    for event in events:
+        try:
+            incident, recovery = tracker.observe(event, event.timestamp or now)
+        except Exception:
+            # A malformed event must not stop the journal; it is still stored.
+            logger.exception("journal: incident tracking failed on %s", event.type)
+            continue
+        if incident is not None:
+            incidents[incident.id] = incident
+        if recovery is not None:
+            recoveries[recovery.id] = recovery
+    return list(incidents.values()), list(recoveries.values())
