@@ -317,6 +317,16 @@ def test_journal_config() -> None:
     assert "not supported" in issue.message
 
 
+def test_journal_config_builds_a_journal(tmp_path: Path) -> None:
+    db = tmp_path / "d" / "j.db"
+    cfg = parse_config(f'[journal]\nurl = "sqlite:///{db}"\nsynchronous = "FULL"\nmax_rows = 7\n')
+    bus = EventBus()
+    with cfg.journal.build(bus) as journal:
+        assert journal.options.max_rows == 7
+        bus.emit("a.b.c", "t")
+    assert [e.type for e in SqliteJournalStore(db, readonly=True).events()] == ["a.b.c"]
+
+
 def test_options_validate() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         JournalOptions(max_pending=0)

@@ -229,3 +229,59 @@ def test_recovery_and_store_need_only_the_standard_library() -> None:
         "assert selfheal.RecoveryManager is selfheal.recovery.RecoveryManager\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("trigger"), st.sampled_from("ab")),
+        st.tuples(st.just("finish"), st.sampled_from("ab"), st.booleans()),
+        st.tuples(st.just("advance"), st.floats(min_value=0, max_value=50)),
+    ),
+    max_size=80,
+)
+
+
+@given(ops)
+def test_governor_invariants(sequence: list[tuple[object, ...]]) -> None:
+    limits = Limits(
+        cooldown=5, breaker_failures=2, breaker_reset=30, flap=FlapPolicy(60, high=6, low=2)
+    )
+    rate = RateLimit(per_second=0.5, burst=2)
+    gov = Governor(rate, 0.0)
+    now = 0.0
+    active: dict[str, bool] = {}
+    ended_at: dict[str, float] = {}
+    fails: dict[str, int] = {}
+    opened_at: dict[str, float] = {}
+    runs = 0
+    for op in sequence:
+        if op[0] == "advance":
+            now += float(op[1])  # type: ignore[arg-type]
+        elif op[0] == "trigger":
+            key = str(op[1])
+            verdict = gov.trigger(key, limits, now).verdict
+            if verdict is Verdict.RUN:
+                runs += 1
+                # Never two recoveries of one subject, never inside its cooldown or while
+                # its breaker is open.
+                assert not active.get(key)
+                assert now >= ended_at.get(key, -1e9) + limits.cooldown
+                if key in opened_at:
+                    assert now >= opened_at[key] + limits.breaker_reset
+                gov.begin(key, "r")
+                active[key] = True
+            elif active.get(key):
+                assert verdict is Verdict.DEDUP
+        elif active.get(str(op[1])):
+            key, ok = str(op[1]), bool(op[2])
+            opened = gov.finish(key, limits, ok=ok, now=now)
+            active[key] = False
+            ended_at[key] = now
+            fails[key] = 0 if ok else fails.get(key, 0) + 1
+            assert opened == (fails[key] >= limits.breaker_failures)
+            if opened:
+                opened_at[key] = now
+            elif ok:
+                opened_at.pop(key, None)
+        # The global bucket bounds the recoveries started over the whole run.
+        assert runs <= rate.burst + rate.per_second * now + 1e-9

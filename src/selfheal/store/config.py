@@ -18,8 +18,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from selfheal.store._journal import JournalOptions
-from selfheal.store._sqlite import path_from_url
+from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.events import EventBus
+from selfheal.store._journal import Journal, JournalOptions
+from selfheal.store._sqlite import SqliteJournalStore, path_from_url
 
 __all__ = ["JournalConfig"]
 
@@ -55,3 +57,16 @@ class JournalConfig(BaseModel):
             max_age=self.max_age_days * 86_400.0 if self.max_age_days else None,
             max_rows=self.max_rows or None,
         )
+
+    def build(self, bus: EventBus, *, clock: Clock = SYSTEM_CLOCK) -> Journal:
+        """Return a `Journal` of `bus` as this section describes (not started yet).
+
+        Args:
+            bus: The bus to record.
+            clock: The daemon's clock.
+
+        Returns:
+            The journal; its SQLite file (and directory) exist once this returns.
+        """
+        store = SqliteJournalStore(self.path, synchronous=self.synchronous)
+        return Journal(bus, store, options=self.options(), clock=clock)
