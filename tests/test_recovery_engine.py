@@ -551,3 +551,28 @@ async def test_webhook_sends_the_event_and_keeps_secrets_out_of_events(
     assert "tok-123" not in json.dumps([e.to_dict() for e in seen])
     failed = next(e for e in seen if e.type == "recovery.pay.failed")
     assert failed.data["error"].endswith("HTTP 500")
+
+
+@pytest.mark.anyio
+async def test_dry_run_never_notifies_but_says_whom_it_would(
+    bus: EventBus, seen: list[Event], fclock: FakeClock
+) -> None:
+    paged: list[str] = []
+    rule = Rule(
+        on="process.*.exited",
+        steps=RESTART,
+        flap=FlapPolicy(window=100, high=4, low=1),
+        escalate=(CallFunction(lambda e: paged.append(e.subject), name="pager"),),
+    )
+    engine = RecoveryEngine(bus, [rule], programs=Programs("web"), clock=fclock, dry_run=True)
+    async with engine:
+        # Health seen elsewhere flips the subject: bad, good, bad, good.
+        for good in (False, True, False, True):
+            engine.observe("web", good=good)
+        crash(bus)
+        await settle(engine)
+    assert kinds(seen) == ["suppressed:flapping", "escalated:flapping"]
+    assert paged == []
+    assert seen[1].data["notified"] == [
+        {"ok": None, "would_run": {"kind": "call", "function": "pager"}}
+    ]

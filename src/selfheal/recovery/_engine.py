@@ -529,6 +529,9 @@ class RecoveryEngine:
     ) -> None:
         notified: list[dict[str, Any]] = []
         for action in rule.escalate:
+            if self.dry_run:
+                notified.append({"ok": None, "would_run": action.describe()})
+                continue
             # Notifications are not verified: the person told is the verification.
             ok, detail = await self._attempt(action, ctx, rule.timeout, None)
             notified.append({"ok": ok, **detail})
