@@ -168,15 +168,21 @@ def _last_seq(store: SqliteJournalStore) -> int:
 
 def _incident_table(incidents: list[Incident]) -> Table:
     table = Table(title="Incidents (newest first)", title_justify="left")
-    for name in ("#", "subject", "opened", "opened by", "closed by", "detect", "recover", "state"):
-        table.add_column(name, no_wrap=name in {"#", "opened"})
+    table.add_column("#", no_wrap=True, justify="right")
+    table.add_column("subject", overflow="fold")
+    table.add_column("opened (UTC)", no_wrap=True)
+    table.add_column("opened by / closed by", overflow="fold")
+    table.add_column("TTD", no_wrap=True, justify="right")
+    table.add_column("TTR", no_wrap=True, justify="right")
+    table.add_column("state", no_wrap=True)
     for i in incidents:
+        by = Text(i.opened_by)
+        by.append("\n" + (i.closed_by or "-"), style="dim")
         table.add_row(
             str(i.id),
             Text(i.subject),
             _when(i.opened_at),
-            Text(i.opened_by),
-            Text(i.closed_by or "-"),
+            by,
             _duration(i.ttd),
             _duration(i.ttr),
             Text("open", style="bold red") if i.is_open else Text("closed", style="green"),
@@ -186,8 +192,11 @@ def _incident_table(incidents: list[Incident]) -> Table:
 
 def _mttr_table(summary: list[MttrSummary]) -> Table:
     table = Table(title="MTTR per subject", title_justify="left")
-    for name in ("subject", "incidents", "open", "MTTR", "max TTR", "MTTD", "last opened"):
-        table.add_column(name, justify="left" if name == "subject" else "right")
+    for name in ("subject", "incidents", "open", "MTTR", "max TTR", "MTTD", "last opened (UTC)"):
+        left = name == "subject"
+        table.add_column(
+            name, justify="left" if left else "right", no_wrap=not left, overflow="fold"
+        )
     for s in summary:
         table.add_row(
             Text(s.subject),
