@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from selfheal.config import ConfigError, parse_config
+from selfheal.config import ConfigError, parse_config, validate_model
 from selfheal.recovery import (
     CallFunction,
     CallWebhook,
@@ -15,7 +15,7 @@ from selfheal.recovery import (
     RestartProgram,
     RunCommand,
 )
-from selfheal.recovery.config import rules_from_config
+from selfheal.recovery.config import RecoveryEngineConfig, rules_from_config
 
 FULL = """
 [[recovery]]
@@ -158,3 +158,20 @@ def test_bad_rules_name_key_line_and_what_is_valid(
     assert issue.key == key
     assert issue.line == line
     assert message in issue.message
+
+
+def test_engine_settings() -> None:
+    cfg = validate_model(
+        RecoveryEngineConfig, {"dry_run": True, "rate_limit": {"per_minute": 6, "burst": 2}}
+    )
+    limit = cfg.limit()
+    assert limit is not None
+    assert (limit.per_second, limit.burst) == (0.1, 2)
+    assert cfg.dry_run
+    assert RecoveryEngineConfig().limit() is None
+    text = "[recovery_engine]\nrate_limit = { per_minute = 0 }\n"
+    with pytest.raises(ConfigError) as info:
+        validate_model(RecoveryEngineConfig, {"rate_limit": {"per_minute": 0}}, text=text)
+    (issue,) = info.value.issues
+    assert issue.key == "rate_limit.per_minute"
+    assert "greater than 0" in issue.message

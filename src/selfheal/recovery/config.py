@@ -34,12 +34,14 @@ from selfheal.recovery._actions import (
     RestartProgram,
     RunCommand,
 )
-from selfheal.recovery._core import FlapPolicy, compile_when
+from selfheal.recovery._core import FlapPolicy, RateLimit, compile_when
 from selfheal.recovery._engine import Rule, Verify
 
 __all__ = [
     "BreakerConfig",
     "FlapConfig",
+    "RateLimitConfig",
+    "RecoveryEngineConfig",
     "RecoveryRuleConfig",
     "StepConfig",
     "VerifyConfig",
@@ -247,6 +249,37 @@ class RecoveryRuleConfig(BaseModel):
                 else None
             ),
         )
+
+
+class RateLimitConfig(BaseModel):
+    """At most `per_minute` recoveries a minute, engine-wide, with bursts of `burst`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    per_minute: float = Field(gt=0)
+    burst: int = Field(default=1, ge=1)
+
+
+class RecoveryEngineConfig(BaseModel):
+    """Engine-wide settings (meant for a ``[recovery_engine]`` table of ``selfheal.toml``).
+
+    ```toml
+    [recovery_engine]
+    dry_run = false
+    rate_limit = { per_minute = 10, burst = 3 }
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = False
+    rate_limit: RateLimitConfig | None = None
+
+    def limit(self) -> RateLimit | None:
+        """Return the `RateLimit` for `RecoveryEngine(rate_limit=...)`, or None."""
+        if self.rate_limit is None:
+            return None
+        return RateLimit(self.rate_limit.per_minute / 60.0, self.rate_limit.burst)
 
 
 def rules_from_config(configs: list[RecoveryRuleConfig]) -> list[Rule]:
