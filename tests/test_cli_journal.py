@@ -86,6 +86,17 @@ def test_missing_journal_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "none.db").exists()
 
 
+@pytest.mark.parametrize("content", [b"not a database at all" * 100, b""])
+def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "other.db"
+    path.write_bytes(content)
+    for command in ("events", "incidents"):
+        code, out, err = run(command, "--db", str(path))
+        assert code == 2
+        assert "error: cannot read the journal" in err
+        assert "Traceback" not in out + err
+
+
 def test_journal_found_through_the_config(db: Path, tmp_path: Path) -> None:
     config = tmp_path / "selfheal.toml"
     config.write_text(f'[journal]\nurl = "sqlite:///{db}"\n')

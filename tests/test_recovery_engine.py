@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -576,3 +577,13 @@ async def test_dry_run_never_notifies_but_says_whom_it_would(
     assert seen[1].data["notified"] == [
         {"ok": None, "would_run": {"kind": "call", "function": "pager"}}
     ]
+
+
+def test_engine_manager_and_journal_are_components(bus: EventBus, tmp_path: Path) -> None:
+    from selfheal._component import Component
+    from selfheal.recovery import RecoveryManager
+    from selfheal.store import Journal
+
+    assert isinstance(RecoveryEngine(bus, []), Component)
+    assert isinstance(RecoveryManager(bus), Component)
+    assert isinstance(Journal(bus, tmp_path / "j.db"), Component)

@@ -7,10 +7,13 @@ is writing it. The journal is found with ``--db PATH``, else the ``[journal]`` u
 
 from __future__ import annotations
 
+import functools
 import json
+import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.table import Table
@@ -46,6 +49,22 @@ _config_option = click.option(
     help="A selfheal.toml whose [journal] url names the journal.",
 )
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _readable(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn SQLite errors (not a journal, a corrupt file) into one clear line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            fail(f"cannot read the journal: {exc} (is it a selfheal journal?)")
+
+    return wrapper
 
 
 def _open_store(db: str | None, config_path: str | None) -> SqliteJournalStore:
@@ -123,6 +142,7 @@ def _check_pattern(pattern: str | None) -> None:
     show_default=True,
     help="How many of the newest events to show.",
 )
+@_readable
 def events_command(  # noqa: PLR0917 - click passes each option as an argument
     db: str | None,
     config_path: str | None,
@@ -223,6 +243,7 @@ def _mttr_table(summary: list[MttrSummary]) -> Table:
     show_default=True,
     help="How many of the newest incidents to list.",
 )
+@_readable
 def incidents_command(
     db: str | None, config_path: str | None, as_json: bool, open_only: bool, limit: int
 ) -> None:
