@@ -249,10 +249,15 @@ def test_tracker_measures_detect_and_recover_times() -> None:
     second, _ = tracker.observe(ev("health.db.failed", 200, since=190.5), 200)
     assert second is not None
     assert (second.id, second.ttd, second.ttd_source) == (2, 9.5, "since")
-    # A failure of a subject never seen healthy has no known detection time.
-    third, _ = tracker.observe(ev("process.new.exited", 5, exit_code=2), 5)
+    # A process exit is seen by the supervisor as it happens.
+    tracker.observe(ev("process.web.started", 1), 1)
+    third, _ = tracker.observe(ev("process.web.exited", 5, exit_code=2), 5)
     assert third is not None
-    assert third.ttd is None
+    assert (third.ttd, third.ttd_source) == (0.0, "immediate")
+    # A failure of a subject never seen healthy has no known detection time.
+    fourth, _ = tracker.observe(ev("synthetic.login.failed", 6), 6)
+    assert fourth is not None
+    assert fourth.ttd is None
 
 
 def test_tracker_waits_for_a_running_recovery_to_verify() -> None:

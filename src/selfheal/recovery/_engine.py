@@ -335,7 +335,8 @@ class RecoveryEngine:
         if rule is None:
             return None
         fields = event_fields(event)
-        key = render(rule.dedup_key, fields)
+        # An empty key would make "recovery..started"; the event type is a usable subject.
+        key = render(rule.dedup_key, fields) or event.type
         fields["key"] = key
         decision = self.governor.trigger(key, rule.limits, self.clock.monotonic())
         if decision.verdict is Verdict.RUN:

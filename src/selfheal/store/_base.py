@@ -16,9 +16,15 @@ The subject is `Event.subject` (``web`` in ``process.web.exited``); for the arti
 ``system.database.failure.recovered`` it is the failed event's subject (``database``).
 
 Time to recover (TTR) is the close event's timestamp minus the opening one's. Time to detect
-(TTD) is the opening event's timestamp minus ``data.since`` when the signal says when the
-failure began (a health check failing since then), else minus the last recovery signal of the
-subject seen before (an upper bound: it was fine then), else unknown.
+(TTD) is, in order of preference:
+
+1. ``since``: the opening event's timestamp minus ``data.since``, when the signal says when the
+   failure began (a health check failing since then);
+2. ``immediate``: zero for a process that ``exited`` or went ``fatal``, which a supervisor
+   learns from the kernel the moment it happens;
+3. ``last_good``: the opening event's timestamp minus the subject's last recovery signal seen
+   before (e.g. the last passing check): an upper bound, it was fine then;
+4. unknown (None).
 """
 
 from __future__ import annotations
@@ -141,7 +147,7 @@ class Incident:
         opened_by: Its event type.
         opened_event: Its event id.
         ttd: Time to detect in seconds, or None when unknown (see module docs).
-        ttd_source: ``since`` or ``last_good``: how `ttd` was measured.
+        ttd_source: ``since``, ``immediate`` or ``last_good``: how `ttd` was measured.
         closed_at: Timestamp of the recovery signal, None while open.
         closed_by: Its event type.
         ttr: Time to recover (closed_at - opened_at).
@@ -346,6 +352,8 @@ class IncidentTracker:
             since = event.data.get("since")
             if isinstance(since, int | float) and not isinstance(since, bool) and since <= ts:
                 ttd, source = ts - float(since), "since"
+            elif event.type.endswith((".exited", ".fatal")):
+                ttd, source = 0.0, "immediate"
             elif subject in self._last_good and self._last_good[subject] <= ts:
                 ttd, source = ts - self._last_good[subject], "last_good"
             changed = Incident(self._next_id, subject, ts, event.type, event.id, ttd, source)
