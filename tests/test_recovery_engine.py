@@ -587,3 +587,34 @@ def test_engine_manager_and_journal_are_components(bus: EventBus, tmp_path: Path
     assert isinstance(RecoveryEngine(bus, []), Component)
     assert isinstance(RecoveryManager(bus), Component)
     assert isinstance(Journal(bus, tmp_path / "j.db"), Component)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, only not yet reaped
+
+
+@pytest.mark.anyio
+async def test_a_command_past_its_deadline_is_killed_with_its_children(tmp_path: Path) -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("recovery.*", seen.append)
+    pidfile = tmp_path / "pid"
+    child = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    # Through a shell, so the sleeper is a grandchild: the whole process group must die.
+    line = f'{sys.executable} -c "{child}"; echo never'
+    rule = Rule(on="app.*.failed", steps=(RunCommand((line,), shell=True),), timeout=1.0)
+    async with RecoveryEngine(bus, [rule]) as eng:
+        bus.emit("app.x.failed", "t")
+        await settle(eng)
+    assert seen[1].data["error"] == "command timed out after 1s"
+    pid = int(pidfile.read_text())
+
+    async def gone() -> None:
+        while _alive(pid):  # noqa: ASYNC110 - a process we do not own: polling is the way
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(gone(), 10)

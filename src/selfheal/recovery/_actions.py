@@ -14,6 +14,7 @@ import inspect
 import os
 import re
 import shlex
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -201,7 +202,7 @@ class RunCommand:
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 # Its own session: kill the whole group, so a shell's children die too.
-                os.killpg(proc.pid, 9)
+                os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
             raise
         tail = out.decode(errors="replace").strip()[-_TAIL:]
