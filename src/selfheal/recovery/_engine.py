@@ -45,7 +45,8 @@ logger = logging.getLogger("selfheal.recovery")
 
 T = TypeVar("T")
 
-_RID_PREFIX = f"r{os.getpid():x}-"
+# Unique across restarts too: the journal keys recoveries by this id.
+_RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
 _RID_COUNTER = itertools.count(1)
 
 
@@ -64,6 +65,10 @@ class Verify:
     interval: float = 1.0
 
     def __post_init__(self) -> None:
+        # Accept a list, and a lone name (a str is an iterable of letters, not of names).
+        given: object = self.checks
+        checks = (given,) if isinstance(given, str) else tuple(self.checks)
+        object.__setattr__(self, "checks", checks)
         if not self.checks:
             raise ValueError("Verify: name at least one health check")
         if self.within <= 0 or self.interval <= 0:
