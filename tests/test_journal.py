@@ -92,6 +92,29 @@ def test_everything_accepted_is_committed_on_stop(db: Path) -> None:
     assert len(store.events(limit=50_000)) == 20_000
 
 
+def test_many_publisher_threads_lose_nothing(db: Path) -> None:
+    bus = EventBus()
+    with Journal(bus, db) as journal:
+
+        def publish(worker: int) -> None:
+            for i in range(5_000):
+                bus.emit("load.x.tick", f"w{worker}", n=i)
+
+        threads = [threading.Thread(target=publish, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert (journal.accepted, journal.committed, journal.dropped) == (40_000, 40_000, 0)
+    events = SqliteJournalStore(db, readonly=True).events(limit=100_000)
+    per_worker: dict[str, list[int]] = {}
+    for e in events:
+        per_worker.setdefault(e.source, []).append(e.data["n"])
+    # Each publisher's events are all there, in the order it published them.
+    assert all(ns == list(range(5_000)) for ns in per_worker.values())
+    assert len(per_worker) == 8
+
+
 class GatedStore(SqliteJournalStore):
     """A store whose writes wait for the test to open the gate, like a stalled disk."""
 
@@ -179,6 +202,16 @@ def test_retention_by_age_and_rows(db: Path, clock: FakeClock) -> None:
     journal.close()
     left = SqliteJournalStore(db, readonly=True).events(limit=100)
     assert [e.data["n"] for e in left] == [16, 17, 18, 19, 20]
+
+
+def test_retention_runs_when_the_journal_opens(db: Path, clock: FakeClock) -> None:
+    bus = EventBus(clock=clock)
+    with Journal(bus, db, clock=clock):
+        bus.emit("a.b.c", "t")
+    clock.advance(200)
+    with Journal(bus, db, options=JournalOptions(max_age=100), clock=clock) as journal:
+        assert journal.flush(timeout=10)
+    assert SqliteJournalStore(db, readonly=True).events() == []
 
 
 def test_readonly_store_reads_while_the_journal_writes(db: Path) -> None:

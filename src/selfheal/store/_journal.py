@@ -237,7 +237,10 @@ class Journal:
     # ----------------------------------------------------------------- the writer
 
     def _writer(self, store: JournalStore, tracker: IncidentTracker) -> None:
-        next_prune = self.clock.monotonic()
+        # Retention runs at start (a journal reopened after a long pause) and then at most
+        # every prune_every seconds, after a commit: an idle journal does not grow.
+        self._prune(store)
+        next_prune = self.clock.monotonic() + self.options.prune_every
         while True:
             with self._lock:
                 self._not_empty.wait_for(lambda: bool(self._buf) or self._closing)
