@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -121,6 +121,15 @@ def crash(bus: EventBus, name: str = "web", code: int = 1) -> None:
 
 
 RESTART = (RestartProgram("{subject}"),)
+
+
+def pager(paged: list[str], attr: str = "subject") -> Callable[[Event], Awaitable[None]]:
+    # Async on purpose: with an autojumping FakeClock a thread (what a sync function gets)
+    # could let fake time jump to the action's deadline before it finishes.
+    async def page(event: Event) -> None:
+        paged.append(getattr(event, attr))
+
+    return page
 
 
 @pytest.mark.anyio
@@ -243,7 +252,7 @@ async def test_exhausted_ladder_fails_and_pages_a_person(
         on="process.*.exited",
         steps=RESTART,
         verify=Verify(("web",), within=2, interval=1),
-        escalate=(CallFunction(lambda e: paged.append(e.type), name="pager"),),
+        escalate=(CallFunction(pager(paged, "type"), name="pager"),),
         retries=1,
         retry_delay=3,
     )
@@ -304,7 +313,7 @@ async def test_flapping_subject_is_left_alone_and_escalated(
         steps=RESTART,
         cooldown=0,
         flap=FlapPolicy(window=300, high=4, low=1),
-        escalate=(CallFunction(lambda e: paged.append(e.subject)),),
+        escalate=(CallFunction(pager(paged)),),
     )
     async with RecoveryEngine(bus, [rule], programs=programs, clock=fclock) as eng:
         for _ in range(4):
@@ -418,7 +427,7 @@ async def test_retry_then_success(bus: EventBus, seen: list[Event], fclock: Fake
 async def test_own_reports_never_trigger_rules(
     bus: EventBus, seen: list[Event], fclock: FakeClock
 ) -> None:
-    def boom(event: Event) -> None:
+    async def boom(event: Event) -> None:
         raise RuntimeError("no")
 
     rule = Rule(on="*.*.failed", steps=(CallFunction(boom),), cooldown=0, flap=None)
@@ -430,7 +439,7 @@ async def test_own_reports_never_trigger_rules(
 
 
 @pytest.mark.anyio
-async def test_degrade_feature(bus: EventBus, seen: list[Event], fclock: FakeClock) -> None:
+async def test_degrade_feature_sync_method_in_a_thread() -> None:
     class Features:
         def __init__(self) -> None:
             self.degraded: list[str] = []
@@ -440,7 +449,11 @@ async def test_degrade_feature(bus: EventBus, seen: list[Event], fclock: FakeClo
 
     features = Features()
     rule = Rule(on="breaker.*.opened", steps=(DegradeFeature("{subject}"),))
-    async with RecoveryEngine(bus, [rule], features=features, clock=fclock) as eng:
+    # The real clock: a sync degrade() runs in a thread, which fake time must not race.
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("recovery.*", seen.append)
+    async with RecoveryEngine(bus, [rule], features=features) as eng:
         bus.emit("breaker.recommendations.opened", "breaker")
         await settle(eng)
     assert features.degraded == ["recommendations"]
@@ -563,7 +576,7 @@ async def test_dry_run_never_notifies_but_says_whom_it_would(
         on="process.*.exited",
         steps=RESTART,
         flap=FlapPolicy(window=100, high=4, low=1),
-        escalate=(CallFunction(lambda e: paged.append(e.subject), name="pager"),),
+        escalate=(CallFunction(pager(paged), name="pager"),),
     )
     engine = RecoveryEngine(bus, [rule], programs=Programs("web"), clock=fclock, dry_run=True)
     async with engine:
