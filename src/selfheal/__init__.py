@@ -46,6 +46,7 @@ from selfheal.policies import (
     retry_after_hint,
     set_testing,
 )
+from selfheal.recovery import RecoveryEngine, RecoveryManager
 from selfheal.supervisor.watchdog import ProcessWatchdog
 
 __all__ = [
@@ -74,6 +75,8 @@ __all__ = [
     "Policy",
     "ProcessWatchdog",
     "RandomJitter",
+    "RecoveryEngine",
+    "RecoveryManager",
     "Retry",
     "RetryBudget",
     "RetryError",

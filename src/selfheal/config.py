@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from selfheal.recovery.config import RecoveryRuleConfig
+from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
 from selfheal.store.config import JournalConfig
 from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
 
@@ -40,6 +40,7 @@ class SelfhealConfig(BaseModel):
 
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
     recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
+    recovery_engine: RecoveryEngineConfig = Field(default_factory=RecoveryEngineConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
 

@@ -1,7 +1,7 @@
 """The daemon's wiring: one clock, one bus, components started in order, stopped in reverse.
 
 `Runtime` is generic: anything with ``async start()`` / ``async stop()`` (a `Component`) can
-be added: the supervisor, its control API, later a journal or a recovery engine. `Daemon`
+be added: the journal, the supervisor, its control API, the recovery engine. `Daemon`
 builds the runtime ``selfheal run CONFIG`` runs, from a `DaemonPlan`.
 
 A plan is the validated config in standard-library objects. ``selfheal run`` validates the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -32,6 +33,8 @@ from selfheal.supervisor._spec import ProgramSpec, spec_from_dict, spec_to_dict
 
 if TYPE_CHECKING:
     from selfheal.config import SelfhealConfig
+    from selfheal.recovery import RecoveryEngine
+    from selfheal.store._journal import Journal
     from selfheal.supervisor import Supervisor
 
 __all__ = ["Daemon", "DaemonPlan", "Runtime", "compile_plan", "main"]
@@ -216,7 +219,19 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "token": control.token,
             "status_requires_token": control.status_requires_token,
         },
-        extra=config.model_dump(mode="json", exclude={"programs", "control"}),
+        extra={
+            # Only what the user set: re-validating a dump of defaults can trip validators
+            # that reject keys given together (a step's `shell` without `command`).
+            **config.model_dump(
+                mode="json", exclude={"programs", "control", "journal"}, exclude_unset=True
+            ),
+            "journal": {
+                "enabled": config.journal.enabled,
+                "path": str(config.journal.path_in(base)),
+                "synchronous": config.journal.synchronous,
+                "options": dataclasses.asdict(config.journal.options()),
+            },
+        },
     )
 
 
@@ -298,6 +313,15 @@ class Daemon:
             log_dir=plan.log_dir,
         )
         self.runtime.add(self.supervisor)
+        self.journal = self._journal(plan.extra.get("journal"), clock)
+        if self.journal is not None:
+            # Started first and stopped last, so it records the whole run.
+            self.runtime.add(self.journal, before=self.supervisor)
+        self.recovery = self._recovery(plan.extra, clock)
+        if self.recovery is not None:
+            # Added after the supervisor, so it stops before it: the programs' deliberate
+            # exits at shutdown never trigger a recovery.
+            self.runtime.add(self.recovery)
         control = plan.control
         if control.get("enabled", True):
             from selfheal.web.control import ControlServer
@@ -316,6 +340,41 @@ class Daemon:
                 )
             )
         self._pending: set[asyncio.Task[None]] = set()
+
+    def _journal(self, section: dict[str, Any] | None, clock: Clock) -> Journal | None:
+        if not section or not section.get("enabled", True):
+            return None
+        from selfheal.store._journal import Journal, JournalOptions
+        from selfheal.store._sqlite import SqliteJournalStore
+
+        store = SqliteJournalStore(Path(section["path"]), synchronous=section["synchronous"])
+        options = JournalOptions(**section.get("options", {}))
+        return Journal(self.runtime.bus, store, options=options, clock=clock)
+
+    def _recovery(self, extra: dict[str, Any], clock: Clock) -> RecoveryEngine | None:
+        rules = extra.get("recovery") or []
+        if not rules:
+            return None
+        # Only a daemon with recovery rules pays for pydantic (about 13 MiB): the plan holds
+        # them as already-validated JSON, and they become Rule objects here.
+        from selfheal.recovery import RecoveryEngine
+        from selfheal.recovery.config import (
+            RecoveryEngineConfig,
+            RecoveryRuleConfig,
+            rules_from_config,
+        )
+        from selfheal.supervisor import ProgramHealth
+
+        engine = RecoveryEngineConfig.model_validate(extra.get("recovery_engine") or {})
+        return RecoveryEngine(
+            self.runtime.bus,
+            rules_from_config([RecoveryRuleConfig.model_validate(r) for r in rules]),
+            programs=self.supervisor,
+            health=ProgramHealth(self.supervisor),
+            clock=clock,
+            dry_run=engine.dry_run,
+            rate_limit=engine.limit(),
+        )
 
     @classmethod
     def from_config(cls, config_path: str | os.PathLike[str], **kw: Any) -> Daemon:

@@ -1,1 +1,58 @@
-"""selfheal.recovery."""
+"""Event-driven recovery: rules that act on failure events, verify the fix and escalate.
+
+`RecoveryManager` is the article's small API (one function per event type); `RecoveryEngine`
+is the full one (rules, actions, verification, escalation ladders, dedup, cooldown, flap
+detection, a breaker on the remediation, a global rate limit, dry runs). This package needs
+only the standard library; `CallWebhook` imports httpx when it runs and
+`selfheal.recovery.config` (TOML rules) needs pydantic.
+"""
+
+from selfheal.recovery._actions import (
+    Action,
+    ActionContext,
+    ActionError,
+    CallFunction,
+    CallWebhook,
+    Degradable,
+    DegradeFeature,
+    NoAction,
+    RestartProgram,
+    RunCommand,
+)
+from selfheal.recovery._core import (
+    Condition,
+    FlapDetector,
+    FlapPolicy,
+    Governor,
+    RateLimit,
+    TokenBucket,
+    Verdict,
+    compile_when,
+)
+from selfheal.recovery._engine import RecoveryEngine, Rule, Verify
+from selfheal.recovery._manager import RecoveryManager
+
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionError",
+    "CallFunction",
+    "CallWebhook",
+    "Condition",
+    "Degradable",
+    "DegradeFeature",
+    "FlapDetector",
+    "FlapPolicy",
+    "Governor",
+    "NoAction",
+    "RateLimit",
+    "RecoveryEngine",
+    "RecoveryManager",
+    "RestartProgram",
+    "Rule",
+    "RunCommand",
+    "TokenBucket",
+    "Verdict",
+    "Verify",
+    "compile_when",
+]

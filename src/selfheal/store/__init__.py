@@ -1,1 +1,41 @@
-"""selfheal.store."""
+"""The journal: every event, incident and recovery, in SQLite by default.
+
+Standard library only (``sqlite3``); `selfheal.store.config` (the ``[journal]`` TOML section)
+needs pydantic. A Redis backend can implement `JournalStore` later.
+"""
+
+from selfheal.store._base import (
+    Incident,
+    IncidentTracker,
+    JournalStore,
+    MttrSummary,
+    RecoveryRecord,
+    Signal,
+    StoredEvent,
+    classify,
+)
+from selfheal.store._journal import DROPPED, Journal, JournalOptions
+from selfheal.store._sqlite import (
+    DEFAULT_PATH,
+    JournalNotFoundError,
+    SqliteJournalStore,
+    path_from_url,
+)
+
+__all__ = [
+    "DEFAULT_PATH",
+    "DROPPED",
+    "Incident",
+    "IncidentTracker",
+    "Journal",
+    "JournalNotFoundError",
+    "JournalOptions",
+    "JournalStore",
+    "MttrSummary",
+    "RecoveryRecord",
+    "Signal",
+    "SqliteJournalStore",
+    "StoredEvent",
+    "classify",
+    "path_from_url",
+]

@@ -1,15 +1,82 @@
-"""The ``[journal]`` section of ``selfheal.toml``."""
+"""The ``[journal]`` section of ``selfheal.toml``.
+
+```toml
+[journal]
+enabled = true             # the daemon records every event and incident
+url = "sqlite:///.selfheal/journal.db"   # or "sqlite:////var/lib/selfheal/journal.db"
+max_age_days = 30          # retention; 0 keeps events forever
+max_rows = 1000000         # newest events kept; 0 for no limit
+max_pending = 100000       # events buffered in memory before publishers wait, then drop
+block_timeout = 0.1        # seconds a publisher waits for room before the event is dropped
+synchronous = "NORMAL"     # "FULL" also survives power loss (slower commits)
+```
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.events import EventBus
+from selfheal.store._journal import Journal, JournalOptions
+from selfheal.store._sqlite import SqliteJournalStore, path_from_url
 
 __all__ = ["JournalConfig"]
 
 
 class JournalConfig(BaseModel):
-    """Where the journal of events and incidents is kept."""
+    """Where the journal of events and incidents is kept, and for how long."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    enabled: bool = True
     url: str = "sqlite:///.selfheal/journal.db"
+    max_age_days: float = Field(default=30.0, ge=0)
+    max_rows: int = Field(default=1_000_000, ge=0)
+    max_pending: int = Field(default=100_000, ge=1)
+    block_timeout: float = Field(default=0.1, ge=0)
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        path_from_url(value)
+        return value
+
+    @property
+    def path(self) -> Path:
+        """Return the SQLite file of `url`."""
+        return path_from_url(self.url)
+
+    def path_in(self, base_dir: str | Path) -> Path:
+        """Return the SQLite file, a relative `url` taken relative to `base_dir`.
+
+        The daemon and the CLI both use the config file's directory, so ``selfheal events
+        --config selfheal.toml`` reads the journal ``selfheal run selfheal.toml`` writes.
+        """
+        return Path(base_dir) / self.path
+
+    def options(self) -> JournalOptions:
+        """Return the `JournalOptions` this section describes."""
+        return JournalOptions(
+            max_pending=self.max_pending,
+            block_timeout=self.block_timeout,
+            max_age=self.max_age_days * 86_400.0 if self.max_age_days else None,
+            max_rows=self.max_rows or None,
+        )
+
+    def build(self, bus: EventBus, *, clock: Clock = SYSTEM_CLOCK) -> Journal:
+        """Return a `Journal` of `bus` as this section describes (not started yet).
+
+        Args:
+            bus: The bus to record.
+            clock: The daemon's clock.
+
+        Returns:
+            The journal; its SQLite file (and directory) exist once this returns.
+        """
+        store = SqliteJournalStore(self.path, synchronous=self.synchronous)
+        return Journal(bus, store, options=self.options(), clock=clock)

@@ -6,6 +6,7 @@ Standard library only (``import selfheal`` works without extras); the TOML model
 
 from selfheal.supervisor._api import ProgramControl
 from selfheal.supervisor._core import ReloadResult, Supervisor
+from selfheal.supervisor._health import ProgramHealth
 from selfheal.supervisor._spec import (
     BackoffSpec,
     IntensitySpec,
@@ -25,6 +26,7 @@ __all__ = [
     "ProcessState",
     "ProcessWatchdog",
     "ProgramControl",
+    "ProgramHealth",
     "ProgramSpec",
     "ReloadResult",
     "Supervisor",

@@ -246,6 +246,15 @@ class Supervisor:
         """
         return self._instance(name).life.state
 
+    def spec(self, name: str) -> ProgramSpec:
+        """Return the spec of program (or instance) `name`.
+
+        Raises:
+            KeyError: For an unknown name.
+        """
+        spec = self._specs.get(name)
+        return spec if spec is not None else self._instance(name).spec
+
     def instance_names(self, name: str) -> list[str]:
         """Return the process names a program (or instance) `name` stands for.
 

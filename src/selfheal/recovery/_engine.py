@@ -1,0 +1,570 @@
+"""The recovery engine: rules turn failure events into actions, verified and escalated.
+
+The decisions (dedup, cooldown, flapping, the remediation breaker, the rate limit) are made by
+`selfheal.recovery._core.Governor` on the event loop's thread, in the order events arrive;
+this module only runs the actions, waits for verification and publishes what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.events import Event, EventBus, Severity, Subscription, matches
+from selfheal.health._api import HealthSource, HealthStatus
+from selfheal.recovery._actions import (
+    Action,
+    ActionContext,
+    Degradable,
+    DegradeFeature,
+    RestartProgram,
+)
+from selfheal.recovery._core import (
+    Condition,
+    Decision,
+    FlapPolicy,
+    Governor,
+    Limits,
+    RateLimit,
+    Verdict,
+    compile_when,
+    event_fields,
+    render,
+)
+from selfheal.supervisor._api import ProgramControl
+
+__all__ = ["RecoveryEngine", "Rule", "Verify"]
+
+logger = logging.getLogger("selfheal.recovery")
+
+T = TypeVar("T")
+
+# Unique across restarts too: the journal keys recoveries by this id.
+_RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
+_RID_COUNTER = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    """How a recovery step proves it worked: named health checks pass within a time limit.
+
+    Attributes:
+        checks: Names of health checks (of the engine's `HealthSource`) that must all PASS.
+        within: Seconds after the action during which they may still fail.
+        interval: Seconds between polls.
+    """
+
+    checks: tuple[str, ...]
+    within: float = 30.0
+    interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        # Accept a list, and a lone name (a str is an iterable of letters, not of names).
+        given: object = self.checks
+        checks = (given,) if isinstance(given, str) else tuple(self.checks)
+        object.__setattr__(self, "checks", checks)
+        if not self.checks:
+            raise ValueError("Verify: name at least one health check")
+        if self.within <= 0 or self.interval <= 0:
+            raise ValueError(
+                f"Verify: within and interval must be > 0, got {self.within!r}, {self.interval!r}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What to do about events matching `on` (and `when`).
+
+    The steps form an escalation ladder: each is tried (1 + `retries` times, each try being
+    the action and then the verification) before the next; when every step failed, the
+    `escalate` actions (a webhook to a person) run and ``recovery.<subject>.failed`` is
+    published.
+
+    Attributes:
+        on: Event type pattern (``process.*.exited``).
+        steps: The ladder, first rung first.
+        name: Shown in events; default: the pattern.
+        when: Conditions on the event, all of which must hold (see `compile_when`).
+        verify: Health checks that must pass after each step, or None to trust the action.
+        escalate: Actions that tell a person when the ladder is exhausted, the subject is
+            flapping or its remediation breaker opened.
+        dedup_key: Template of the subject a recovery is about; one recovery per subject at
+            a time, and cooldown, flapping and the breaker are per subject.
+        timeout: Seconds each action may take.
+        retries: Extra tries of each step before moving up the ladder.
+        retry_delay: Seconds between tries of a step.
+        cooldown: Seconds after a recovery of the subject during which triggers are ignored.
+        breaker_failures: Consecutive failed recoveries of a subject that stop automatic
+            action (and escalate) for `breaker_reset` seconds.
+        breaker_reset: See `breaker_failures`.
+        flap: Flap detection thresholds, or None to not detect flapping.
+    """
+
+    on: str
+    steps: tuple[Action, ...]
+    name: str = ""
+    when: Mapping[str, Any] = field(default_factory=dict)
+    verify: Verify | None = None
+    escalate: tuple[Action, ...] = ()
+    dedup_key: str = "{subject}"
+    timeout: float = 30.0
+    retries: int = 0
+    retry_delay: float = 1.0
+    cooldown: float = 60.0
+    breaker_failures: int = 3
+    breaker_reset: float = 600.0
+    flap: FlapPolicy | None = field(default_factory=FlapPolicy)
+    conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
+    limits: Limits = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not self.on or any(not seg for seg in self.on.split(".")):
+            raise ValueError(f"Rule: on {self.on!r} must be an event pattern like 'health.*'")
+        set_(self, "steps", tuple(self.steps))
+        set_(self, "escalate", tuple(self.escalate))
+        if not self.steps:
+            raise ValueError(f"Rule {self.on!r}: give at least one step")
+        if self.timeout <= 0 or self.retries < 0 or self.retry_delay < 0 or self.cooldown < 0:
+            raise ValueError(
+                f"Rule {self.on!r}: need timeout > 0 and retries, retry_delay, cooldown >= 0"
+            )
+        if self.breaker_failures < 1 or self.breaker_reset <= 0:
+            raise ValueError(f"Rule {self.on!r}: need breaker_failures >= 1, breaker_reset > 0")
+        set_(self, "name", self.name or self.on)
+        set_(self, "conditions", compile_when(self.when))
+        set_(
+            self,
+            "limits",
+            Limits(self.cooldown, self.breaker_failures, self.breaker_reset, self.flap),
+        )
+
+    def matches(self, event: Event) -> bool:
+        """Return whether this rule handles `event`."""
+        return matches(self.on, event.type) and all(c.test(event) for c in self.conditions)
+
+
+def _next_rid() -> str:
+    return f"{_RID_PREFIX}{next(_RID_COUNTER)}"
+
+
+async def with_timeout(aw: Awaitable[T], seconds: float, clock: Clock) -> T:
+    """Await `aw`, cancelling it after `seconds` on `clock` (so FakeClock drives deadlines).
+
+    Raises:
+        TimeoutError: When the deadline passed first.
+    """
+    task = asyncio.ensure_future(aw)
+    timer = asyncio.ensure_future(clock.asleep(seconds))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        timer.cancel()
+        await asyncio.gather(task, timer, return_exceptions=True)
+        raise
+    if task.done():
+        timer.cancel()
+        await asyncio.gather(timer, return_exceptions=True)
+        return task.result()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    raise TimeoutError(f"timed out after {seconds:g}s")
+
+
+@dataclass(slots=True)
+class _Run:
+    rule: Rule
+    key: str
+    event: Event
+    rid: str
+    ctx: ActionContext
+    started: float
+    duplicates: int = 0
+
+
+class RecoveryEngine:
+    """Reacts to failure events with recovery rules; verifies, escalates and reports.
+
+    Publishes ``recovery.<subject>.started``, ``.succeeded``, ``.failed``, ``.escalated`` and
+    ``.suppressed`` (with a ``reason``: dedup, cooldown, flapping, breaker_open, rate_limited,
+    dry_run). The first rule (in order) whose pattern and conditions match an event handles
+    it; ``recovery.*`` events never trigger rules unless a rule's pattern starts with
+    ``recovery.``, so a rule on ``*.failed`` cannot feed on its own reports.
+
+    Args:
+        bus: Where triggers come from and reports go.
+        rules: The rules.
+        programs: The supervisor, needed by restart actions.
+        health: The health checks, needed by rules that verify.
+        features: Anything with ``degrade(name)``, needed by degrade actions.
+        clock: Time for deadlines, polls, cooldowns and windows.
+        dry_run: Decide as usual but only record what would have been done.
+        rate_limit: Engine-wide limit on started recoveries (None: unlimited).
+
+    Raises:
+        ValueError: If a rule needs a collaborator that was not given.
+    """
+
+    def __init__(
+        self,
+        bus: EventBus,
+        rules: Iterable[Rule],
+        *,
+        programs: ProgramControl | None = None,
+        health: HealthSource | None = None,
+        features: Degradable | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        dry_run: bool = False,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        self.bus = bus
+        self.rules = tuple(rules)
+        self.programs = programs
+        self.health = health
+        self.features = features
+        self.clock = clock
+        self.dry_run = dry_run
+        self.governor = Governor(rate_limit, clock.monotonic())
+        for rule in self.rules:
+            self._check_rule(rule)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subs: list[Subscription] = []
+        self._runs: dict[str, _Run] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_event: Event | None = None
+
+    def __repr__(self) -> str:
+        return f"RecoveryEngine(rules={len(self.rules)}, dry_run={self.dry_run})"
+
+    def _check_rule(self, rule: Rule) -> None:
+        actions = (*rule.steps, *rule.escalate)
+        if rule.verify is not None and self.health is None:
+            raise ValueError(
+                f"rule {rule.name!r} verifies {list(rule.verify.checks)} but the engine has no "
+                "HealthSource (pass health=...)"
+            )
+        if any(isinstance(a, RestartProgram) for a in actions) and self.programs is None:
+            raise ValueError(
+                f"rule {rule.name!r} restarts programs but the engine has no ProgramControl "
+                "(pass programs=...)"
+            )
+        if any(isinstance(a, DegradeFeature) for a in actions) and self.features is None:
+            raise ValueError(
+                f"rule {rule.name!r} degrades features but the engine has no feature manager "
+                "(pass features=...)"
+            )
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Subscribe to the rules' patterns; triggers are then handled on this event loop."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        for pattern in dict.fromkeys(rule.on for rule in self.rules):
+            self._subs.append(self.bus.subscribe(pattern, self._on_bus_event))
+
+    async def stop(self) -> None:
+        """Unsubscribe and cancel running recoveries (each is reported as failed)."""
+        for sub in self._subs:
+            sub.unsubscribe()
+        self._subs.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._loop = None
+
+    async def __aenter__(self) -> RecoveryEngine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def wait_idle(self) -> None:
+        """Wait until no recovery (or escalation) is running."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def active(self) -> dict[str, str]:
+        """Return running recoveries: subject to recovery id."""
+        return {key: run.rid for key, run in self._runs.items()}
+
+    def status(self, subject: str) -> dict[str, Any]:
+        """Return the governor's view of `subject` (active, cooldown, breaker, flapping)."""
+        return self.governor.snapshot(subject)
+
+    # ----------------------------------------------------------------- triggers
+
+    def _on_bus_event(self, event: Event) -> None:
+        # Runs in the publisher's thread: hand over to the loop and return at once, so a
+        # publisher never waits on a recovery and all decisions happen on one thread.
+        loop = self._loop
+        if loop is None or event is self._last_event:
+            # Rules with overlapping patterns subscribe twice; one publish, one decision.
+            return
+        self._last_event = event
+        try:
+            loop.call_soon_threadsafe(self.handle, event)
+        except RuntimeError:
+            logger.warning("recovery engine's loop is closed; %s ignored", event.type)
+
+    def _rule_for(self, event: Event) -> Rule | None:
+        own = event.type.startswith("recovery.")
+        for rule in self.rules:
+            if own and not rule.on.startswith("recovery."):
+                continue
+            if rule.matches(event):
+                return rule
+        return None
+
+    def handle(self, event: Event) -> Verdict | None:
+        """Decide on `event` now and start a recovery if allowed (call on the engine's loop).
+
+        The bus calls this for every subscribed event; tests and other components may call it
+        directly.
+
+        Returns:
+            The verdict, or None when no rule matched.
+        """
+        rule = self._rule_for(event)
+        if rule is None:
+            return None
+        fields = event_fields(event)
+        # An empty key would make "recovery..started"; the event type is a usable subject.
+        key = render(rule.dedup_key, fields) or event.type
+        fields["key"] = key
+        decision = self.governor.trigger(key, rule.limits, self.clock.monotonic())
+        if decision.verdict is Verdict.RUN:
+            self._begin(rule, key, event, fields)
+            return decision.verdict
+        self._suppressed(rule, key, event, decision)
+        return decision.verdict
+
+    def observe(self, subject: str, *, good: bool, rule: Rule | None = None) -> None:
+        """Feed a state of `subject` seen elsewhere (e.g. a health check) to flap detection.
+
+        Args:
+            subject: The subject (dedup key).
+            good: Whether it is healthy now.
+            rule: Whose flap thresholds apply (default: the first rule's).
+        """
+        if rule is None and not self.rules:
+            return
+        limits = (rule or self.rules[0]).limits
+        self.governor.observe(subject, limits, good=good, now=self.clock.monotonic())
+
+    def _suppressed(self, rule: Rule, key: str, event: Event, decision: Decision) -> None:
+        run = self._runs.get(key)
+        if decision.verdict is Verdict.DEDUP and run is not None:
+            run.duplicates += 1
+        if not decision.first:
+            return
+        self._emit(
+            key,
+            "suppressed",
+            Severity.WARNING if decision.escalate else Severity.INFO,
+            reason=str(decision.verdict),
+            rule=rule.name,
+            trigger=_trigger(event),
+            folded=decision.repeats,
+            **({"recovery_id": run.rid} if run is not None else {}),
+            **self.governor.snapshot(key),
+        )
+        if decision.escalate:
+            ctx = self._context(key, event, event_fields(event))
+            self._spawn(self._escalate(rule, key, ctx, decision.escalate, {}))
+
+    # ----------------------------------------------------------------- recoveries
+
+    def _context(self, key: str, event: Event, fields: Mapping[str, str]) -> ActionContext:
+        return ActionContext(
+            event=event,
+            subject=key,
+            fields=fields,
+            programs=self.programs,
+            health=self.health,
+            features=self.features,
+            clock=self.clock,
+        )
+
+    def _begin(self, rule: Rule, key: str, event: Event, fields: Mapping[str, str]) -> None:
+        rid = _next_rid()
+        plan: dict[str, Any] = {
+            "recovery_id": rid,
+            "rule": rule.name,
+            "trigger": _trigger(event),
+            "steps": [a.describe() for a in rule.steps],
+            "verify": _describe_verify(rule.verify),
+        }
+        if self.dry_run:
+            self.governor.begin(key, rid)
+            self.governor.finish(key, rule.limits, ok=True, now=self.clock.monotonic(), sim=True)
+            escalate = [a.describe() for a in rule.escalate]
+            self._emit(key, "suppressed", reason="dry_run", would_escalate=escalate, **plan)
+            return
+        self.governor.begin(key, rid)
+        run = _Run(rule, key, event, rid, self._context(key, event, fields), self.clock.monotonic())
+        self._runs[key] = run
+        self._emit(key, "started", Severity.WARNING, **plan)
+        self._spawn(self._recover(run))
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _recover(self, run: _Run) -> None:
+        rule, key = run.rule, run.key
+        tries: list[dict[str, Any]] = []
+        ok = False
+        try:
+            for index, action in enumerate(rule.steps):
+                for attempt in range(rule.retries + 1):
+                    ok, detail = await self._attempt(action, run.ctx, rule.timeout, rule.verify)
+                    tries.append({"step": index, "attempt": attempt, **detail})
+                    if ok:
+                        break
+                    if attempt < rule.retries:
+                        await self.clock.asleep(rule.retry_delay)
+                if ok:
+                    break
+                if index + 1 < len(rule.steps):
+                    self._emit(
+                        key,
+                        "escalated",
+                        Severity.WARNING,
+                        recovery_id=run.rid,
+                        rule=rule.name,
+                        reason="step_failed",
+                        from_step=index,
+                        to_step=index + 1,
+                        error=tries[-1].get("error", ""),
+                        next=rule.steps[index + 1].describe(),
+                    )
+        except asyncio.CancelledError:
+            self._end(run, ok=False, tries=tries, error="cancelled: the engine stopped")
+            raise
+        opened = self._end(run, ok=ok, tries=tries, error=tries[-1].get("error", ""))
+        if not ok:
+            reason = "breaker_open" if opened else "ladder_exhausted"
+            await self._escalate(rule, key, run.ctx, reason, {"recovery_id": run.rid})
+
+    def _end(self, run: _Run, *, ok: bool, tries: list[dict[str, Any]], error: str) -> bool:
+        self._runs.pop(run.key, None)
+        now = self.clock.monotonic()
+        opened = self.governor.finish(run.key, run.rule.limits, ok=ok, now=now)
+        common = {
+            "recovery_id": run.rid,
+            "rule": run.rule.name,
+            "trigger": _trigger(run.event),
+            "duration": now - run.started,
+            "tries": tries,
+            "deduplicated": run.duplicates,
+        }
+        if ok:
+            self._emit(run.key, "succeeded", Severity.INFO, step=tries[-1]["step"], **common)
+        else:
+            self._emit(run.key, "failed", Severity.ERROR, error=error, **common)
+        return opened
+
+    async def _attempt(
+        self, action: Action, ctx: ActionContext, limit: float, verify: Verify | None
+    ) -> tuple[bool, dict[str, Any]]:
+        detail: dict[str, Any] = {"action": action.describe()}
+        try:
+            result = await with_timeout(action.run(ctx), limit, self.clock)
+        except TimeoutError:
+            detail["error"] = f"{action.kind} timed out after {limit:g}s"
+            return False, detail
+        except Exception as exc:  # noqa: BLE001 - an action's failure is data, not a crash
+            detail["error"] = f"{action.kind} failed: {type(exc).__name__}: {exc}"
+            return False, detail
+        if result:
+            detail["result"] = dict(result)
+        if verify is None:
+            return True, detail
+        ok, checks = await self._verify(verify)
+        detail["checks"] = checks
+        if not ok:
+            bad = sorted(name for name, status in checks.items() if status != HealthStatus.PASS)
+            detail["error"] = (
+                f"verification failed: {', '.join(bad)} not passing within {verify.within:g}s"
+            )
+        return ok, detail
+
+    async def _verify(self, verify: Verify) -> tuple[bool, dict[str, str]]:
+        health = self.health
+        assert health is not None  # checked in __init__
+        deadline = self.clock.monotonic() + verify.within
+        while True:
+            statuses: dict[str, str] = {}
+            for name in verify.checks:
+                remaining = max(deadline - self.clock.monotonic(), verify.interval)
+                try:
+                    status = await with_timeout(health.check_now(name), remaining, self.clock)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a broken check is a failing check
+                    logger.debug("check %s raised during verification: %r", name, exc)
+                    status = HealthStatus.FAIL
+                statuses[name] = str(status)
+            if all(s == HealthStatus.PASS for s in statuses.values()):
+                return True, statuses
+            now = self.clock.monotonic()
+            if now >= deadline:
+                return False, statuses
+            await self.clock.asleep(min(verify.interval, deadline - now))
+
+    async def _escalate(
+        self,
+        rule: Rule,
+        key: str,
+        ctx: ActionContext,
+        reason: str,
+        extra: Mapping[str, Any],
+    ) -> None:
+        notified: list[dict[str, Any]] = []
+        for action in rule.escalate:
+            if self.dry_run:
+                notified.append({"ok": None, "would_run": action.describe()})
+                continue
+            # Notifications are not verified: the person told is the verification.
+            ok, detail = await self._attempt(action, ctx, rule.timeout, None)
+            notified.append({"ok": ok, **detail})
+        self._emit(
+            key,
+            "escalated",
+            Severity.CRITICAL,
+            reason=reason,
+            rule=rule.name,
+            notified=notified,
+            **extra,
+            **self.governor.snapshot(key),
+        )
+
+    def _emit(
+        self, key: str, outcome: str, severity: str = Severity.INFO, **data: Any
+    ) -> Event | None:
+        if self.dry_run:
+            data["dry_run"] = True
+        return self.bus.emit(f"recovery.{key}.{outcome}", "recovery", severity, **data)
+
+
+def _trigger(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "type": event.type, "source": event.source}
+
+
+def _describe_verify(verify: Verify | None) -> dict[str, Any] | None:
+    if verify is None:
+        return None
+    return {"checks": list(verify.checks), "within": verify.within, "interval": verify.interval}
