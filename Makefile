@@ -26,6 +26,7 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
+	$(BIN)/python examples/daemon_demo.py
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'

@@ -42,6 +42,7 @@ _db_option = click.option(
     help=f"Journal file (default: {DEFAULT_PATH}).",
 )
 _config_option = click.option(
+    "-c",
     "--config",
     "config_path",
     type=click.Path(dir_okay=False),
@@ -97,6 +98,9 @@ def _when(ts: float | None) -> str:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
+    if seconds < 1:
+        # Supervised restarts take milliseconds; "0.00s" would hide them.
+        return f"{seconds * 1000:.1f}ms"
     if seconds < 60:
         return f"{seconds:.2f}s"
     minutes, secs = divmod(round(seconds), 60)
