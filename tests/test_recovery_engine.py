@@ -157,6 +157,22 @@ async def test_restart_and_verify_succeeds(
 
 
 @pytest.mark.anyio
+async def test_verified_check_names_are_templates(
+    bus: EventBus, seen: list[Event], fclock: FakeClock
+) -> None:
+    # One rule for every program: each recovery verifies the program it restarted.
+    health = Health()
+    programs = Programs("web", "api", on_restart=health.passing.add)
+    rule = Rule(on="process.*.exited", steps=RESTART, verify=Verify(("{subject}",), within=5))
+    async with RecoveryEngine(bus, [rule], programs=programs, health=health, clock=fclock) as eng:
+        crash(bus, "api")
+        await settle(eng)
+    assert health.calls == ["api"]
+    assert seen[-1].type == "recovery.api.succeeded"
+    assert seen[-1].data["tries"][0]["checks"] == {"api": "pass"}
+
+
+@pytest.mark.anyio
 async def test_hundred_identical_events_at_once_give_one_recovery(
     bus: EventBus, seen: list[Event], fclock: FakeClock
 ) -> None:

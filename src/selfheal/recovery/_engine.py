@@ -55,7 +55,8 @@ class Verify:
     """How a recovery step proves it worked: named health checks pass within a time limit.
 
     Attributes:
-        checks: Names of health checks (of the engine's `HealthSource`) that must all PASS.
+        checks: Names of health checks (of the engine's `HealthSource`) that must all PASS;
+            ``{subject}``-style placeholders are filled from the event, as in actions.
         within: Seconds after the action during which they may still fail.
         interval: Seconds between polls.
     """
@@ -493,7 +494,7 @@ class RecoveryEngine:
             detail["result"] = dict(result)
         if verify is None:
             return True, detail
-        ok, checks = await self._verify(verify)
+        ok, checks = await self._verify(verify, ctx.fields)
         detail["checks"] = checks
         if not ok:
             bad = sorted(name for name, status in checks.items() if status != HealthStatus.PASS)
@@ -502,13 +503,17 @@ class RecoveryEngine:
             )
         return ok, detail
 
-    async def _verify(self, verify: Verify) -> tuple[bool, dict[str, str]]:
+    async def _verify(
+        self, verify: Verify, fields: Mapping[str, str]
+    ) -> tuple[bool, dict[str, str]]:
         health = self.health
         assert health is not None  # checked in __init__
+        # Names are templates like actions' targets, so one rule can verify `{subject}`.
+        names = [render(name, fields) for name in verify.checks]
         deadline = self.clock.monotonic() + verify.within
         while True:
             statuses: dict[str, str] = {}
-            for name in verify.checks:
+            for name in names:
                 remaining = max(deadline - self.clock.monotonic(), verify.interval)
                 try:
                     status = await with_timeout(health.check_now(name), remaining, self.clock)
