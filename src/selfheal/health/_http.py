@@ -7,8 +7,10 @@ monitor's cached results only: rendering never runs a check.
 The JSON follows the IETF draft "Health Check Response Format for HTTP APIs"
 (``application/health+json``): a top-level ``status`` (pass, warn, fail) and a ``checks``
 object whose keys are ``<component>:<measurement>`` and whose values are lists of check
-objects (``status``, ``time``, ``componentType``; with details also ``observedValue``,
-``observedUnit`` and ``output``). ``?verbose`` gives the Kubernetes text form instead.
+objects (``status``, ``time``, ``componentType``, ``output`` unless passing; with details
+also ``observedValue`` and ``observedUnit``). Statuses are for everyone; a check's own output
+and observed values only for the authorised (the output of an unauthorised request says
+"reason withheld", as kube-apiserver does). ``?verbose`` gives the Kubernetes text form.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ _TEXT = "text/plain; charset=utf-8"
 _NO_STORE = (("cache-control", "no-store"),)
 # Probe status -> HTTP status: degraded still serves traffic.
 _HTTP_STATUS = {HealthStatus.PASS: 200, HealthStatus.WARN: 200, HealthStatus.FAIL: 503}
-_STANDARD = frozenset({"componentType", "measurement", "observedValue", "observedUnit"})
 
 ShowDetails = Literal["never", "when_authorized", "always"]
 
@@ -220,27 +221,29 @@ def _json(report: ProbeReport, details: bool, options: HttpOptions) -> str:
 def _check_object(
     check: CheckReport, probe: Probe, details: bool
 ) -> tuple[str, list[dict[str, Any]]]:
+    """Return the draft's ``"<component>:<measurement>": [{...}]`` entry of one check.
+
+    Only the draft's fields: ``componentType``, ``status`` and ``time`` for everyone; with
+    details ``observedValue``/``observedUnit`` (the check's own, else its response time in
+    ms) and, unless it passes, ``output``. Other observed values stay in `CheckReport`.
+    """
     result = check.result
     observed: Mapping[str, Any] = result.observed if result is not None else {}
     measurement = str(observed.get("measurement", "responseTime"))
     status = _counted_status(check, probe)
     item: dict[str, Any] = {
-        "componentId": check.name,
         "componentType": str(observed.get("componentType", "component")),
         "status": status.value,
     }
     if result is not None:
         item["time"] = _iso(result.time)
-    if status != HealthStatus.PASS or check.status == HealthStatus.UNKNOWN:
-        item["output"] = _reason(check, details)
     if details and result is not None:
         if "observedValue" in observed:
             item["observedValue"] = observed["observedValue"]
-            item["observedUnit"] = observed.get("observedUnit", "")
+            item["observedUnit"] = str(observed.get("observedUnit", ""))
         else:
             item["observedValue"] = round(result.duration * 1000, 3)
             item["observedUnit"] = "ms"
-        extra = {k: v for k, v in observed.items() if k not in _STANDARD}
-        if extra:
-            item["details"] = extra
+    if status != HealthStatus.PASS:
+        item["output"] = _reason(check, details)
     return f"{check.name}:{measurement}", [item]

@@ -271,37 +271,42 @@ def postgres_check(conninfo: str = "postgresql://postgres@127.0.0.1:5432/postgre
     return check
 
 
-def sqlite_check(path: str | os.PathLike[str], *, query: str = "SELECT 1") -> Check:
+def sqlite_check(
+    path: str | os.PathLike[str], *, query: str = "SELECT count(*) FROM sqlite_master"
+) -> Check:
     """Return a check that passes when the SQLite database at `path` opens and answers `query`.
 
-    The database is opened read-only and never created: a missing file is a failure.
+    The database is opened read-only and never created: a missing file is a failure. The
+    default query reads the schema, so a file that is not a database fails too.
 
     Args:
         path: The database file.
-        query: A read-only statement whose first row's first column must be truthy (e.g.
-            ``PRAGMA quick_check`` returns ``'ok'``).
+        query: A read-only statement that must return a row; for ``PRAGMA quick_check`` and
+            ``PRAGMA integrity_check`` the row must say ``ok``.
     """
     file = Path(path)
     uri = f"file:{quote(str(file.absolute()))}?mode=ro"
+    integrity = query.strip().lower().startswith(("pragma quick_check", "pragma integrity_check"))
 
     def probe() -> Mapping[str, Any]:
-        # A short busy timeout: a locked database answers late, the caller's timeout decides.
-        conn = sqlite3.connect(uri, uri=True, timeout=1.0)
         try:
-            row = conn.execute(query).fetchone()
+            # A short busy timeout: a locked database answers late, the caller's timeout
+            # decides how late is too late.
+            conn = sqlite3.connect(uri, uri=True, timeout=1.0)
+            try:
+                row = conn.execute(query).fetchone()
+            finally:
+                conn.close()
         except sqlite3.Error as exc:
             raise CheckError(f"{query!r} on {file} failed: {exc}") from None
-        finally:
-            conn.close()
-        if not row or not row[0] or row[0] == 0:
-            raise CheckError(f"{query!r} on {file} returned {row!r}")
+        if row is None:
+            raise CheckError(f"{query!r} on {file} returned no row")
+        if integrity and row[0] != "ok":
+            raise CheckError(f"{query!r} on {file}: {row[0]}")
         return {"componentType": "datastore"}
 
     async def check() -> Mapping[str, Any]:
-        try:
-            return await _in_thread(probe, f"sqlite_check({file.name})")
-        except sqlite3.Error as exc:
-            raise CheckError(f"cannot open {file}: {exc}") from None
+        return await _in_thread(probe, f"sqlite_check({file.name})")
 
     check.__qualname__ = f"sqlite_check({file})"
     return check
