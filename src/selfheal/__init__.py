@@ -7,6 +7,7 @@ whose extras (``selfheal[server]``, ``[redis]``, ``[postgres]``) are imported wh
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import Event, EventBus, Severity, Subscription
+from selfheal.health import HealthMonitor, HealthStatus
 from selfheal.policies import Policy
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "Clock",
     "Event",
     "EventBus",
+    "HealthMonitor",
+    "HealthStatus",
     "Policy",
     "Severity",
     "Subscription",

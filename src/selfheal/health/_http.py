@@ -26,7 +26,7 @@ from selfheal.health._api import HealthStatus
 from selfheal.health._core import counted_status
 from selfheal.health._monitor import CheckReport, HealthMonitor, Probe, ProbeReport
 
-__all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "render", "route"]
+__all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "render", "route"]
 
 HEALTH_JSON = "application/health+json"
 _TEXT = "text/plain; charset=utf-8"
@@ -146,17 +146,68 @@ def render(
     Returns:
         The answer.
     """
-    exclude = [name for value in query.get("exclude", ()) for name in value.split(",") if name]
-    try:
-        report = monitor.probe(probe, exclude=exclude, only=check)
-    except KeyError:
-        body = json.dumps({"status": "fail", "output": f"no {probe.value} check named {check}"})
-        return HttpAnswer(404, HEALTH_JSON, body.encode())
-    details = options.authorized(authorization)
-    code = _HTTP_STATUS[report.status]
-    if "verbose" in query:
-        return HttpAnswer(code, _TEXT, _verbose(report, details).encode())
-    return HttpAnswer(code, HEALTH_JSON, _json(report, details, options).encode())
+    return Renderer(monitor, options)(probe, check=check, query=query, authorization=authorization)
+
+
+class Renderer:
+    """Answers the requests of one app, reusing a rendered answer while it stays true.
+
+    An answer is reused only while the monitor has recorded no new result (its
+    `HealthMonitor.generation` is unchanged) and no result in it can have gone stale
+    (`ProbeReport.valid_until`), so a cached answer is exactly what rendering anew would
+    give. A probe flood then costs a dictionary lookup per request.
+
+    Args:
+        monitor: Where the results come from.
+        options: Token and service fields.
+    """
+
+    #: Distinct (probe, check, exclude, verbose, details) answers kept; ``?exclude=`` values
+    #: come from clients, so the cache is bounded.
+    MAX_ENTRIES = 256
+
+    def __init__(self, monitor: HealthMonitor, options: HttpOptions) -> None:
+        self._monitor = monitor
+        self._options = options
+        self._cache: dict[tuple[Any, ...], tuple[int, float, HttpAnswer]] = {}
+
+    def __call__(
+        self,
+        probe: Probe,
+        *,
+        check: str | None,
+        query: Mapping[str, Sequence[str]],
+        authorization: str | None,
+    ) -> HttpAnswer:
+        """Answer one request (see `render`)."""
+        monitor = self._monitor
+        exclude = tuple(
+            name for value in query.get("exclude", ()) for name in value.split(",") if name
+        )
+        verbose = "verbose" in query
+        details = self._options.authorized(authorization)
+        key = (probe, check, exclude, verbose, details)
+        cached = self._cache.get(key)
+        if (
+            cached is not None
+            and cached[0] == monitor.generation
+            and monitor.clock.monotonic() < cached[1]
+        ):
+            return cached[2]
+        try:
+            report = monitor.probe(probe, exclude=exclude, only=check)
+        except KeyError:
+            body = json.dumps({"status": "fail", "output": f"no {probe.value} check named {check}"})
+            return HttpAnswer(404, HEALTH_JSON, body.encode())
+        code = _HTTP_STATUS[report.status]
+        if verbose:
+            answer = HttpAnswer(code, _TEXT, _verbose(report, details).encode())
+        else:
+            answer = HttpAnswer(code, HEALTH_JSON, _json(report, details, self._options).encode())
+        if len(self._cache) >= self.MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = (report.generation, report.valid_until, answer)
+        return answer
 
 
 def _counted_status(check: CheckReport, probe: Probe) -> HealthStatus:

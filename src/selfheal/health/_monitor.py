@@ -168,6 +168,10 @@ class ProbeReport:
         checks: The reports of the checks that were asked, in registration order.
         excluded: Names that were asked to be excluded and were.
         draining: Whether the monitor is draining (which fails readiness).
+        generation: The monitor's `generation` the report was made from.
+        valid_until: The monotonic time until which the same report stays true if no new
+            result arrives (the first moment a result in it goes stale); -inf if a result
+            in it is already stale (its age changes every moment).
     """
 
     probe: Probe
@@ -175,6 +179,8 @@ class ProbeReport:
     checks: tuple[CheckReport, ...]
     excluded: tuple[str, ...] = ()
     draining: bool = False
+    generation: int = 0
+    valid_until: float = float("inf")
 
 
 #: Called with every recorded result and the check's status before it (metrics use this).
@@ -234,6 +240,7 @@ class HealthMonitor:
         self._thread: threading.Thread | None = None
         self._drain_started: float | None = None
         self._drain_seconds = 0.0
+        self._generation = 0
 
     def __repr__(self) -> str:
         state = "running" if self._loop is not None else "stopped"
@@ -343,6 +350,7 @@ class HealthMonitor:
             if name in self._entries:
                 raise ValueError(f"{where}: a check named {name!r} is already registered")
             self._entries[name] = entry
+            self._generation += 1
             loop = self._loop
         if loop is not None:
             self._call_on_loop(loop, self._spawn, entry)
@@ -357,6 +365,7 @@ class HealthMonitor:
         with self._lock:
             entry = self._entry(name)
             del self._entries[name]
+            self._generation += 1
             loop, task = self._loop, entry.task
         if loop is not None and task is not None:
             self._call_on_loop(loop, task.cancel)
@@ -459,6 +468,9 @@ class HealthMonitor:
         """
         probe = Probe(probe)
         kinds = _PROBE_KINDS[probe]
+        # Read before the results: a result recorded meanwhile makes the report look older
+        # than it is (recomputed next time), never newer.
+        generation = self._generation
         now = self._clock.monotonic()
         entries = [e for e in list(self._entries.values()) if e.options.kind in kinds]
         if only is not None:
@@ -467,7 +479,8 @@ class HealthMonitor:
                 raise KeyError(f"no {probe.value} check named {only!r}")
         skip = set(exclude)
         excluded = tuple(e.name for e in entries if e.name in skip)
-        reports = tuple(self._report(e, now) for e in entries if e.name not in skip)
+        kept = [e for e in entries if e.name not in skip]
+        reports = tuple(self._report(e, now) for e in kept)
         liveness = probe == Probe.LIVEZ
         counted = [
             counted_status(r.status, critical=r.critical, liveness=liveness) for r in reports
@@ -476,7 +489,21 @@ class HealthMonitor:
         if draining:
             counted.append(HealthStatus.FAIL)
         status = aggregate(counted, unknown=HealthStatus.FAIL)
-        return ProbeReport(probe, status, reports, excluded, draining)
+        valid_until = float("inf")
+        for entry, report in zip(kept, reports, strict=True):
+            if report.stale:
+                valid_until = float("-inf")
+            elif report.result is not None and not entry.started:
+                valid_until = min(valid_until, report.result.monotonic + entry.options.max_age)
+        return ProbeReport(probe, status, reports, excluded, draining, generation, valid_until)
+
+    @property
+    def generation(self) -> int:
+        """Return a number that changes whenever a result is recorded or the checks change.
+
+        With `ProbeReport.valid_until` it lets readers cache rendered answers safely.
+        """
+        return self._generation
 
     # -- article API ----------------------------------------------------------------------
 
@@ -765,6 +792,7 @@ class HealthMonitor:
                 timed_out=timed_out,
             )
             entry.threshold, entry.status, entry.last = state, status, result
+            self._generation += 1
             if ok and options.kind == CheckKind.STARTUP:
                 entry.started = True
             observers = self._observers
@@ -838,6 +866,7 @@ class HealthMonitor:
         with self._lock:
             if self._drain_started is None:
                 self._drain_started = self._clock.monotonic()
+                self._generation += 1
                 self._drain_seconds = seconds
         logger.info("health: draining for %g s; readiness now fails", seconds)
 

@@ -22,7 +22,6 @@ import contextlib
 import os
 import re
 import shutil
-import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
@@ -287,6 +286,8 @@ def sqlite_check(
     file = Path(path)
     uri = f"file:{quote(str(file.absolute()))}?mode=ro"
     integrity = query.strip().lower().startswith(("pragma quick_check", "pragma integrity_check"))
+
+    import sqlite3
 
     def probe() -> Mapping[str, Any]:
         try:

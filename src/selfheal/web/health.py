@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from selfheal.health import HealthMonitor, Probe
-from selfheal.health._http import HttpOptions, ShowDetails, render
+from selfheal.health._http import HttpOptions, Renderer, ShowDetails
 
 __all__ = ["health_app", "health_routes"]
 
@@ -62,16 +62,16 @@ def health_routes(
         release_id=release_id,
     )
 
+    render = Renderer(monitor, options)
+
     def endpoint_for(probe: Probe) -> Any:
         async def endpoint(request: Request) -> Response:
             query = request.query_params
             answer = render(
-                monitor,
                 probe,
                 check=request.path_params.get("check"),
                 query={key: query.getlist(key) for key in query},
                 authorization=request.headers.get("authorization"),
-                options=options,
             )
             return Response(
                 answer.body,

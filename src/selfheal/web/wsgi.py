@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qs
 
 from selfheal.health import HealthMonitor
-from selfheal.health._http import HttpOptions, ShowDetails, render, route
+from selfheal.health._http import HttpOptions, Renderer, ShowDetails, route
 
 __all__ = ["WSGIApp", "health_wsgi_app"]
 
@@ -76,6 +76,7 @@ def health_wsgi_app(
         def render_metrics() -> tuple[bytes, str]:
             return collected.render(), CONTENT_TYPE
 
+    render = Renderer(monitor, options)
     if start_monitoring and not monitor.running:
         monitor.start_monitoring()
 
@@ -92,12 +93,10 @@ def health_wsgi_app(
             return _send(start_response, 404, "text/plain; charset=utf-8", b"not found\n", method)
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         answer = render(
-            monitor,
             target[0],
             check=target[1],
             query=query,
             authorization=environ.get("HTTP_AUTHORIZATION"),
-            options=options,
         )
         return _send(
             start_response,
