@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -259,6 +260,24 @@ async def test_draining_fails_readiness(setup: Setup, client: httpx.AsyncClient)
         "[-]shutdown failed: draining\nreadyz check failed\n"
     )
     assert (await client.get("/livez")).status_code == 200
+    assert (await client.get("/readyz/db")).status_code == 200  # one check: its own status
+
+
+def test_lifespan_starts_the_monitor_and_installs_the_drain_handler() -> None:
+    monitor = HealthMonitor()
+    monitor.register("db", CountingCheck(), interval=60)
+    app = health_app(monitor, drain_seconds=5)
+    before = signal.getsignal(signal.SIGTERM)
+
+    async def lifespan() -> None:
+        async with app.router.lifespan_context(app):
+            assert monitor.running
+            assert signal.getsignal(signal.SIGTERM) is not before
+            await until(lambda: monitor.status("db") == HealthStatus.PASS)
+        assert not monitor.running
+
+    asyncio.run(lifespan())
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 @pytest.mark.anyio

@@ -458,7 +458,7 @@ class HealthMonitor:
         Args:
             probe: ``livez``, ``readyz`` or ``healthz``.
             exclude: Names of checks to leave out.
-            only: Ask this one check only (``/readyz/<check>``).
+            only: Ask this one check only (``/readyz/<check>``); draining is left out.
 
         Returns:
             The report.
@@ -485,7 +485,8 @@ class HealthMonitor:
         counted = [
             counted_status(r.status, critical=r.critical, liveness=liveness) for r in reports
         ]
-        draining = self.draining and probe != Probe.LIVEZ
+        # Draining is the service's state, not a check's: a one-check probe leaves it out.
+        draining = self.draining and probe != Probe.LIVEZ and only is None
         if draining:
             counted.append(HealthStatus.FAIL)
         status = aggregate(counted, unknown=HealthStatus.FAIL)
@@ -571,6 +572,7 @@ class HealthMonitor:
             loop.run_forever()
         finally:
             loop.run_until_complete(self.stop())
+            loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
     def stop_monitoring(self) -> None:
