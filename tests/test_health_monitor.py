@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from health_helpers import BlockingCheck, CountingCheck, until, wait_until
+from selfheal._component import Component
 from selfheal.events import Event, EventBus
 from selfheal.health import (
     CheckKind,
@@ -292,6 +293,7 @@ async def test_monitor_is_a_health_source_and_check_now_refreshes(clock: FakeClo
     check = CountingCheck()
     monitor.register("db", check, interval=60)
     assert isinstance(monitor, HealthSource)
+    assert isinstance(monitor, Component)
     assert await monitor.check_now("db") == PASS
     check.fail = "gone"
     assert await monitor.check_now("db") == FAIL
@@ -462,6 +464,18 @@ def test_start_monitoring_runs_checks_in_a_daemon_thread(clock: FakeClock) -> No
         monitor.stop_monitoring()
     assert not monitor.running
     monitor.stop_monitoring()
+
+
+@pytest.mark.anyio
+async def test_async_stop_ends_the_monitoring_thread(clock: FakeClock) -> None:
+    monitor = HealthMonitor(clock=clock)
+    monitor.register("db", CountingCheck(), interval=10)
+    monitor.start_monitoring()
+    thread = monitor._thread
+    assert thread is not None
+    await monitor.stop()
+    assert not monitor.running
+    assert not thread.is_alive()
 
 
 @pytest.mark.anyio

@@ -622,7 +622,15 @@ class HealthMonitor:
             self._spawn(entry)
 
     async def stop(self) -> None:
-        """Cancel the background loops and wait for them; safe to call twice."""
+        """Cancel the background loops and wait for them; safe to call twice.
+
+        Also stops the thread of `start_monitoring` when called from another loop.
+        """
+        with self._lock:
+            thread, home = self._thread, self._loop
+        if thread is not None and home is not asyncio.get_running_loop():
+            await asyncio.to_thread(self.stop_monitoring)
+            return
         with self._lock:
             loop, self._loop = self._loop, None
             tasks = [e.task for e in self._entries.values() if e.task is not None]
