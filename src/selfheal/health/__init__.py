@@ -7,12 +7,12 @@ their client libraries when they are created.
 
 from selfheal.health._api import HealthSource, HealthStatus
 from selfheal.health._core import CheckKind, Transition
-from selfheal.health._monitor import (
+from selfheal.health._monitor import HealthMonitor
+from selfheal.health._results import (
     AnyCheck,
     CheckOptions,
     CheckReport,
     CheckResult,
-    HealthMonitor,
     Probe,
     ProbeReport,
     ResultObserver,

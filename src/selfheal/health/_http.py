@@ -24,7 +24,8 @@ from typing import Any, Literal
 
 from selfheal.health._api import HealthStatus
 from selfheal.health._core import counted_status
-from selfheal.health._monitor import CheckReport, HealthMonitor, Probe, ProbeReport
+from selfheal.health._monitor import HealthMonitor
+from selfheal.health._results import CheckReport, Probe, ProbeReport
 
 __all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "render", "route"]
 

@@ -13,22 +13,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
-import inspect
 import logging
 import os
 import random
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from types import FrameType, MappingProxyType
-from typing import Any, TypeAlias
+from types import FrameType
+from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._redact import redact, redact_value
 from selfheal.events import EventBus, Severity
 from selfheal.health._api import HealthStatus
 from selfheal.health._core import (
@@ -41,7 +37,17 @@ from selfheal.health._core import (
     step,
     transition,
 )
-from selfheal.health.checks import CheckError
+from selfheal.health._results import (
+    PROBE_KINDS,
+    AnyCheck,
+    CheckOptions,
+    CheckReport,
+    CheckResult,
+    Probe,
+    ProbeReport,
+    ResultObserver,
+)
+from selfheal.health._runner import Outcome, is_async_callable, run_check
 
 __all__ = [
     "AnyCheck",
@@ -56,135 +62,12 @@ __all__ = [
 
 logger = logging.getLogger("selfheal.health")
 
-#: A health check: a zero-argument function or coroutine function that raises (or returns
-#: False) when unhealthy and may return a mapping of observed values.
-AnyCheck: TypeAlias = Callable[[], Any]
-
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _SEVERITY = {
     Transition.FAILED: Severity.ERROR,
     Transition.DEGRADED: Severity.WARNING,
     Transition.RECOVERED: Severity.INFO,
 }
-
-
-class Probe(StrEnum):
-    """The three endpoints and which checks each one asks.
-
-    ``LIVEZ`` asks liveness checks only (a failing database must not restart every pod);
-    ``READYZ`` asks liveness, readiness and startup checks and fails while draining;
-    ``HEALTHZ`` is the same set as ``READYZ``, for clients that know one URL only.
-    """
-
-    LIVEZ = "livez"
-    READYZ = "readyz"
-    HEALTHZ = "healthz"
-
-
-_PROBE_KINDS: dict[Probe, frozenset[CheckKind]] = {
-    Probe.LIVEZ: frozenset({CheckKind.LIVENESS}),
-    Probe.READYZ: frozenset(CheckKind),
-    Probe.HEALTHZ: frozenset(CheckKind),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CheckOptions:
-    """How one check is run and judged (see `HealthMonitor.register` for each field)."""
-
-    interval: float
-    timeout: float
-    critical: bool
-    kind: CheckKind
-    failure_threshold: int
-    success_threshold: int
-    jitter: float
-    max_age: float
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One finished run of a check, as recorded; `output` and `observed` are already redacted.
-
-    Attributes:
-        name: The check.
-        ok: Whether this run succeeded.
-        status: The check's status after this run, thresholds and criticality applied.
-        output: Why it failed (empty on success).
-        observed: What the check returned (a mapping), redacted.
-        duration: Seconds the run took (the timeout, if it timed out).
-        monotonic: `clock.monotonic()` when the run finished; the result's age is measured
-            from it.
-        time: Wall-clock seconds since the epoch when the run finished.
-        consecutive_failures: Failed runs in a row, this one included.
-        consecutive_successes: Successful runs in a row, this one included.
-        timed_out: Whether the run was abandoned at its timeout.
-    """
-
-    name: str
-    ok: bool
-    status: HealthStatus
-    output: str
-    observed: Mapping[str, Any]
-    duration: float
-    monotonic: float
-    time: float
-    consecutive_failures: int
-    consecutive_successes: int
-    timed_out: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class CheckReport:
-    """What a reader sees of one check right now.
-
-    Attributes:
-        name: The check.
-        kind: Liveness, readiness or startup.
-        critical: Whether a failure fails the service (else it degrades it).
-        status: The status now: the latest result's status, or a failure if it is stale.
-        result: The latest result, or None before the first one.
-        age: Seconds since the latest result (None before the first one).
-        stale: Whether the latest result is older than the check's ``max_age``.
-    """
-
-    name: str
-    kind: CheckKind
-    critical: bool
-    status: HealthStatus
-    result: CheckResult | None
-    age: float | None
-    stale: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeReport:
-    """The answer to one probe (``/livez``, ``/readyz``, ``/healthz``).
-
-    Attributes:
-        probe: Which probe.
-        status: PASS, WARN or FAIL for the whole group (never UNKNOWN).
-        checks: The reports of the checks that were asked, in registration order.
-        excluded: Names that were asked to be excluded and were.
-        draining: Whether the monitor is draining (which fails readiness).
-        generation: The monitor's `generation` the report was made from.
-        valid_until: The monotonic time until which the same report stays true if no new
-            result arrives (the first moment a result in it goes stale); -inf if a result
-            in it is already stale (its age changes every moment).
-    """
-
-    probe: Probe
-    status: HealthStatus
-    checks: tuple[CheckReport, ...]
-    excluded: tuple[str, ...] = ()
-    draining: bool = False
-    generation: int = 0
-    valid_until: float = float("inf")
-
-
-#: Called with every recorded result and the check's status before it (metrics use this).
-ResultObserver: TypeAlias = Callable[[CheckResult, HealthStatus], object]
 
 
 @dataclass(slots=True, eq=False)
@@ -345,7 +228,7 @@ class HealthMonitor:
             jitter=float(jitter),
             max_age=float(max_age),
         )
-        entry = _Entry(name, check, _is_async_callable(check), options)
+        entry = _Entry(name, check, is_async_callable(check), options)
         with self._lock:
             if name in self._entries:
                 raise ValueError(f"{where}: a check named {name!r} is already registered")
@@ -467,7 +350,7 @@ class HealthMonitor:
             KeyError: If `only` names no check of this probe.
         """
         probe = Probe(probe)
-        kinds = _PROBE_KINDS[probe]
+        kinds = PROBE_KINDS[probe]
         # Read before the results: a result recorded meanwhile makes the report look older
         # than it is (recomputed next time), never newer.
         generation = self._generation
@@ -694,25 +577,20 @@ class HealthMonitor:
             # shield: a waiter that is cancelled must not cancel the run the others share.
             return await asyncio.shield(asyncio.wrap_future(shared))
         if mine is None:
-            return self._record(
-                entry,
-                ok=False,
-                output=f"previous run has not returned after {hung_for:.3g} s (hung); "
-                "not started again",
-                observed=_EMPTY,
-                duration=0.0,
-                timed_out=True,
+            output = (
+                f"previous run has not returned after {hung_for:.3g} s (hung); not started again"
             )
+            return self._record(entry, Outcome(False, output, timed_out=True))
         try:
-            ok, output, observed, duration, timed_out = await self._execute(entry)
-            result = self._record(
-                entry,
-                ok=ok,
-                output=output,
-                observed=observed,
-                duration=duration,
-                timed_out=timed_out,
+            outcome = await run_check(
+                entry.check,
+                name=entry.name,
+                is_async=entry.is_async,
+                timeout=entry.options.timeout,
+                clock=self._clock,
+                on_finish=lambda: self._finished(entry),
             )
+            result = self._record(entry, outcome)
         except BaseException:
             with self._lock:
                 entry.pending = None
@@ -727,83 +605,33 @@ class HealthMonitor:
         with self._lock:
             entry.busy_since = None
 
-    async def _execute(self, entry: _Entry) -> tuple[bool, str, Mapping[str, Any], float, bool]:
-        loop = asyncio.get_running_loop()
-        clock = self._clock
-        timeout = entry.options.timeout
-        start = clock.monotonic()
-        work: asyncio.Future[Any]
-        if entry.is_async:
-            work = loop.create_task(_invoke_async(entry.check))
-
-            def task_done(task: asyncio.Future[Any]) -> None:
-                if not task.cancelled():
-                    task.exception()  # retrieved, so an abandoned failure is not logged as lost
-                self._finished(entry)
-
-            work.add_done_callback(task_done)
-        else:
-            work = _start_thread(entry, loop, lambda: self._finished(entry))
-        timer = loop.create_task(clock.asleep(timeout))
-        try:
-            done, _ = await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            timer.cancel()
-            if not work.done():
-                # Abandon it: an async check is cancelled (and stays "busy" until it really
-                # ends); a sync check's thread cannot be stopped and ends on its own.
-                work.cancel()
-        duration = clock.monotonic() - start
-        if work not in done:
-            return False, f"timed out after {timeout:g} s", _EMPTY, duration, True
-        if work.cancelled():
-            return False, "the check was cancelled", _EMPTY, duration, False
-        exc = work.exception()
-        if exc is not None:
-            return False, redact(_describe_error(exc)), _EMPTY, duration, False
-        value = work.result()
-        if value is False:
-            return False, "check returned False", _EMPTY, duration, False
-        if isinstance(value, Mapping):
-            return True, "", MappingProxyType(redact_value(value)), duration, False
-        return True, "", _EMPTY, duration, False
-
-    def _record(
-        self,
-        entry: _Entry,
-        *,
-        ok: bool,
-        output: str,
-        observed: Mapping[str, Any],
-        duration: float,
-        timed_out: bool,
-    ) -> CheckResult:
+    def _record(self, entry: _Entry, outcome: Outcome) -> CheckResult:
         options = entry.options
         with self._lock:
             before = entry.status
             state = step(
                 entry.threshold,
-                ok,
+                outcome.ok,
                 failure_threshold=options.failure_threshold,
                 success_threshold=options.success_threshold,
             )
             status = effective_status(state.healthy, critical=options.critical, stale=False)
             result = CheckResult(
                 name=entry.name,
-                ok=ok,
+                ok=outcome.ok,
                 status=status,
-                output=output,
-                observed=observed,
-                duration=duration,
+                output=outcome.output,
+                observed=outcome.observed,
+                duration=outcome.duration,
                 monotonic=self._clock.monotonic(),
                 time=self._clock.time(),
                 consecutive_failures=state.consecutive_failures,
                 consecutive_successes=state.consecutive_successes,
-                timed_out=timed_out,
+                timed_out=outcome.timed_out,
             )
             entry.threshold, entry.status, entry.last = state, status, result
             self._generation += 1
-            if ok and options.kind == CheckKind.STARTUP:
+            if outcome.ok and options.kind == CheckKind.STARTUP:
                 entry.started = True
             observers = self._observers
         change = transition(before, status)
@@ -961,66 +789,3 @@ def _positive(where: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
         raise ValueError(f"{where}: {name} must be a number of seconds > 0, got {value!r}")
     return float(value)
-
-
-def _is_async_callable(fn: object) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
-    )
-
-
-def _describe_error(exc: BaseException) -> str:
-    if isinstance(exc, CheckError):
-        return str(exc) or "check failed"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-async def _invoke_async(check: AnyCheck) -> Any:
-    return await check()
-
-
-def _start_thread(
-    entry: _Entry, loop: asyncio.AbstractEventLoop, on_finish: Callable[[], None]
-) -> asyncio.Future[Any]:
-    """Run a sync check in a daemon thread and return a future of its outcome.
-
-    A thread per run, not a pool: a hung check keeps its thread, and a pool would run out
-    of workers (starving the other checks) or block interpreter exit joining it.
-    """
-    future: asyncio.Future[Any] = loop.create_future()
-    check = entry.check
-
-    def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return  # timed out meanwhile: nobody wants this result any more
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        value: Any = None
-        try:
-            value = check()
-            if inspect.isawaitable(value):
-                close = getattr(value, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError(
-                    "the check returned an awaitable; register the coroutine function itself"
-                )
-        except Exception as exc:  # noqa: BLE001 - the check's failure is its result
-            error = exc
-        except BaseException as exc:  # noqa: BLE001 - SystemExit in a check is a failure too
-            error = RuntimeError(f"check raised {exc!r}")
-        finally:
-            on_finish()
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(deliver, error, value)
-
-    threading.Thread(target=run, name=f"selfheal-health-{entry.name}", daemon=True).start()
-    return future
