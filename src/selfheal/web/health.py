@@ -10,12 +10,13 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from selfheal.health import HealthMonitor, Probe
 from selfheal.health._http import HttpOptions, Renderer, ShowDetails
@@ -64,28 +65,9 @@ def health_routes(
 
     render = Renderer(monitor, options)
 
-    def endpoint_for(probe: Probe) -> Any:
-        async def endpoint(request: Request) -> Response:
-            query = request.query_params
-            answer = render(
-                probe,
-                check=request.path_params.get("check"),
-                query={key: query.getlist(key) for key in query},
-                authorization=request.headers.get("authorization"),
-            )
-            return Response(
-                answer.body,
-                status_code=answer.status_code,
-                media_type=answer.content_type,
-                headers=dict(answer.headers),
-            )
-
-        endpoint.__name__ = probe.value
-        return endpoint
-
     routes: list[BaseRoute] = []
     for probe in Probe:
-        endpoint = endpoint_for(probe)
+        endpoint = _ProbeEndpoint(probe, render)
         routes.append(Route(f"/{probe.value}", endpoint, methods=["GET", "HEAD"]))
         routes.append(Route(f"/{probe.value}/{{check}}", endpoint, methods=["GET", "HEAD"]))
     if metrics:
@@ -98,6 +80,40 @@ def health_routes(
 
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     return routes
+
+
+class _ProbeEndpoint:
+    """A raw ASGI endpoint: no Request or Response objects on the probes' hot path."""
+
+    def __init__(self, probe: Probe, render: Renderer) -> None:
+        self.probe = probe
+        self.render = render
+        self.__name__ = probe.value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        authorization = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+                break
+        raw_query = scope.get("query_string", b"")
+        query = parse_qs(raw_query.decode("latin-1"), keep_blank_values=True) if raw_query else {}
+        answer = self.render(
+            self.probe,
+            check=scope.get("path_params", {}).get("check"),
+            query=query,
+            authorization=authorization,
+        )
+        headers = [
+            (b"content-type", answer.content_type.encode()),
+            (b"content-length", str(len(answer.body)).encode()),
+            *((name.encode(), value.encode()) for name, value in answer.headers),
+        ]
+        await send(
+            {"type": "http.response.start", "status": answer.status_code, "headers": headers}
+        )
+        body = b"" if scope["method"] == "HEAD" else answer.body
+        await send({"type": "http.response.body", "body": body})
 
 
 def health_app(
