@@ -4,7 +4,8 @@ Run: ``.venv/bin/python bench/health.py [--duration 3] [--repeat 3]`` (needs ``w
 ``apt-get install -y wrk``).
 
 Each server is a uvicorn process of its own on 127.0.0.1 (one worker, no access log); load
-comes from ``wrk`` in another process. Servers:
+comes from ``wrk`` in another process. With two CPUs and ``taskset``, servers run on CPU 0
+and load generators on CPU 1 (``--no-pin`` to let them float). Servers:
 
 - ``bare``: a Starlette endpoint answering ``{"status":"pass"}``.
 - ``selfheal``: `selfheal.web.health_app` with 3 checks of 5 ms each (``asyncio.sleep``, like a
@@ -45,6 +46,10 @@ HANG_SECONDS = 2.0
 TIMEOUT = 0.1
 INTERVAL = 1.0
 CALLS = [0]
+# With --pin: servers on CPU 0, load generators on CPU 1 (taskset), so the two never trade
+# places; other processes on the machine still share both.
+PIN_SERVER: list[str] = []
+PIN_LOAD: list[str] = []
 
 
 # -- the servers (run in their own process with --serve) ----------------------------------
@@ -135,7 +140,7 @@ class Server:
         self.variant = variant
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", variant, "--port", str(self.port)],
+            [*PIN_SERVER, sys.executable, __file__, "--serve", variant, "--port", str(self.port)],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + 15
@@ -180,6 +185,7 @@ def wrk(server: Server, *, connections: int, duration: float) -> Load:
     start = time.monotonic()
     out = subprocess.run(
         [
+            *PIN_LOAD,
             "wrk",
             "-t1",
             f"-c{connections}",
@@ -245,6 +251,7 @@ def paced(server: Server, *, rate: float, duration: float) -> Load:
     start = time.monotonic()
     out = subprocess.run(
         [
+            *PIN_LOAD,
             sys.executable,
             __file__,
             *("--pace", str(server.port), "--rate", str(rate), "--duration", str(duration)),
@@ -326,6 +333,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="rounds over all scenarios")
     parser.add_argument("--connections", type=int, default=32, help="high-rate connections")
     parser.add_argument("--rate", type=float, default=20.0, help="low rate, requests/s")
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=bool(shutil.which("taskset")) and (os.cpu_count() or 1) >= 2,
+        help="servers on CPU 0, load on CPU 1 (default when taskset and 2 CPUs exist)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--pace", type=int, help=argparse.SUPPRESS)
@@ -339,6 +352,9 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
+    if args.pin:
+        PIN_SERVER[:] = ["taskset", "-c", "0"]
+        PIN_LOAD[:] = ["taskset", "-c", "1"]
     # All servers up at once (idle ones cost nothing) and the scenarios interleaved round by
     # round, so a neighbour's load on this shared machine hits every variant alike.
     servers: dict[str, Server] = {}
@@ -372,9 +388,10 @@ def main() -> int:
             server.stop()
 
     result = {scenario: median_load(loads) for scenario, loads in runs.items()}
+    pinned = "servers on CPU 0, load on CPU 1" if args.pin else "not pinned"
     print(
         f"\nmedian of {args.repeat} rounds of {args.duration:g} s; high: wrk -t1 "
-        f"-c{args.connections}, low: {args.rate:g} req/s on one connection"
+        f"-c{args.connections}, low: {args.rate:g} req/s on one connection; {pinned}"
     )
     print(
         f"{'server':<17} {'rate':<4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'dep calls/s':>12}"
