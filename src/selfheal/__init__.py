@@ -8,6 +8,7 @@ whose extras (``selfheal[server]``, ``[redis]``, ``[postgres]``) are imported wh
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import Event, EventBus, Severity, Subscription
 from selfheal.features import FeatureManager, FeatureUnavailableError
+from selfheal.health import HealthMonitor, HealthStatus
 from selfheal.policies import (
     Backoff,
     BreakerRecord,
@@ -69,6 +70,8 @@ __all__ = [
     "Fallback",
     "FeatureManager",
     "FeatureUnavailableError",
+    "HealthMonitor",
+    "HealthStatus",
     "LinearBackoff",
     "MemoryBreakerStore",
     "Pipeline",

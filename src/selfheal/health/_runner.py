@@ -1,0 +1,170 @@
+"""Running one check once: in a task or a daemon thread, raced against its timeout.
+
+The I/O half of the monitor. `run_check` never raises for anything the check does: a hang,
+an exception, a False are all an `Outcome` that says what happened, already redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from selfheal._clock import Clock
+from selfheal._redact import redact, redact_value
+from selfheal.health._results import AnyCheck
+from selfheal.health.checks import CheckError
+
+__all__ = ["Outcome", "is_async_callable", "run_check"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one run of a check gave.
+
+    Attributes:
+        ok: Whether it passed.
+        output: Why it failed, redacted ("" on success).
+        observed: The mapping it returned, redacted.
+        duration: Seconds it took (the timeout, if it timed out).
+        timed_out: Whether it was abandoned at its timeout.
+    """
+
+    ok: bool
+    output: str = ""
+    observed: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    duration: float = 0.0
+    timed_out: bool = False
+
+
+def is_async_callable(fn: object) -> bool:
+    """Return whether calling `fn` gives a coroutine (functions, partials, async __call__)."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
+    )
+
+
+async def run_check(
+    check: AnyCheck,
+    *,
+    name: str,
+    is_async: bool,
+    timeout: float,  # noqa: ASYNC109 - this is where the timeout is implemented
+    clock: Clock,
+    on_finish: Callable[[], None],
+) -> Outcome:
+    """Run `check` once, racing `clock.asleep(timeout)`.
+
+    Args:
+        check: The check.
+        name: Its name (for the thread's name).
+        is_async: Whether it is a coroutine function (else it runs in a daemon thread).
+        timeout: Seconds after which the run is abandoned and counts as failed.
+        clock: The clock the timeout and the duration are measured on.
+        on_finish: Called once the check's code has really returned, which for an abandoned
+            run is after this function returned (the monitor's "still busy" marker).
+
+    Returns:
+        The outcome.
+    """
+    loop = asyncio.get_running_loop()
+    start = clock.monotonic()
+    work: asyncio.Future[Any]
+    if is_async:
+        work = loop.create_task(_invoke_async(check))
+
+        def task_done(task: asyncio.Future[Any]) -> None:
+            if not task.cancelled():
+                task.exception()  # retrieved, so an abandoned failure is not logged as lost
+            on_finish()
+
+        work.add_done_callback(task_done)
+    else:
+        work = _start_thread(check, name, loop, on_finish)
+    timer = loop.create_task(clock.asleep(timeout))
+    try:
+        done, _ = await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        if not work.done():
+            # Abandon it: an async check is cancelled (and stays "busy" until it really
+            # ends); a sync check's thread cannot be stopped and ends on its own.
+            work.cancel()
+    duration = clock.monotonic() - start
+    if work not in done:
+        return Outcome(False, f"timed out after {timeout:g} s", duration=duration, timed_out=True)
+    if work.cancelled():
+        return Outcome(False, "the check was cancelled", duration=duration)
+    exc = work.exception()
+    if exc is not None:
+        return Outcome(False, redact(_describe_error(exc)), duration=duration)
+    value = work.result()
+    if value is False:
+        return Outcome(False, "check returned False", duration=duration)
+    if isinstance(value, Mapping):
+        return Outcome(True, observed=MappingProxyType(redact_value(value)), duration=duration)
+    return Outcome(True, duration=duration)
+
+
+def _describe_error(exc: BaseException) -> str:
+    if isinstance(exc, CheckError):
+        return str(exc) or "check failed"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def _invoke_async(check: AnyCheck) -> Any:
+    return await check()
+
+
+def _start_thread(
+    check: AnyCheck, name: str, loop: asyncio.AbstractEventLoop, on_finish: Callable[[], None]
+) -> asyncio.Future[Any]:
+    """Run a sync check in a daemon thread and return a future of its outcome.
+
+    A thread per run, not a pool: a hung check keeps its thread, and a pool would run out
+    of workers (starving the other checks) or block interpreter exit joining it.
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def deliver(error: BaseException | None, value: Any) -> None:
+        if future.done():
+            return  # timed out meanwhile: nobody wants this result any more
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = check()
+            if inspect.isawaitable(value):
+                close = getattr(value, "close", None)
+                if close is not None:
+                    close()
+                raise TypeError(
+                    "the check returned an awaitable; register the coroutine function itself"
+                )
+        except Exception as exc:  # noqa: BLE001 - the check's failure is its result
+            error = exc
+        except BaseException as exc:  # noqa: BLE001 - SystemExit in a check is a failure too
+            error = RuntimeError(f"check raised {exc!r}")
+        finally:
+            on_finish()
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, error, value)
+
+    threading.Thread(target=run, name=f"selfheal-health-{name}", daemon=True).start()
+    return future
