@@ -233,3 +233,27 @@ def test_concurrent_subscribe_and_publish_from_many_threads() -> None:
     for s in subs:
         s.unsubscribe()
     assert not bus.has_subscribers("load.tick")
+
+
+def test_event_ids_stay_unique_across_fork() -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    parent_id = Event("x").id
+    with ctx.Pool(1) as pool:
+        child_id = pool.apply(_make_event_id)
+    assert child_id.rsplit("-", 1)[0] != parent_id.rsplit("-", 1)[0]
+
+
+def _make_event_id() -> str:
+    return Event("x").id
+
+
+def test_events_are_frozen_and_replaceable() -> None:
+    import dataclasses
+
+    event = Event("a.b", "s", "info", 1.0, {"k": 1})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.source = "t"  # type: ignore[misc]
+    copy = dataclasses.replace(event, source="t")
+    assert (copy.type, copy.source, copy.id) == ("a.b", "t", event.id)

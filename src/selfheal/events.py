@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -37,9 +37,19 @@ logger = logging.getLogger("selfheal.events")
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # A process-unique prefix and a counter give ids that sort by creation and cost ~100 ns,
-# where uuid4 costs microseconds.
-_ID_PREFIX = f"{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
+# where uuid4 costs microseconds. A forked child gets a prefix of its own.
+_ID_PREFIX = ""
 _ID_COUNTER = itertools.count(1)
+
+
+def _new_id_prefix() -> None:
+    global _ID_PREFIX, _ID_COUNTER  # noqa: PLW0603 - per-process state, reset at fork
+    _ID_PREFIX = f"{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
+    _ID_COUNTER = itertools.count(1)
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)
 
 
 def _next_id() -> str:
@@ -56,7 +66,7 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, init=False)
 class Event:
     """Something that happened, published on an `EventBus`.
 
@@ -73,11 +83,29 @@ class Event:
     """
 
     type: str
-    source: str = ""
-    severity: str = Severity.INFO
-    timestamp: float = 0.0
-    data: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-    id: str = field(default_factory=_next_id)
+    source: str
+    severity: str
+    timestamp: float
+    data: Mapping[str, Any]
+    id: str
+
+    # Hand-written because every component builds events: setting the slots through their
+    # descriptors costs a third less than the generated frozen __init__ (object.__setattr__).
+    def __init__(  # noqa: PLR0917 - the article builds events positionally too
+        self,
+        type: str,
+        source: str = "",
+        severity: str = Severity.INFO,
+        timestamp: float = 0.0,
+        data: Mapping[str, Any] = _EMPTY,
+        id: str | None = None,
+    ) -> None:
+        _set_type(self, type)
+        _set_source(self, source)
+        _set_severity(self, severity)
+        _set_timestamp(self, timestamp)
+        _set_data(self, data)
+        _set_id(self, id if id is not None else f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
 
     def __eq__(self, other: object) -> bool:
         return self is other or (isinstance(other, Event) and other.id == self.id)
@@ -105,6 +133,11 @@ class Event:
             "data": dict(self.data),
         }
 
+
+_set_type, _set_source, _set_severity, _set_timestamp, _set_data, _set_id = (
+    Event.__dict__[name].__set__
+    for name in ("type", "source", "severity", "timestamp", "data", "id")
+)
 
 SyncHandler: TypeAlias = Callable[[Event], object]
 AsyncHandler: TypeAlias = Callable[[Event], Awaitable[object]]
