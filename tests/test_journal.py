@@ -368,3 +368,36 @@ def test_journal_config_builds_a_journal(tmp_path: Path) -> None:
 def test_options_validate() -> None:
     with pytest.raises(ValueError, match="max_pending"):
         JournalOptions(max_pending=0)
+
+
+def test_secrets_nested_under_known_keys_are_hidden_every_time(db: Path, clock: FakeClock) -> None:
+    # The encoder learns harmless top-level keys; a secret nested under one must still be hidden.
+    bus = EventBus(clock=clock)
+    with Journal(bus, db, clock=clock) as journal:
+        bus.emit("app.call", "app", request={"path": "/"})
+        bus.emit("app.call", "app", request={"path": "/", "Authorization": "Bearer abc"})
+        bus.emit("app.call", "app", request=[{"db_password": "pw"}])
+        assert journal.flush(timeout=10)
+        data = [e.data for e in journal.events(type="app.*", limit=10)]
+    assert data == [
+        {"request": {"path": "/"}},
+        {"request": {"path": "/", "Authorization": "***"}},
+        {"request": [{"db_password": "***"}]},
+    ]
+
+
+def test_data_too_deep_to_check_is_replaced_without_losing_the_batch(db: Path) -> None:
+    bus = EventBus()
+    deep: dict[str, object] = {}
+    node = deep
+    for _ in range(5000):
+        node["next"] = node = {}
+    with Journal(bus, db) as journal:
+        bus.emit("a.b.before", "t", n=1)
+        bus.emit("a.b.deep", "t", deep=deep)
+        bus.emit("a.b.after", "t", n=2)
+        assert journal.flush(timeout=10)
+        events = {e.type: e.data for e in journal.events()}
+    assert events["a.b.before"] == {"n": 1}
+    assert events["a.b.after"] == {"n": 2}
+    assert "unencodable" in events["a.b.deep"]

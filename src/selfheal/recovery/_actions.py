@@ -18,9 +18,9 @@ import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._redact import MASK, redact_url
 from selfheal.events import Event
 from selfheal.health._api import HealthSource
 from selfheal.recovery._core import render
@@ -212,7 +212,6 @@ class RunCommand:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_REDACTED = "***"
 
 
 def _expand_env(text: str) -> str:
@@ -223,29 +222,6 @@ def _expand_env(text: str) -> str:
         return os.environ[name]
 
     return _ENV_REF.sub(sub, text)
-
-
-def redact_url(url: str) -> str:
-    """Return `url` without its password and with query values hidden.
-
-    Args:
-        url: Any URL.
-
-    Returns:
-        e.g. ``https://user:***@host/path?token=***``.
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{_REDACTED}@{host}" if ":" in userinfo else f"{_REDACTED}@{host}"
-    query = "&".join(
-        f"{pair.split('=', 1)[0]}={_REDACTED}" if "=" in pair else pair
-        for pair in parts.query.split("&")
-        if pair
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +255,7 @@ class CallWebhook:
             "url": redact_url(self.url),
         }
         if self.headers:
-            out["headers"] = dict.fromkeys(sorted(self.headers), _REDACTED)
+            out["headers"] = dict.fromkeys(sorted(self.headers), MASK)
         return out
 
     async def run(self, ctx: ActionContext) -> Mapping[str, Any] | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,6 +16,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from selfheal._redact import is_secret_key, mask_secret_keys
 from selfheal.events import Event, matches
 from selfheal.store._base import Incident, MttrSummary, RecoveryRecord, StoredEvent
 
@@ -82,7 +82,6 @@ def _insert_rows(count: int) -> str:
 _UPSERT_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RECOVERY = "INSERT OR REPLACE INTO recoveries VALUES (?, ?, ?, ?, ?, ?, ?)"
 
-_SECRET_KEY = re.compile(r"pass(word)?|secret|token|authorization|api[_-]?key", re.IGNORECASE)
 _SLOW_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":")).encode
 # json.dumps builds a C encoder on every call, which is most of its cost on a small dict; the
 # journal encodes every event's data, so it builds one once (a stdlib detail, hence the
@@ -131,16 +130,8 @@ def path_from_url(url: str) -> Path:
     return Path(url)
 
 
-def _redact(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {
-            k: ("***" if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v))
-            for k, v in data.items()
-        }
-    return data
-
-
 # Keys seen before and found harmless: checking a dict's keys against it is one C call.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _SAFE_KEYS: set[object] = set()
 
 
@@ -150,12 +141,19 @@ def _encode(data: Any) -> str:
         return "{}"
     if type(data) is not dict:
         data = dict(data)
-    if not _SAFE_KEYS.issuperset(data):
-        # Secrets published by mistake (a token in event data) stay out of the file.
-        if any(isinstance(k, str) and _SECRET_KEY.search(k) for k in data):
-            return _ENCODE(_redact(data))
+    if not _SAFE_KEYS.issuperset(data) or not all(type(v) in _SCALARS for v in data.values()):
+        # Secrets published by mistake (a token in event data, at any depth) stay out of the
+        # file; only flat dicts of known keys skip the walk.
+        try:
+            masked = mask_secret_keys(data)
+        except RecursionError:
+            # Too deep to check for secrets is too deep to store: one bad event must not
+            # cost the batch it came in.
+            return _SLOW_ENCODE({"unencodable": "data nested too deeply to store"})
+        if masked is not data:
+            return _ENCODE(masked)
         if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
-            _SAFE_KEYS.update(data)
+            _SAFE_KEYS.update(k for k in data if isinstance(k, str) and not is_secret_key(k))
     return _ENCODE(data)
 
 
