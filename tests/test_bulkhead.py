@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -342,4 +343,56 @@ async def test_as_an_async_context_manager() -> None:
         order.append("first")
     await task
     assert order == ["first", "second"]
+    assert bulkhead.active == 0
+
+
+@pytest.mark.parametrize("wait_timeout", [None, 30.0])
+def test_ctrl_c_while_waiting_for_a_slot_gives_the_place_back(wait_timeout: float | None) -> None:
+    # A thread blocked waiting for a slot is interrupted (Ctrl-C in the main thread). It must
+    # leave the queue: otherwise the next release hands the slot to nobody and it is lost.
+    assert threading.current_thread() is threading.main_thread()
+    bulkhead = Bulkhead(1, max_waiting=1, wait_timeout=wait_timeout)
+    main = threading.get_ident()
+
+    def interrupt() -> None:
+        _wait_until(lambda: bulkhead.waiting == 1)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    bulkhead.__enter__()
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    with pytest.raises(KeyboardInterrupt):
+        bulkhead.call(lambda: None)
+    sender.join(10)
+    assert bulkhead.waiting == 0
+    bulkhead.__exit__(None, None, None)
+    assert bulkhead.active == 0
+    assert bulkhead.call(lambda: "slot free again") == "slot free again"
+
+
+def test_ctrl_c_while_polling_another_clock_gives_the_place_back() -> None:
+    class InterruptingClock(FakeClock):
+        armed = False
+
+        def monotonic(self) -> float:
+            if self.armed:
+                raise KeyboardInterrupt
+            return super().monotonic()
+
+    clock = InterruptingClock()
+    bulkhead = Bulkhead(1, max_waiting=1, wait_timeout=5, clock=clock)
+    bulkhead.__enter__()
+
+    def arm() -> None:
+        _wait_until(lambda: bulkhead.waiting == 1)
+        clock.armed = True
+
+    armer = threading.Thread(target=arm)
+    armer.start()
+    with pytest.raises(KeyboardInterrupt):
+        bulkhead.call(lambda: None)
+    armer.join(10)
+    clock.armed = False
+    assert bulkhead.waiting == 0
+    bulkhead.__exit__(None, None, None)
     assert bulkhead.active == 0

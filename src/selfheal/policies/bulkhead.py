@@ -198,19 +198,31 @@ class Bulkhead(Policy):
             return True
 
     def _wait_sync(self, waiter: _SyncWaiter, name: str) -> None:
+        try:
+            granted = self._block(waiter)
+        except BaseException:
+            # Interrupted while waiting (KeyboardInterrupt, an error from the clock): leave
+            # the queue, or hand on a slot granted meanwhile, or the slot is lost for good.
+            if not self._abandon(waiter):
+                self._release()
+            raise
+        if not granted and self._abandon(waiter):
+            raise self._reject(name, "wait_timeout")
+        # Otherwise granted, possibly just as the wait ran out: the slot is ours.
+
+    def _block(self, waiter: _SyncWaiter) -> bool:
+        """Wait for `waiter` to be granted a slot; return False if `wait_timeout` ran out."""
         timeout = self.wait_timeout
         if timeout is None:
-            waiter.event.wait()
-            return
+            return waiter.event.wait()
         if isinstance(self.clock, SystemClock):
-            if not waiter.event.wait(timeout) and self._abandon(waiter):
-                raise self._reject(name, "wait_timeout")
-            return
+            return waiter.event.wait(timeout)
         # A thread can only block on real time: poll so that another clock decides the end.
         deadline = self.clock.monotonic() + timeout
         while not waiter.event.wait(0.005):
-            if self.clock.monotonic() >= deadline and self._abandon(waiter):
-                raise self._reject(name, "wait_timeout")
+            if self.clock.monotonic() >= deadline:
+                return False
+        return True
 
     async def _wait_async(self, waiter: _AsyncWaiter, name: str) -> None:
         timeout = self.wait_timeout
