@@ -207,3 +207,22 @@ def test_sync_timeout_is_cooperative(clock: FakeClock) -> None:
     assert policy.call(lambda: "fast") == "fast"
     assert len(seen) == 1
     assert selfheal.remaining() is None
+
+
+@pytest.mark.anyio
+async def test_an_enclosing_deadline_on_another_clock_does_not_cut_a_loop_timeout() -> None:
+    # A retry on a FakeClock (fake time 0, deadline 10) around a Timeout on the system clock:
+    # the two deadlines are on different time lines and must not be compared, or the loop
+    # timeout (now ~ 1e5 s of monotonic time) sees "10" as long past and fires at once.
+    fake = FakeClock()
+    left: list[float | None] = []
+
+    async def call() -> str:
+        left.append(selfheal.remaining())
+        await asyncio.sleep(0)
+        return "done"
+
+    protected = selfheal.retry(on=ValueError, deadline=10, clock=fake)(Timeout(5)(call))
+    assert await protected() == "done"
+    assert left[0] is not None
+    assert 4.0 < left[0] <= 5.0

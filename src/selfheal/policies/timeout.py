@@ -225,7 +225,13 @@ class Timeout(Policy):
             deadline = loop.time() + seconds
             outer = var.get()
             # A nearer enclosing deadline is out of order for the queue: it gets its own timer.
-            tight = outer is not None and outer.deadline < deadline
+            # Only a deadline on real monotonic time compares with the loop's (a FakeClock's
+            # is on another time line).
+            tight = (
+                outer is not None
+                and outer.deadline < deadline
+                and isinstance(outer.clock, SystemClock)
+            )
             scope = _Timed(outer.deadline if tight else deadline, clock, task)  # type: ignore[union-attr]
             if tight:
                 handle: asyncio.TimerHandle | None = loop.call_at(scope.deadline, _expire, scope)
