@@ -901,3 +901,23 @@ def test_error_pickles_and_repr_reads_well(clock: FakeClock) -> None:
         "recovery_timeout=60.0, half_open_max_calls=1)"
     )
     assert FailureRateWindow() == FailureRateWindow(100, "count", 10, 0.5)
+
+
+def test_execute_refuses_a_coroutine_function_and_keeps_its_permit(clock: FakeClock) -> None:
+    # `await breaker.execute(async_fn)` used to "succeed" before the coroutine even ran, so
+    # its failures never counted and a half-open breaker closed on an untried call.
+    breaker = CircuitBreaker(failure_threshold=1, recovery_timeout=5, clock=clock)
+
+    async def down() -> None:
+        raise Boom("down")
+
+    with pytest.raises(TypeError, match=r"aexecute"):
+        breaker.execute(down)
+    fail(breaker)
+    clock.advance(5)
+    with pytest.raises(TypeError, match=r"aexecute"):
+        breaker.execute(down)
+    assert breaker.state is HALF_OPEN
+    assert breaker.trials_in_flight == 0
+    breaker.execute(ok)
+    assert breaker.state is CLOSED

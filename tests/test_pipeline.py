@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import gc
+import inspect
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar
 
 import pytest
@@ -158,3 +160,107 @@ def test_pipeline_with_a_keyword_call_is_correct(clock: FakeClock) -> None:
 def test_any_policy_type_checks_under_pipeline() -> None:
     policies: list[Any] = [Timeout(1), Bulkhead(1), selfheal.fallback(1)]
     assert all(isinstance(p, Policy) for p in Pipeline(*policies).policies)
+
+
+# -- every policy as a decorator: methods, classmethods, async callables, generators ---------
+
+POLICIES: dict[str, Callable[[], Policy]] = {
+    "retry": lambda: selfheal.retry(on=ValueError, backoff=0),
+    "breaker": selfheal.CircuitBreaker,
+    "timeout": lambda: Timeout(30),
+    "bulkhead": lambda: Bulkhead(2),
+    "fallback": lambda: selfheal.fallback(-1, on=KeyError),
+    "pipeline": lambda: selfheal.pipeline(Bulkhead(2), selfheal.retry(on=ValueError, backoff=0)),
+}
+
+
+@pytest.mark.parametrize("make", POLICIES.values(), ids=POLICIES.keys())
+def test_decorating_classmethods_and_staticmethods(make: Callable[[], Policy]) -> None:
+    class Repo:
+        @make()  # type: ignore[misc]
+        @classmethod
+        def build(cls, x: int) -> tuple[type, int]:
+            return cls, x
+
+        @make()  # type: ignore[misc]
+        @staticmethod
+        def double(x: int) -> int:
+            return 2 * x
+
+        @make()  # type: ignore[misc]
+        @classmethod
+        async def abuild(cls, x: int) -> tuple[type, int]:
+            return cls, x
+
+    class Sub(Repo):
+        pass
+
+    assert Repo.build(1) == (Repo, 1)
+    assert Sub().build(2) == (Sub, 2)
+    assert Repo.double(3) == 6
+    assert Repo().double(4) == 8
+    assert Sub.abuild.__wrapped__.__name__ == "abuild"  # type: ignore[attr-defined]
+    assert asyncio.run(Sub.abuild(5)) == (Sub, 5)
+
+
+def test_a_retried_classmethod_is_retried() -> None:
+    class Client:
+        calls = 0
+
+        @selfheal.retry(on=ValueError, backoff=0)  # type: ignore[misc]
+        @classmethod
+        def fetch(cls) -> int:
+            cls.calls += 1
+            if cls.calls < 3:
+                raise ValueError("flaky")
+            return cls.calls
+
+    assert Client.fetch() == 3
+
+
+@pytest.mark.parametrize("make", POLICIES.values(), ids=POLICIES.keys())
+def test_an_object_with_async_call_gets_the_async_wrapper(make: Callable[[], Policy]) -> None:
+    class Handler:
+        async def __call__(self, x: int) -> int:
+            return x + 1
+
+    decorated = make()(Handler())
+    assert inspect.iscoroutinefunction(decorated)
+
+
+@pytest.mark.anyio
+async def test_an_object_with_async_call_is_retried() -> None:
+    class Flaky:
+        calls = 0
+
+        async def __call__(self) -> str:
+            self.calls += 1
+            if self.calls < 3:
+                raise ValueError("flaky")
+            return "ok"
+
+    flaky = Flaky()
+    assert await selfheal.retry(on=ValueError, backoff=0)(flaky)() == "ok"
+    assert flaky.calls == 3
+
+
+@pytest.mark.parametrize("make", POLICIES.values(), ids=POLICIES.keys())
+def test_generator_functions_are_refused_with_a_clear_error(make: Callable[[], Policy]) -> None:
+    def rows() -> Iterator[int]:
+        yield 1
+
+    async def arows() -> AsyncIterator[int]:
+        yield 1
+
+    for gen in (rows, arows):
+        with pytest.raises(TypeError, match=r"generator function 'a?rows'.*iteration"):
+            make()(gen)
+
+
+@pytest.mark.parametrize("make", POLICIES.values(), ids=POLICIES.keys())
+def test_call_refuses_a_coroutine_function(make: Callable[[], Policy]) -> None:
+    async def fetch() -> int:
+        return 1
+
+    with pytest.raises(TypeError, match=r"acall"):
+        make().call(fetch)  # type: ignore[arg-type]

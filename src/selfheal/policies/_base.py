@@ -18,6 +18,7 @@ __all__ = ["Policy"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class Policy(ABC):
@@ -38,23 +39,66 @@ class Policy(ABC):
         """Return a coroutine function that runs `fn` under this policy."""
 
     @overload
+    def __call__(self, fn: classmethod[T, P, R]) -> classmethod[T, P, R]: ...
+    @overload
+    def __call__(self, fn: staticmethod[P, R]) -> staticmethod[P, R]: ...  # type: ignore[overload-overlap]
+    @overload
     def __call__(
         self, fn: Callable[P, Coroutine[Any, Any, R]]
     ) -> Callable[P, Coroutine[Any, Any, R]]: ...
     @overload
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
-    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
-        """Decorate `fn`, choosing the async wrapper for coroutine functions."""
-        wrapped = self.awrap(fn) if inspect.iscoroutinefunction(fn) else self.wrap(fn)
+    def __call__(self, fn: Any) -> Any:
+        """Decorate `fn`, choosing the async wrapper for coroutine functions.
+
+        Also takes a `classmethod` or `staticmethod` (decorate above it) and objects with an
+        ``async def __call__``.
+
+        Raises:
+            TypeError: If `fn` is a generator function, whose errors happen while it is
+                iterated, after the policy has returned.
+        """
+        if isinstance(fn, classmethod | staticmethod):
+            return type(fn)(self(fn.__func__))
+        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+            name = getattr(fn, "__name__", repr(fn))
+            raise TypeError(
+                f"{type(self).__name__}: cannot protect generator function {name!r}: a policy "
+                "sees only the call that creates the generator, not its iteration, where the "
+                "work and the errors happen; decorate a function that consumes it instead "
+                "(e.g. one returning list(...))"
+            )
+        wrapped = self.awrap(fn) if is_async_callable(fn) else self.wrap(fn)
         return functools.wraps(fn)(wrapped)
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(*args, **kwargs)` once under this policy.
 
         This wraps on every call; decorate instead on a hot path.
+
+        Raises:
+            TypeError: If `fn` is a coroutine function (use `acall`).
         """
+        if is_async_callable(fn):
+            raise TypeError(
+                f"{type(self).__name__}.call: {fn!r} is async; use 'await policy.acall(...)', "
+                "or the coroutine would run unprotected"
+            )
         return self.wrap(fn)(*args, **kwargs)
 
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await `fn(*args, **kwargs)` once under this policy."""
         return await self.awrap(fn)(*args, **kwargs)
+
+
+def is_async_callable(fn: object) -> bool:
+    """Return whether calling `fn` gives a coroutine.
+
+    True for an ``async def`` function or bound method, a partial of one, and an object whose
+    ``__call__`` is ``async def``.
+    """
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
+    )

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import (
     Any,
     ClassVar,
@@ -349,6 +349,7 @@ class CircuitBreaker(Policy):
 
         Raises:
             CircuitBreakerError: If the breaker rejects the call.
+            TypeError: If `func` is a coroutine function (use `aexecute`).
         """
         ticket = self._machine.gate or self._enter()
         start = self._monotonic() if self._timed else 0.0
@@ -357,8 +358,23 @@ class CircuitBreaker(Policy):
         except BaseException as exc:
             self._failed(ticket, exc, start)
             raise
+        if type(result) is CoroutineType:
+            self._misused(ticket, func, cast("CoroutineType[Any, Any, Any]", result))
         self._succeeded(ticket, start)
         return result
+
+    def _misused(
+        self, ticket: _Ticket, func: object, coro: CoroutineType[Any, Any, Any]
+    ) -> NoReturn:
+        # The coroutine has not run: its outcome is unknown, so it counts as nothing.
+        coro.close()
+        if type(ticket) is TrialEpoch:
+            with self._lock:
+                self._machine.on_ignored(ticket)
+        raise TypeError(
+            f"CircuitBreaker.execute: {func!r} is async; use 'await breaker.aexecute(...)' "
+            "(or acall), or its failures would never count"
+        )
 
     async def aexecute(
         self, func: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
