@@ -257,3 +257,32 @@ def test_events_are_frozen_and_replaceable() -> None:
         event.source = "t"  # type: ignore[misc]
     copy = dataclasses.replace(event, source="t")
     assert (copy.type, copy.source, copy.id) == ("a.b", "t", event.id)
+
+
+def test_async_handler_whose_loop_is_closed_is_skipped_by_apublish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The handler subscribed inside an asyncio.run that has ended; a later apublish from
+    # another loop must not raise into the publisher (nor leak a never-awaited coroutine).
+    bus = EventBus()
+    got: list[Event] = []
+    seen_sync: list[Event] = []
+
+    async def handler(event: Event) -> None:
+        got.append(event)
+
+    async def subscribe() -> None:
+        bus.subscribe("a.*", handler)
+
+    asyncio.run(subscribe())
+    bus.subscribe("a.*", seen_sync.append)
+
+    async def publish() -> None:
+        await bus.apublish(Event("a.b"))
+
+    with caplog.at_level(logging.WARNING, logger="selfheal.events"):
+        asyncio.run(publish())
+        bus.publish(Event("a.c"))
+    assert got == []
+    assert [e.type for e in seen_sync] == ["a.b", "a.c"]
+    assert caplog.text.count("its loop is closed") == 2

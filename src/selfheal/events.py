@@ -8,6 +8,7 @@ it stands for one or more (so ``health.*`` sees every health event and ``*`` see
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import itertools
@@ -321,8 +322,9 @@ class EventBus:
             elif sub.loop is None or sub.loop is current:
                 waits.append(self._call_async(sub, event))
             else:
-                fut = asyncio.run_coroutine_threadsafe(self._call_async(sub, event), sub.loop)
-                waits.append(asyncio.wrap_future(fut))
+                fut = self._submit(sub, event, sub.loop)
+                if fut is not None:
+                    waits.append(asyncio.wrap_future(fut))
         if waits:
             await asyncio.gather(*waits)
 
@@ -352,10 +354,21 @@ class EventBus:
             task = loop.create_task(self._call_async(sub, event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        elif loop.is_closed():
-            logger.warning("event %s not delivered to %r: its loop is closed", event.type, sub)
         else:
-            asyncio.run_coroutine_threadsafe(self._call_async(sub, event), loop)
+            self._submit(sub, event, loop)
+
+    def _submit(
+        self, sub: _Sub, event: Event, loop: asyncio.AbstractEventLoop
+    ) -> concurrent.futures.Future[None] | None:
+        """Run the handler on its own loop (another thread's); None if that loop is closed."""
+        if not loop.is_closed():
+            coro = self._call_async(sub, event)
+            try:
+                return asyncio.run_coroutine_threadsafe(coro, loop)
+            except RuntimeError:  # the loop closed just now
+                coro.close()
+        logger.warning("event %s not delivered to %r: its loop is closed", event.type, sub)
+        return None
 
     def _report(self, sub: _Sub, event: Event, exc: BaseException) -> None:
         logger.error(
