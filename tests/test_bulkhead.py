@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import pickle
 import signal
 import threading
 import time
@@ -396,3 +397,15 @@ def test_ctrl_c_while_polling_another_clock_gives_the_place_back() -> None:
     assert bulkhead.waiting == 0
     bulkhead.__exit__(None, None, None)
     assert bulkhead.active == 0
+
+
+def test_bulkhead_full_error_pickles() -> None:
+    err = BulkheadFullError("db", 2, 1, "wait_timeout")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.name, copy.max_concurrent, copy.max_waiting, copy.reason) == (
+        "db",
+        2,
+        1,
+        "wait_timeout",
+    )
+    assert str(copy) == str(err)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pickle
 import threading
 from enum import Enum
 
@@ -201,3 +202,9 @@ def test_one_change_is_announced_once_under_threads(clock: FakeClock) -> None:
     for t in threads:
         t.join(30)
     assert [e.type for e in seen] == ["feature.recs.degraded"]
+
+
+def test_feature_unavailable_error_pickles() -> None:
+    err = FeatureUnavailableError("search", "is not registered")
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.name, str(copy)) == ("search", str(err))

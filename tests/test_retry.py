@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 import random
 import threading
 from collections.abc import Iterator
@@ -552,3 +553,64 @@ def test_budget_never_grants_more_than_its_ratio_over_the_window(
                 assert recent <= ratio * counted_calls + reserve * window + 1e-9
         else:
             clock.advance(float(op))  # type: ignore[arg-type]
+
+
+def test_retry_error_pickles_for_process_pools() -> None:
+    # concurrent.futures.ProcessPoolExecutor pickles a worker's exception to the parent.
+    err = RetryError("fetch", 3, "attempts", ValueError("down"), None)
+    copy = pickle.loads(pickle.dumps(err))
+    assert str(copy) == str(err)
+    assert (copy.name, copy.attempts, copy.reason) == ("fetch", 3, "attempts")
+    assert repr(copy.last_exception) == "ValueError('down')"
+
+
+@pytest.mark.parametrize("mode", ["lean", "full"])
+def test_attempts_do_not_chain_onto_the_first_failure(mode: str) -> None:
+    # Later attempts used to run inside the `except` of the first one, so the re-raised last
+    # error showed "During handling of the above exception, another exception occurred"
+    # with attempt 1's error, as if the retry itself had crashed.
+    extra: dict[str, Any] = {"retry_on_result": lambda r: False} if mode == "full" else {}
+    errors = [ValueError("1"), ValueError("2"), ValueError("3")]
+
+    def down() -> None:
+        raise errors.pop(0)
+
+    reraising = selfheal.retry(on=ValueError, backoff=0, reraise=True, **extra)(down)
+    with pytest.raises(ValueError, match="3") as info:
+        reraising()
+    assert info.value.__context__ is None
+    assert info.value.__cause__ is None
+
+    errors[:] = [ValueError("1"), KeyError("not retryable")]
+    with pytest.raises(KeyError) as key_info:
+        reraising()
+    assert key_info.value.__context__ is None
+
+    errors[:] = [ValueError("1"), ValueError("2"), ValueError("last")]
+    with pytest.raises(RetryError) as retry_info:
+        selfheal.retry(on=ValueError, backoff=0, **extra)(down)()
+    cause = retry_info.value.__cause__
+    assert isinstance(cause, ValueError)
+    assert str(cause) == "last"
+    assert cause.__context__ is None
+    assert cause.__traceback__ is not None
+    frames = []
+    tb = cause.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert frames[-1] == "down"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["lean", "full"])
+async def test_async_attempts_do_not_chain_onto_the_first_failure(mode: str) -> None:
+    extra: dict[str, Any] = {"retry_on_result": lambda r: False} if mode == "full" else {}
+    errors = [ValueError("1"), ValueError("2"), ValueError("3")]
+
+    async def down() -> None:
+        raise errors.pop(0)
+
+    with pytest.raises(ValueError, match="3") as info:
+        await selfheal.retry(on=ValueError, backoff=0, reraise=True, **extra)(down)()
+    assert info.value.__context__ is None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import pickle
 
 import pytest
 
@@ -226,3 +227,8 @@ async def test_an_enclosing_deadline_on_another_clock_does_not_cut_a_loop_timeou
     assert await protected() == "done"
     assert left[0] is not None
     assert 4.0 < left[0] <= 5.0
+
+
+def test_timeout_error_pickles() -> None:
+    copy = pickle.loads(pickle.dumps(selfheal.TimeoutError("db", 1.5)))
+    assert (copy.name, copy.seconds, str(copy)) == ("db", 1.5, "'db' timed out after 1.5 s")

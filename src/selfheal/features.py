@@ -32,11 +32,16 @@ class FeatureUnavailableError(Exception):
 
     Attributes:
         name: The feature.
+        detail: What is wrong with it (``is unavailable``, ``is not registered``).
     """
 
     def __init__(self, name: str, detail: str = "is unavailable") -> None:
         super().__init__(f"feature {name!r} {detail}")
         self.name = name
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.detail))
 
 
 class _Feature:

@@ -45,6 +45,9 @@ class BulkheadFullError(Exception):
         self.max_waiting = max_waiting
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.max_concurrent, self.max_waiting, self.reason))
+
 
 class _SyncWaiter:
     __slots__ = ("event", "granted")

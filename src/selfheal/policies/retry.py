@@ -540,6 +540,11 @@ class RetryError(Exception):
         self.last_exception = last_exception
         self.last_result = last_result
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the fields (not the message), so it crosses process pools intact.
+        args = (self.name, self.attempts, self.reason, self.last_exception, self.last_result)
+        return (type(self), args)
+
 
 def retry_after_hint(exc: BaseException) -> float | None:
     """Read a server's Retry-After from an exception, the default `hint` of `retry`.
@@ -753,7 +758,9 @@ class Retry(Policy):
                 try:
                     return fn(*args, **kwargs)
                 except catch as exc:
-                    return again(fn, name, args, kwargs, exc, None, 0.0)
+                    failed = exc
+                # Retried outside the `except`, so later errors do not chain onto this one.
+                return again(fn, name, args, kwargs, failed, None, 0.0)
 
             return retrying
 
@@ -766,10 +773,13 @@ class Retry(Policy):
                 try:
                     result = fn(*args, **kwargs)
                 except catch as exc:
-                    return again(fn, name, args, kwargs, exc, None, start)
-                if on_result is not None and on_result(result):
+                    failed = exc
+                else:
+                    if on_result is None or not on_result(result):
+                        return result
                     return again(fn, name, args, kwargs, None, result, start)
-                return result
+                # Retried outside the `except`, so later errors do not chain onto this one.
+                return again(fn, name, args, kwargs, failed, None, start)
             finally:
                 if token is not None:
                     DEADLINE.reset(token)
@@ -834,7 +844,9 @@ class Retry(Policy):
                 try:
                     return await fn(*args, **kwargs)
                 except catch as exc:
-                    return await again(fn, name, args, kwargs, exc, None, 0.0)
+                    failed = exc
+                # Retried outside the `except`, so later errors do not chain onto this one.
+                return await again(fn, name, args, kwargs, failed, None, 0.0)
 
             return retrying
 
@@ -847,10 +859,13 @@ class Retry(Policy):
                 try:
                     result = await fn(*args, **kwargs)
                 except catch as exc:
-                    return await again(fn, name, args, kwargs, exc, None, start)
-                if on_result is not None and on_result(result):
+                    failed = exc
+                else:
+                    if on_result is None or not on_result(result):
+                        return result
                     return await again(fn, name, args, kwargs, None, result, start)
-                return result
+                # Retried outside the `except`, so later errors do not chain onto this one.
+                return await again(fn, name, args, kwargs, failed, None, start)
             finally:
                 if token is not None:
                     DEADLINE.reset(token)

@@ -56,6 +56,9 @@ class TimeoutError(builtins.TimeoutError):
         self.name = name
         self.seconds = seconds
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.name, self.seconds))
+
 
 # Timer callbacks may run a hair before their time (asyncio fires a handle up to the clock's
 # resolution early); a deadline within this much of now counts as reached.
