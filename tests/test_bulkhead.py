@@ -409,3 +409,10 @@ def test_bulkhead_full_error_pickles() -> None:
         "wait_timeout",
     )
     assert str(copy) == str(err)
+
+
+def test_bad_name_and_boolean_wait_timeout_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"Bulkhead: name must be .* without '\.' or '\*'"):
+        Bulkhead(1, name="db.pool")
+    with pytest.raises(ValueError, match="wait_timeout must be seconds >= 0 or None, got True"):
+        Bulkhead(1, 1, True)

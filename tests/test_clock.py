@@ -112,3 +112,11 @@ async def test_advance_from_another_thread_wakes_async_sleeper() -> None:
     t.start()
     t.join()
     await asyncio.wait_for(task, 5)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), -1e-9])
+def test_advance_refuses_nan_and_negative(bad: float) -> None:
+    clock = FakeClock(start=5.0)
+    with pytest.raises(ValueError, match=r"FakeClock\.advance: seconds must be >= 0"):
+        clock.advance(bad)
+    assert clock.monotonic() == 5.0

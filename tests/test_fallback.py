@@ -71,3 +71,8 @@ async def test_async_fallbacks_sync_and_async() -> None:
         return x
 
     assert await selfheal.fallback(0)(fine)(9) == 9
+
+
+def test_dotted_name_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"Fallback: name must be .* without '\.' or '\*'"):
+        selfheal.fallback(0, name="a.b")

@@ -276,7 +276,7 @@ def test_backoffs_compose_and_read_well() -> None:
         (lambda: selfheal.retry(on=ValueError, attempts=0), "attempts must be an int >= 1"),
         (lambda: selfheal.retry(on=ValueError, attempts=None), "at least one of"),
         (lambda: selfheal.retry(on=ValueError, deadline=-1), "deadline"),
-        (lambda: RetryBudget(window=0), "window must be > 0"),
+        (lambda: RetryBudget(window=0), "window must be a number > 0"),
     ],
 )
 def test_bad_options_say_which_and_what_is_valid(build: Any, message: str) -> None:
@@ -614,3 +614,24 @@ async def test_async_attempts_do_not_chain_onto_the_first_failure(mode: str) -> 
     with pytest.raises(ValueError, match="3") as info:
         await selfheal.retry(on=ValueError, backoff=0, reraise=True, **extra)(down)()
     assert info.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"attempts": True}, ValueError, r"attempts must be an int >= 1 or None, got True"),
+        ({"deadline": -1}, ValueError, r"deadline must be a number > 0, got -1"),
+        ({"deadline": 0}, ValueError, r"deadline must be a number > 0, got 0"),
+        ({"retry_on_result": 3}, TypeError, r"retry_on_result must be a callable"),
+        ({"hint": "Retry-After"}, TypeError, r"hint must be a callable .* or None"),
+        ({"name": "payments.api"}, ValueError, r"name must be .* without '\.' or '\*'"),
+        ({"name": "*"}, ValueError, r"name must be"),
+    ],
+)
+def test_bad_arguments_fail_when_built_not_at_the_first_failure(
+    kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    # A non-callable retry_on_result or hint used to be accepted and to blow up only once a
+    # call failed; a dotted name made event types that `retry.*.gave_up` cannot match.
+    with pytest.raises(error, match=message):
+        selfheal.retry(on=ValueError, **kwargs)

@@ -232,3 +232,8 @@ async def test_an_enclosing_deadline_on_another_clock_does_not_cut_a_loop_timeou
 def test_timeout_error_pickles() -> None:
     copy = pickle.loads(pickle.dumps(selfheal.TimeoutError("db", 1.5)))
     assert (copy.name, copy.seconds, str(copy)) == ("db", 1.5, "'db' timed out after 1.5 s")
+
+
+def test_dotted_name_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"Timeout: name must be .* without '\.' or '\*'"):
+        Timeout(1, name="db.query")

@@ -90,7 +90,7 @@ class FakeClock:
         Raises:
             ValueError: If `seconds` is negative; monotonic time never goes back.
         """
-        if seconds < 0:
+        if not seconds >= 0:  # also refuses NaN, which would stop time for good
             raise ValueError(f"FakeClock.advance: seconds must be >= 0, got {seconds!r}")
         with self._cond:
             self._now += seconds

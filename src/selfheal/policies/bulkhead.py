@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
-from selfheal.policies._naming import name_of
+from selfheal.policies._naming import check_name, name_of
 
 __all__ = ["Bulkhead", "BulkheadFullError"]
 
@@ -122,11 +122,14 @@ class Bulkhead(Policy):
         if isinstance(max_waiting, bool) or not isinstance(max_waiting, int) or max_waiting < 0:
             raise ValueError(f"Bulkhead: max_waiting must be an int >= 0, got {max_waiting!r}")
         if wait_timeout is not None and (
-            not isinstance(wait_timeout, int | float) or not wait_timeout >= 0
+            isinstance(wait_timeout, bool)
+            or not isinstance(wait_timeout, int | float)
+            or not wait_timeout >= 0
         ):
             raise ValueError(
                 f"Bulkhead: wait_timeout must be seconds >= 0 or None, got {wait_timeout!r}"
             )
+        check_name("Bulkhead", name)
         self.max_concurrent = max_concurrent
         self.max_waiting = max_waiting
         self.wait_timeout = wait_timeout

@@ -8,7 +8,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
-from selfheal.policies._naming import name_of
+from selfheal.policies._naming import check_name, name_of
 
 __all__ = ["Fallback", "fallback"]
 
@@ -56,6 +56,7 @@ class Fallback(Policy):
             isinstance(t, type) and issubclass(t, BaseException) for t in types
         ):
             raise TypeError(f"Fallback: on must be exception types, got {on!r}")
+        check_name("Fallback", name)
         self.value = value
         self.func = func
         self.on = types

@@ -28,7 +28,7 @@ from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
 from selfheal.policies._deadline import DEADLINE, tighter
-from selfheal.policies._naming import name_of
+from selfheal.policies._naming import check_name, name_of
 
 __all__ = [
     "Backoff",
@@ -100,9 +100,10 @@ def is_testing() -> bool:
 
 def _check(owner: str, name: str, value: float, *, positive: bool = False) -> None:
     if not isinstance(value, int | float) or math.isnan(value) or value < 0:
-        raise ValueError(f"{owner}: {name} must be a number >= 0, got {value!r}")
+        valid = "> 0" if positive else ">= 0"
+        raise ValueError(f"{owner}: {name} must be a number {valid}, got {value!r}")
     if positive and value == 0:
-        raise ValueError(f"{owner}: {name} must be > 0, got {value!r}")
+        raise ValueError(f"{owner}: {name} must be a number > 0, got {value!r}")
 
 
 def _uniform(rng: random.Random | None, low: float, high: float) -> float:
@@ -630,7 +631,9 @@ class Retry(Policy):
         name: str | None = None,
     ) -> None:
         self._catch, self._predicate = _exception_types(on)
-        if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
+        if attempts is not None and (
+            isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1
+        ):
             raise ValueError(f"retry: attempts must be an int >= 1 or None, got {attempts!r}")
         if deadline is not None:
             _check("retry", "deadline", deadline, positive=True)
@@ -644,6 +647,17 @@ class Retry(Policy):
             raise TypeError(f"retry: stop must be a Stop, got {stop!r}")
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"retry: budget must be a RetryBudget, got {budget!r}")
+        if retry_on_result is not None and not callable(retry_on_result):
+            raise TypeError(
+                "retry: retry_on_result must be a callable taking the result (true means "
+                f"retry it), or None, got {retry_on_result!r}"
+            )
+        if hint is not None and not callable(hint):
+            raise TypeError(
+                "retry: hint must be a callable taking the exception and returning seconds "
+                f"or None (like retry_after_hint), or None, got {hint!r}"
+            )
+        check_name("retry", name)
         self.on = on
         self.attempts = attempts
         self.backoff = backoff

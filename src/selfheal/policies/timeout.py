@@ -33,7 +33,7 @@ from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
 from selfheal.policies._deadline import DEADLINE, _Scope, tighter
-from selfheal.policies._naming import name_of
+from selfheal.policies._naming import check_name, name_of
 
 __all__ = ["Timeout", "TimeoutError"]
 
@@ -156,6 +156,7 @@ class Timeout(Policy):
     ) -> None:
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
             raise ValueError(f"Timeout: seconds must be a number > 0, got {seconds!r}")
+        check_name("Timeout", name)
         self.seconds = float(seconds)
         self.clock = clock
         self.bus = bus
