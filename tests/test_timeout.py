@@ -237,3 +237,30 @@ def test_timeout_error_pickles() -> None:
 def test_dotted_name_is_refused() -> None:
     with pytest.raises(ValueError, match=r"Timeout: name must be .* without '\.' or '\*'"):
         Timeout(1, name="db.query")
+
+
+@pytest.mark.anyio
+async def test_cut_short_by_an_enclosing_deadline_reports_the_time_it_had() -> None:
+    # A per-attempt Timeout(10) inside a retry whose deadline is 3 s away fires at 3 s; its
+    # error and event used to say "timed out after 10 s".
+    clock = FakeClock(autojump=True)
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("timeout.*.expired", seen.append)
+
+    protected = selfheal.retry(on=ValueError, deadline=3, clock=clock)(
+        Timeout(10, clock=clock, bus=bus, name="attempt")(_forever)
+    )
+    with pytest.raises(selfheal.TimeoutError) as info:
+        await protected()
+    assert info.value.seconds == 3.0
+    assert "after 3 s" in str(info.value)
+    assert seen[0].data["seconds"] == 3.0
+
+
+@pytest.mark.anyio
+async def test_cut_short_on_the_loop_timer_reports_the_time_it_had() -> None:
+    protected = selfheal.retry(on=ValueError, deadline=TINY)(Timeout(10)(_forever))
+    with pytest.raises(selfheal.TimeoutError) as info:
+        await protected()
+    assert 0.0 <= info.value.seconds <= TINY

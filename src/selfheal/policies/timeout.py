@@ -48,7 +48,8 @@ class TimeoutError(builtins.TimeoutError):
 
     Attributes:
         name: The timeout's name.
-        seconds: The time the call was given.
+        seconds: The time the call was given: the `Timeout`'s seconds, or less when a nearer
+            enclosing deadline (a retry's ``deadline``, an outer `Timeout`) cut it short.
     """
 
     def __init__(self, name: str, seconds: float) -> None:
@@ -170,13 +171,13 @@ class Timeout(Policy):
         name = f", name={self.name!r}" if self.name is not None else ""
         return f"Timeout({self.seconds!r}{name})"
 
-    def _expired(self, name: str, *, interrupted: bool) -> None:
+    def _expired(self, name: str, *, interrupted: bool, seconds: float | None = None) -> None:
         if self.bus is not None:
             self.bus.emit(
                 f"timeout.{name}.expired",
                 name,
                 Severity.WARNING,
-                seconds=self.seconds,
+                seconds=self.seconds if seconds is None else seconds,
                 interrupted=interrupted,
             )
 
@@ -251,7 +252,8 @@ class Timeout(Policy):
                 if handle is not None:
                     handle.cancel()
                 if scope.expired:
-                    timed_out(name, task, cancelling, exc)
+                    # The time it had: less than `seconds` under a nearer enclosing deadline.
+                    timed_out(name, task, cancelling, exc, scope.deadline - deadline + seconds)
                 raise
             scope.done = True
             var.reset(token)
@@ -299,7 +301,7 @@ class Timeout(Policy):
                 watcher.cancel()
                 DEADLINE.reset(token)
                 if scope.expired:
-                    timed_out(name, task, cancelling, exc)
+                    timed_out(name, task, cancelling, exc, scope.deadline - now)
                 raise
             scope.done = True
             watcher.cancel()
@@ -311,9 +313,15 @@ class Timeout(Policy):
         return timed
 
     def _timed_out(
-        self, name: str, task: asyncio.Task[Any], cancelling: int, exc: BaseException
+        self,
+        name: str,
+        task: asyncio.Task[Any],
+        cancelling: int,
+        exc: BaseException,
+        given: float,
     ) -> None:
         # Our timer fired: only a cancel nobody else asked for becomes a TimeoutError.
         if task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
-            self._expired(name, interrupted=True)
-            raise TimeoutError(name, self.seconds) from exc
+            given = max(0.0, min(self.seconds, given))
+            self._expired(name, interrupted=True, seconds=given)
+            raise TimeoutError(name, given) from exc
