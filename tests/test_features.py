@@ -208,3 +208,41 @@ def test_feature_unavailable_error_pickles() -> None:
     err = FeatureUnavailableError("search", "is not registered")
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.name, str(copy)) == ("search", str(err))
+
+
+@pytest.mark.anyio
+async def test_async_feature_errors_use_the_fallback_on_await(clock: FakeClock) -> None:
+    # The error of an async feature surfaces when its coroutine is awaited, after
+    # use_feature has returned: fallback_on used to miss it entirely.
+    features, _ = _manager(clock)
+
+    async def personal(user: str) -> str:
+        raise ConnectionError("recs service down")
+
+    async def popular(user: str) -> str:
+        return f"popular for {user}"
+
+    def popular_sync(user: str) -> str:
+        return "popular (sync)"
+
+    async def buggy(user: str) -> str:
+        raise KeyError("bug")
+
+    features.register("recs", Check(), fallback_func=popular, fallback_on=(ConnectionError,))
+    assert await features.use_feature("recs", personal, "ann") == "popular for ann"
+    with pytest.raises(KeyError):
+        await features.use_feature("recs", buggy, "ann")
+    features.register("recs2", Check(), fallback_func=popular_sync, fallback_on=(ConnectionError,))
+    assert await features.use_feature("recs2", personal, "ann") == "popular (sync)"
+
+
+def test_an_async_callable_object_as_check_is_refused(clock: FakeClock) -> None:
+    # bool() of the coroutine it returns is always True: the feature looked always available.
+    features, _ = _manager(clock)
+
+    class AsyncCheck:
+        async def __call__(self) -> bool:
+            return False
+
+    with pytest.raises(TypeError, match="check for 'recs' is async"):
+        features.register("recs", AsyncCheck())

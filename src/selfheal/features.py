@@ -12,11 +12,12 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus, Severity
+from selfheal.policies._base import is_async_callable
 
 __all__ = ["FeatureManager", "FeatureUnavailableError"]
 
@@ -167,7 +168,7 @@ class FeatureManager:
                 "FeatureManager.register: check must be a function returning a bool, a bool, "
                 f"an object with .state (a breaker) or .status(name) (health), got {check!r}"
             )
-        if inspect.iscoroutinefunction(check):
+        if is_async_callable(check):
             raise TypeError(
                 f"FeatureManager.register: check for {name!r} is async; availability is read "
                 "on every use, so pass a sync check (cached) or a health source instead"
@@ -246,8 +247,9 @@ class FeatureManager:
     def use_feature(self, name: str, func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """Call `func(*args, **kwargs)` if the feature is available, else its fallback.
 
-        For async functions this returns the coroutine of whichever runs, so
-        ``await features.use_feature(...)`` works when both are async.
+        For async functions this returns a coroutine, so ``await features.use_feature(...)``
+        works; `fallback_on` errors raised while it is awaited also switch to the fallback
+        (awaited too if it is async).
 
         Args:
             name: The feature.
@@ -269,13 +271,34 @@ class FeatureManager:
             if not feature.fallback_on or feature.fallback is None:
                 return func(*args, **kwargs)
             try:
-                return func(*args, **kwargs)
+                result = func(*args, **kwargs)
             except feature.fallback_on as exc:
                 logger.debug("feature %s failed, using its fallback: %r", name, exc)
                 return feature.fallback(*args, **kwargs)  # type: ignore[no-any-return]
+            if inspect.iscoroutine(result):
+                # An async feature fails when awaited, after this returns: guard the await.
+                return self._guarded(feature, result, args, kwargs)  # type: ignore[return-value]
+            return result
         if feature.fallback is None:
             raise FeatureUnavailableError(name)
         return feature.fallback(*args, **kwargs)  # type: ignore[no-any-return]
+
+    async def _guarded(
+        self,
+        feature: _Feature,
+        coro: Coroutine[Any, Any, Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        try:
+            return await coro
+        except feature.fallback_on as exc:
+            logger.debug("feature %s failed, using its fallback: %r", feature.name, exc)
+            assert feature.fallback is not None
+            result = feature.fallback(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
 
     def degrade(self, name: str) -> None:
         """Switch feature `name` off by hand until `restore`.
