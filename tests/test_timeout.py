@@ -264,3 +264,19 @@ async def test_cut_short_on_the_loop_timer_reports_the_time_it_had() -> None:
     with pytest.raises(selfheal.TimeoutError) as info:
         await protected()
     assert 0.0 <= info.value.seconds <= TINY
+
+
+def test_sync_overrun_of_an_enclosing_deadline_reports_the_time_it_had(clock: FakeClock) -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("timeout.*.expired", seen.append)
+
+    def slow() -> str:
+        clock.advance(5)
+        return "late"
+
+    protected = selfheal.retry(on=ValueError, deadline=3, clock=clock)(
+        Timeout(10, clock=clock, bus=bus)(slow)
+    )
+    assert protected() == "late"
+    assert [(e.data["seconds"], e.data["interrupted"]) for e in seen] == [(3.0, False)]

@@ -190,14 +190,15 @@ class Timeout(Policy):
         expired = self._expired
 
         def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            scope = tighter(monotonic() + seconds, clock)
+            start = monotonic()
+            scope = tighter(start + seconds, clock)
             token = DEADLINE.set(scope)
             try:
                 result = fn(*args, **kwargs)
             finally:
                 DEADLINE.reset(token)
             if monotonic() > scope.deadline:
-                expired(name, interrupted=False)
+                expired(name, interrupted=False, seconds=scope.deadline - start)
             return result
 
         return timed
