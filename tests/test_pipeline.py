@@ -281,3 +281,28 @@ def test_the_public_api_type_checks() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+class Passthrough(Policy):
+    """A policy that decides to add nothing (e.g. switched off by configuration)."""
+
+    def wrap(self, fn: Callable[P, R]) -> Callable[P, R]:
+        return fn
+
+    def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        return fn  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    "make", [Pipeline, Passthrough, lambda: Pipeline(Passthrough(), Passthrough())]
+)
+def test_a_policy_adding_no_wrapper_leaves_the_function_alone(make: Callable[[], Policy]) -> None:
+    # An empty pipeline (built from an empty config list) returned the function itself, and
+    # functools.wraps then set fn.__wrapped__ = fn: inspect.signature(fn) raised "wrapper loop".
+    def f(a: int, *, b: str = "x") -> int:
+        return a
+
+    decorated = make()(f)
+    assert decorated(1) == 1
+    assert not hasattr(f, "__wrapped__")
+    assert str(inspect.signature(decorated)) == "(a: 'int', *, b: 'str' = 'x') -> 'int'"

@@ -69,6 +69,8 @@ class Policy(ABC):
                 "(e.g. one returning list(...))"
             )
         wrapped = self.awrap(fn) if is_async_callable(fn) else self.wrap(fn)
+        if wrapped is fn:  # nothing added: fn.__wrapped__ = fn would be a loop
+            return fn
         return functools.wraps(fn)(wrapped)
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -67,8 +67,10 @@ class Pipeline(Policy):
         """Return `fn` wrapped by every policy, the first outermost (sync)."""
         wrapped = fn
         for policy in reversed(self.policies):
-            # Each layer takes the original's name, so outer policies' events name the call.
-            wrapped = functools.update_wrapper(policy.wrap(wrapped), fn)
+            layer = policy.wrap(wrapped)
+            if layer is not wrapped:
+                # Each layer takes the original's name, so outer policies' events name the call.
+                wrapped = functools.update_wrapper(layer, fn)
         return wrapped
 
     def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
@@ -77,7 +79,9 @@ class Pipeline(Policy):
             return _as_coroutine_function(fn)
         wrapped: Callable[P, Coroutine[Any, Any, R]] | None = None
         for policy in reversed(self.policies):
-            wrapped = functools.update_wrapper(policy.awrap(wrapped or fn), fn)
+            inner = wrapped or fn
+            layer = policy.awrap(inner)
+            wrapped = layer if layer is inner else functools.update_wrapper(layer, fn)
         assert wrapped is not None
         return wrapped
 
