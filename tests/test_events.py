@@ -286,3 +286,42 @@ def test_async_handler_whose_loop_is_closed_is_skipped_by_apublish(
     assert got == []
     assert [e.type for e in seen_sync] == ["a.b", "a.c"]
     assert caplog.text.count("its loop is closed") == 2
+
+
+def test_drain_waits_for_its_own_loops_handlers_only() -> None:
+    # Handlers subscribed outside any loop run on the publisher's loop; with two loops in two
+    # threads, drain() on one used to gather the other's tasks too: ValueError.
+    bus = EventBus()
+    other_started = threading.Event()
+    release = threading.Event()
+    seen: list[str] = []
+
+    async def slow(_: Event) -> None:
+        other_started.set()
+        await asyncio.to_thread(release.wait, 10)
+
+    async def quick(event: Event) -> None:
+        seen.append(event.type)
+
+    bus.subscribe("other", slow)
+    bus.subscribe("mine", quick)
+
+    async def other_loop() -> None:
+        bus.publish(Event("other"))
+        await bus.drain()
+
+    other = threading.Thread(target=asyncio.run, args=(other_loop(),))
+    other.start()
+    try:
+        assert other_started.wait(10)
+
+        async def main() -> None:
+            bus.publish(Event("mine"))
+            await asyncio.wait_for(bus.drain(), 10)
+
+        asyncio.run(main())
+        assert seen == ["mine"]
+    finally:
+        release.set()
+        other.join(10)
+    assert not other.is_alive()

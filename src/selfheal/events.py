@@ -393,8 +393,10 @@ class EventBus:
 
     async def drain(self) -> None:
         """Wait for async handlers that `publish` scheduled on the running loop to finish."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        loop = asyncio.get_running_loop()
+        # Other threads' loops keep their own handler tasks in the same set: not ours to await.
+        while mine := [t for t in list(self._tasks) if t.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
 
 
 def _is_async_callable(fn: object) -> bool:
