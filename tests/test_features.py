@@ -246,3 +246,13 @@ def test_an_async_callable_object_as_check_is_refused(clock: FakeClock) -> None:
 
     with pytest.raises(TypeError, match="check for 'recs' is async"):
         features.register("recs", AsyncCheck())
+
+
+@pytest.mark.parametrize("bad", ["search.v2", "recs*", ""])
+def test_names_are_one_event_segment(clock: FakeClock, bad: str) -> None:
+    # "feature.search.v2.degraded" would escape a "feature.*.degraded" subscription.
+    features, _ = _manager(clock)
+    with pytest.raises(
+        ValueError, match=r"name must be a non-empty str(ing)? without '\.' or '\*'"
+    ):
+        features.register(bad, True)

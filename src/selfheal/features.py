@@ -148,10 +148,13 @@ class FeatureManager:
         Raises:
             TypeError: If `check` is none of the above, an async function, or `fallback_func`
                 is not callable.
-            ValueError: If `name` is empty or `ttl` negative.
+            ValueError: If `name` is empty or holds '.' or '*', or `ttl` is negative.
         """
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"FeatureManager.register: name must be a non-empty str, got {name!r}")
+        if not isinstance(name, str) or not name or "." in name or "*" in name:
+            raise ValueError(
+                "FeatureManager.register: name must be a non-empty string without '.' or '*' "
+                f"(it is one segment of feature.<name>.degraded), got {name!r}"
+            )
         if ttl is not None and (not isinstance(ttl, int | float) or not ttl >= 0):
             raise ValueError(f"FeatureManager.register: ttl must be seconds >= 0, got {ttl!r}")
         if fallback_func is not None and not callable(fallback_func):
