@@ -455,7 +455,7 @@ def test_test_mode_caps_attempts_and_never_sleeps(clock: FakeClock) -> None:
     assert clock.sleeps == []
     selfheal.set_testing(False)
     assert not selfheal.is_testing()
-    with pytest.raises(ValueError, match="attempts must be >= 1"):
+    with pytest.raises(ValueError, match="attempts must be an int >= 1"):
         selfheal.set_testing(True, attempts=0)
 
 
@@ -635,3 +635,20 @@ def test_bad_arguments_fail_when_built_not_at_the_first_failure(
     # call failed; a dotted name made event types that `retry.*.gave_up` cannot match.
     with pytest.raises(error, match=message):
         selfheal.retry(on=ValueError, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ConstantBackoff(True), "ConstantBackoff: seconds must be a number >= 0, got True"),
+        (lambda: StopAfterAttempts(True), "StopAfterAttempts: attempts must be an int >= 1"),
+        (lambda: StopAfterDelay(False), "StopAfterDelay: seconds must be a number >= 0"),
+        (lambda: RetryBudget(ratio=True), "RetryBudget: ratio must be a number >= 0"),
+        (lambda: selfheal.retry(on=ValueError, deadline=True), "deadline must be a number > 0"),
+        (lambda: selfheal.set_testing(True, attempts=True), "attempts must be an int >= 1"),
+    ],
+)
+def test_booleans_are_not_numbers(build: Any, message: str) -> None:
+    # bool is an int subclass: True would silently mean 1 (and Timeout/Bulkhead refuse it).
+    with pytest.raises(ValueError, match=message):
+        build()

@@ -85,8 +85,8 @@ def set_testing(enabled: bool, *, attempts: int = 1) -> None:
         ValueError: If `attempts` is less than 1.
     """
     global _test_mode  # noqa: PLW0603 - the documented process-wide switch
-    if attempts < 1:
-        raise ValueError(f"set_testing: attempts must be >= 1, got {attempts!r}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"set_testing: attempts must be an int >= 1, got {attempts!r}")
     _test_mode = _TestMode(bool(enabled), attempts)
 
 
@@ -99,7 +99,12 @@ def is_testing() -> bool:
 
 
 def _check(owner: str, name: str, value: float, *, positive: bool = False) -> None:
-    if not isinstance(value, int | float) or math.isnan(value) or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or math.isnan(value)
+        or value < 0
+    ):
         valid = "> 0" if positive else ">= 0"
         raise ValueError(f"{owner}: {name} must be a number {valid}, got {value!r}")
     if positive and value == 0:
@@ -354,7 +359,11 @@ class StopAfterAttempts(Stop):
     attempts: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
+        if (
+            isinstance(self.attempts, bool)
+            or not isinstance(self.attempts, int)
+            or self.attempts < 1
+        ):
             raise ValueError(
                 f"StopAfterAttempts: attempts must be an int >= 1, got {self.attempts!r}"
             )
