@@ -325,3 +325,39 @@ def test_drain_waits_for_its_own_loops_handlers_only() -> None:
         release.set()
         other.join(10)
     assert not other.is_alive()
+
+
+def test_a_sync_handler_returning_a_coroutine_has_it_run() -> None:
+    # `lambda e: notify(e, channel="ops")` over an async notify: the coroutine used to be
+    # dropped unawaited (a RuntimeWarning), so the handler silently never ran.
+    bus = EventBus()
+    seen: list[tuple[str, str]] = []
+
+    async def notify(event: Event, channel: str) -> None:
+        await asyncio.sleep(0)
+        seen.append((event.type, channel))
+
+    bus.subscribe("x", lambda e: notify(e, channel="ops"))
+    bus.publish(Event("x"))
+    assert seen == [("x", "ops")]
+
+    async def main() -> None:
+        bus.publish(Event("x"))
+        await bus.drain()
+        await bus.apublish(Event("x"))
+
+    asyncio.run(main())
+    assert seen == [("x", "ops")] * 3
+
+
+def test_a_failing_coroutine_of_a_sync_handler_is_reported() -> None:
+    bus = EventBus()
+    failures: list[Event] = []
+    bus.subscribe(HANDLER_FAILED, failures.append)
+
+    async def broken(event: Event, why: str) -> None:
+        raise ValueError(why)
+
+    bus.subscribe("x", lambda e: broken(e, "nope"))
+    bus.publish(Event("x"))
+    assert [f.data["error"] for f in failures] == ["ValueError: nope"]

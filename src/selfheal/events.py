@@ -15,10 +15,10 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from types import MappingProxyType
+from types import CoroutineType, MappingProxyType
 from typing import Any, TypeAlias
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
@@ -219,7 +219,8 @@ class EventBus:
 
     Sync handlers run in the publisher's thread. Async handlers run on the event loop that was
     running when they subscribed (or, if none was, the publisher's running loop); `publish`
-    schedules them and returns, `apublish` awaits them.
+    schedules them and returns, `apublish` awaits them. A sync handler that returns a
+    coroutine (``lambda e: notify(e, channel="ops")``) has it run the same way.
 
     Args:
         clock: Stamps the events built by `emit`.
@@ -309,8 +310,8 @@ class EventBus:
         for sub in self._route(event.type):
             if sub.is_async:
                 self._schedule(sub, event)
-            else:
-                self._call_sync(sub, event)
+            elif (coro := self._call_sync(sub, event)) is not None:
+                self._schedule(sub, event, coro)
 
     async def apublish(self, event: Event) -> None:
         """Deliver `event` and wait until every handler, sync or async, has finished."""
@@ -318,7 +319,8 @@ class EventBus:
         current = asyncio.get_running_loop()
         for sub in self._route(event.type):
             if not sub.is_async:
-                self._call_sync(sub, event)
+                if (coro := self._call_sync(sub, event)) is not None:
+                    waits.append(self._call_async(sub, event, coro))
             elif sub.loop is None or sub.loop is current:
                 waits.append(self._call_async(sub, event))
             else:
@@ -328,19 +330,27 @@ class EventBus:
         if waits:
             await asyncio.gather(*waits)
 
-    def _call_sync(self, sub: _Sub, event: Event) -> None:
+    def _call_sync(self, sub: _Sub, event: Event) -> Coroutine[Any, Any, Any] | None:
+        """Call a sync handler; return the coroutine it returned, if it did, to be run."""
         try:
-            sub.handler(event)
+            result = sub.handler(event)
+        except Exception as exc:  # noqa: BLE001 - isolation is the point
+            self._report(sub, event, exc)
+            return None
+        # `lambda e: notify(e, ...)` over an async notify: run the coroutine, do not drop it.
+        return result if type(result) is CoroutineType else None
+
+    async def _call_async(
+        self, sub: _Sub, event: Event, coro: Coroutine[Any, Any, Any] | None = None
+    ) -> None:
+        try:
+            await (sub.handler(event) if coro is None else coro)  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - isolation is the point
             self._report(sub, event, exc)
 
-    async def _call_async(self, sub: _Sub, event: Event) -> None:
-        try:
-            await sub.handler(event)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001 - isolation is the point
-            self._report(sub, event, exc)
-
-    def _schedule(self, sub: _Sub, event: Event) -> None:
+    def _schedule(
+        self, sub: _Sub, event: Event, coro: Coroutine[Any, Any, Any] | None = None
+    ) -> None:
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -348,10 +358,10 @@ class EventBus:
         loop = sub.loop or running
         if loop is None:
             # Nobody runs a loop for this handler: run it to completion here rather than drop it.
-            asyncio.run(self._call_async(sub, event))
+            asyncio.run(self._call_async(sub, event, coro))
             return
         if loop is running:
-            task = loop.create_task(self._call_async(sub, event))
+            task = loop.create_task(self._call_async(sub, event, coro))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         else:
