@@ -256,3 +256,24 @@ def test_names_are_one_event_segment(clock: FakeClock, bad: str) -> None:
         ValueError, match=r"name must be a non-empty str(ing)? without '\.' or '\*'"
     ):
         features.register(bad, True)
+
+
+@pytest.mark.anyio
+async def test_an_async_feature_with_a_sync_fallback_can_always_be_awaited(
+    clock: FakeClock,
+) -> None:
+    # The caller of an async feature awaits use_feature; while degraded, a sync fallback's
+    # plain value came back instead and `await` raised TypeError.
+    features, _ = _manager(clock)
+
+    async def personal(user: str) -> str:
+        return f"for {user}"
+
+    def popular(user: str) -> str:
+        return "popular"
+
+    features.register("recs", Check(), fallback_func=popular)
+    assert await features.use_feature("recs", personal, "ann") == "for ann"
+    features.degrade("recs")
+    assert await features.use_feature("recs", personal, "ann") == "popular"
+    assert features.use_feature("recs", popular, "ann") == "popular"  # sync stays sync

@@ -28,6 +28,10 @@ R = TypeVar("R")
 _AVAILABLE_HEALTH = frozenset({"pass", "warn"})
 
 
+async def _resolved(value: Any) -> Any:
+    return value
+
+
 class FeatureUnavailableError(Exception):
     """A feature is unavailable and has no fallback.
 
@@ -251,8 +255,8 @@ class FeatureManager:
         """Call `func(*args, **kwargs)` if the feature is available, else its fallback.
 
         For async functions this returns a coroutine, so ``await features.use_feature(...)``
-        works; `fallback_on` errors raised while it is awaited also switch to the fallback
-        (awaited too if it is async).
+        works, also while the feature is degraded and its fallback is sync; `fallback_on`
+        errors raised while it is awaited also switch to the fallback (awaited if async).
 
         Args:
             name: The feature.
@@ -284,7 +288,11 @@ class FeatureManager:
             return result
         if feature.fallback is None:
             raise FeatureUnavailableError(name)
-        return feature.fallback(*args, **kwargs)  # type: ignore[no-any-return]
+        result = feature.fallback(*args, **kwargs)
+        if not inspect.isawaitable(result) and is_async_callable(func):
+            # The caller of an async feature awaits what it gets: so must a sync fallback's.
+            return _resolved(result)  # type: ignore[return-value]
+        return result
 
     async def _guarded(
         self,
