@@ -306,3 +306,13 @@ def test_a_policy_adding_no_wrapper_leaves_the_function_alone(make: Callable[[],
     assert decorated(1) == 1
     assert not hasattr(f, "__wrapped__")
     assert str(inspect.signature(decorated)) == "(a: 'int', *, b: 'str' = 'x') -> 'int'"
+
+
+def test_a_class_with_async_call_is_a_sync_callable() -> None:
+    # Calling the class builds an instance; only its instances' calls are coroutines.
+    class Client:
+        async def __call__(self) -> int:
+            return 1
+
+    assert isinstance(selfheal.retry(on=ValueError).call(Client), Client)
+    assert isinstance(Bulkhead(1)(Client)(), Client)

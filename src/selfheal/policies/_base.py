@@ -101,6 +101,8 @@ def is_async_callable(fn: object) -> bool:
     """
     while isinstance(fn, functools.partial):
         fn = fn.func
+    if isinstance(fn, type):
+        return False  # calling a class builds an instance, whatever its __call__ is
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
     )
