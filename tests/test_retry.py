@@ -652,3 +652,36 @@ def test_booleans_are_not_numbers(build: Any, message: str) -> None:
     # bool is an int subclass: True would silently mean 1 (and Timeout/Bulkhead refuse it).
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_an_enclosing_deadline_stops_the_retry_too(clock: FakeClock) -> None:
+    # A sync Timeout only publishes its deadline: a retry inside it used to go on sleeping
+    # and retrying long past it (18 s here, under a 5 s timeout).
+    calls: list[float] = []
+
+    def down() -> None:
+        calls.append(clock.monotonic())
+        raise ValueError("down")
+
+    inner = selfheal.retry(on=ValueError, attempts=10, backoff=2, clock=clock)(down)
+    with pytest.raises(RetryError) as info:
+        selfheal.Timeout(5, clock=clock)(inner)()
+    assert info.value.reason == "deadline"
+    assert calls == [0.0, 2.0, 4.0]
+    assert clock.monotonic() == 4.0
+
+
+@pytest.mark.anyio
+async def test_an_enclosing_async_deadline_stops_the_retry_before_it_fires() -> None:
+    clock = FakeClock(autojump=True)
+    calls: list[float] = []
+
+    async def down() -> None:
+        calls.append(clock.monotonic())
+        raise ValueError("down")
+
+    inner = selfheal.retry(on=ValueError, attempts=10, backoff=2, clock=clock)(down)
+    with pytest.raises(RetryError) as info:
+        await selfheal.Timeout(5, clock=clock)(inner)()
+    assert info.value.reason == "deadline"
+    assert calls == [0.0, 2.0, 4.0]

@@ -703,7 +703,7 @@ class Retry(Policy):
         return f"Retry({', '.join(parts)})"
 
     # The decision, shared by both drivers: no I/O, no waiting.
-    def _plan(
+    def _plan(  # noqa: PLR0911 - one return per reason to give up
         self,
         attempt: int,
         previous: float,
@@ -722,6 +722,15 @@ class Retry(Policy):
             if self.deadline is not None and elapsed + delay >= self.deadline:
                 return "deadline"
             return "stop"
+        # An enclosing deadline (an outer Timeout, another retry's) binds this retry too:
+        # a sync Timeout only publishes it, and an async one would cut the sleep short.
+        scope = DEADLINE.get()
+        if (
+            scope is not None
+            and scope.clock is self.clock
+            and self.clock.monotonic() + delay >= scope.deadline
+        ):
+            return "deadline"
         if self.budget is not None and not self.budget.try_withdraw():
             return "budget"
         return 0.0 if mode.enabled else delay
@@ -963,7 +972,8 @@ def retry(
             doubles from 0.1 s up to 5 s.
         deadline: Seconds from the first attempt after which no new attempt starts (a retry
             never sleeps past it). The deadline is visible inside the call through
-            `selfheal.remaining()`, and an inner async `Timeout` enforces it.
+            `selfheal.remaining()`, and an inner async `Timeout` enforces it. An enclosing
+            deadline on the same clock (an outer `Timeout`) also stops the retry this way.
         stop: An extra `Stop` condition, or'ed with `attempts` and `deadline`.
         retry_on_result: A predicate on the result; true means "retry this result".
         hint: Reads the server's wait (Retry-After) from an exception; when it gives seconds,
