@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._redact import MASK, redact_url
+from selfheal._redact import MASK, is_secret_key, redact, redact_url
 from selfheal.events import Event
 from selfheal.health._api import HealthSource
 from selfheal.recovery._core import render
@@ -167,7 +167,11 @@ class RunCommand:
 
     def describe(self) -> dict[str, Any]:
         """Return the command (env values are not shown)."""
-        out: dict[str, Any] = {"kind": self.kind, "argv": list(self.argv), "shell": self.shell}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "argv": _redact_argv(self.argv),
+            "shell": self.shell,
+        }
         if self.env:
             out["env"] = sorted(self.env)
         return out
@@ -209,6 +213,21 @@ class RunCommand:
         if proc.returncode != 0:
             raise ActionError(f"command exited with {proc.returncode}: {tail}")
         return {"exit_code": 0, "output": tail}
+
+
+def _redact_argv(argv: Sequence[str]) -> list[str]:
+    """Return `argv` as safe to record: ``--password=x`` and ``--password x`` masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        out.append(redact(arg))
+        flag = arg.lstrip("-")
+        hide_next = arg.startswith("-") and "=" not in arg and bool(flag) and is_secret_key(flag)
+    return out
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._redact import redact, redact_value
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
 from selfheal.health._api import HealthSource, HealthStatus
 from selfheal.recovery._actions import (
@@ -455,6 +456,13 @@ class RecoveryEngine:
         except asyncio.CancelledError:
             self._end(run, ok=False, tries=tries, error="cancelled: the engine stopped")
             raise
+        except Exception as exc:
+            # A bug here (or in an action's odd return value) must still end the run: an
+            # unended run keeps its subject "active", and every later failure of it would be
+            # suppressed as a duplicate for ever.
+            logger.exception("recovery %s of %s: internal error", run.rid, key)
+            ok = False
+            tries.append({"error": redact(f"internal error: {type(exc).__name__}: {exc}")})
         opened = self._end(run, ok=ok, tries=tries, error=tries[-1].get("error", ""))
         if not ok:
             reason = "breaker_open" if opened else "ladder_exhausted"
@@ -488,10 +496,14 @@ class RecoveryEngine:
             detail["error"] = f"{action.kind} timed out after {limit:g}s"
             return False, detail
         except Exception as exc:  # noqa: BLE001 - an action's failure is data, not a crash
-            detail["error"] = f"{action.kind} failed: {type(exc).__name__}: {exc}"
+            # Recorded in events and the journal, which does not scan strings: an exception
+            # or a command's output may hold a DSN or a token.
+            detail["error"] = redact(f"{action.kind} failed: {type(exc).__name__}: {exc}")
             return False, detail
-        if result:
-            detail["result"] = dict(result)
+        # Actions return a mapping or None; anything else (a user's action returning True)
+        # is not an error, but not a record either.
+        if isinstance(result, Mapping) and result:
+            detail["result"] = redact_value(dict(result))
         if verify is None:
             return True, detail
         ok, checks = await self._verify(verify, ctx.fields)
