@@ -20,7 +20,13 @@ from selfheal._redact import is_secret_key, mask_secret_keys
 from selfheal.events import Event, matches
 from selfheal.store._base import Incident, MttrSummary, RecoveryRecord, StoredEvent
 
-__all__ = ["DEFAULT_PATH", "JournalNotFoundError", "SqliteJournalStore", "path_from_url"]
+__all__ = [
+    "DEFAULT_PATH",
+    "JournalFormatError",
+    "JournalNotFoundError",
+    "SqliteJournalStore",
+    "path_from_url",
+]
 
 #: Where the journal lives unless configured otherwise (relative to the working directory).
 DEFAULT_PATH = Path(".selfheal") / "journal.db"
@@ -62,6 +68,27 @@ CREATE TABLE IF NOT EXISTS recoveries (
     error TEXT NOT NULL
 );
 """
+
+# The columns of each table, in order: rows are read positionally, so a file whose tables
+# merely share the names (another tool's database, an incompatible version) is refused.
+_COLUMNS = {
+    "events": ("seq", "id", "type", "source", "severity", "subject", "ts", "data"),
+    "incidents": (
+        "id",
+        "subject",
+        "opened_at",
+        "opened_by",
+        "opened_event",
+        "ttd",
+        "ttd_source",
+        "closed_at",
+        "closed_by",
+        "ttr",
+        "signals",
+        "recoveries",
+    ),
+    "recoveries": ("id", "subject", "rule", "started_at", "ended_at", "outcome", "error"),
+}
 
 _INSERT_EVENT = (
     "INSERT INTO events (id, type, source, severity, subject, ts, data) "
@@ -109,6 +136,31 @@ def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
 
 class JournalNotFoundError(FileNotFoundError):
     """Raised when a read-only store is opened on a path with no journal."""
+
+
+class JournalFormatError(sqlite3.DatabaseError):
+    """Raised when a SQLite file's tables are not those of a selfheal journal."""
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path, *, require: bool) -> None:
+    """Raise `JournalFormatError` unless every journal table has the journal's columns.
+
+    Args:
+        conn: An open connection to the file.
+        path: The file (for the message).
+        require: Whether a missing table is an error too (reading); a writer creates them.
+    """
+    for table, expected in _COLUMNS.items():
+        # The table name is one of our constants, never outside input.
+        found = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+        if not found and not require:
+            continue
+        if found != expected:
+            what = f"has columns ({', '.join(found)})" if found else "has no such table"
+            raise JournalFormatError(
+                f"{path} is not a selfheal journal: table {table!r} {what}; "
+                f"a journal's has ({', '.join(expected)})"
+            )
 
 
 def path_from_url(url: str) -> Path:
@@ -197,6 +249,7 @@ class SqliteJournalStore:
         self._synchronous = synchronous
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self._schema_ok = False
         if readonly:
             if not self.path.is_file():
                 raise JournalNotFoundError(f"no journal at {self.path}")
@@ -214,7 +267,15 @@ class SqliteJournalStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
+            try:
+                # Checked before and after: CREATE IF NOT EXISTS keeps a foreign table, and
+                # every write to it would fail (and be dropped) for as long as the daemon ran.
+                _check_schema(conn, self.path, require=False)
+                conn.executescript(_SCHEMA)
+                _check_schema(conn, self.path, require=True)
+            except BaseException:
+                conn.close()
+                raise
             self._writer = conn
         return self._writer
 
@@ -225,6 +286,9 @@ class SqliteJournalStore:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         with closing(sqlite3.connect(uri, uri=True)) as conn:
             conn.execute("PRAGMA busy_timeout=5000")
+            if not self._schema_ok:
+                _check_schema(conn, self.path, require=True)
+                self._schema_ok = True
             yield conn
 
     # ----------------------------------------------------------------- writing
@@ -351,7 +415,17 @@ class SqliteJournalStore:
                 if type and not matches(type, row[2]):
                     continue
                 seq, eid, etype, source, severity, subject, ts, data = row
-                out.append(StoredEvent(seq, eid, etype, source, severity, subject, ts, _dec(data)))
+                event = StoredEvent(
+                    seq,
+                    str(eid),
+                    str(etype),
+                    str(source),
+                    str(severity),
+                    str(subject),
+                    _ts(ts),
+                    _dec(data),
+                )
+                out.append(event)
                 if len(out) >= limit:
                     break
         if order == "DESC":
@@ -389,12 +463,23 @@ class SqliteJournalStore:
         return [MttrSummary(*row) for row in rows]
 
 
-def _dec(text: str) -> dict[str, Any]:
+def _dec(text: object) -> dict[str, Any]:
+    if text is None:
+        return {}
+    if not isinstance(text, str | bytes):
+        return {"value": text}  # a row not written by the journal: show what it holds
     try:
         value = json.loads(text)
     except ValueError:
-        return {"raw": text}
+        return {"raw": text if isinstance(text, str) else text.decode(errors="replace")}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _ts(value: object) -> float:
+    # The journal writes numbers; anything else (a row written by hand) reads as "unknown".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
 
 
 def _incident_row(i: Incident) -> tuple[Any, ...]:
