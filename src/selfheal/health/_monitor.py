@@ -84,6 +84,9 @@ class _Entry:
     # Set while the check's code is still executing, even after its run timed out: a hung
     # check is not started again until it returns.
     busy_since: float | None = None
+    # When its background loop was first started: a first result is due within max_age of
+    # it, or "no result yet" would count as alive for ever when the loop never delivers.
+    expected_since: float | None = None
     started: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -304,8 +307,12 @@ class HealthMonitor:
         # mix with the previous one.
         last, status, options = entry.last, entry.status, entry.options
         if last is None:
+            since = entry.expected_since
+            overdue = since is not None and now - since > options.max_age
+            if overdue:
+                status = effective_status(None, critical=options.critical, stale=True)
             return CheckReport(
-                entry.name, options.kind, options.critical, status, None, None, False
+                entry.name, options.kind, options.critical, status, None, None, overdue
             )
         age = max(0.0, now - last.monotonic)
         # A startup check that passed is done for good; its result never goes stale.
@@ -360,13 +367,20 @@ class HealthMonitor:
             entries = [e for e in entries if e.name == only]
             if not entries:
                 raise KeyError(f"no {probe.value} check named {only!r}")
-        skip = set(exclude)
+        # Asking for one check by name and excluding it would answer "pass" about nothing.
+        skip = set(exclude) if only is None else set()
         excluded = tuple(e.name for e in entries if e.name in skip)
         kept = [e for e in entries if e.name not in skip]
         reports = tuple(self._report(e, now) for e in kept)
         liveness = probe == Probe.LIVEZ
         counted = [
-            counted_status(r.status, critical=r.critical, liveness=liveness) for r in reports
+            counted_status(
+                r.status,
+                critical=r.critical,
+                liveness=liveness,
+                startup=r.kind == CheckKind.STARTUP,
+            )
+            for r in reports
         ]
         # Draining is the service's state, not a check's: a one-check probe leaves it out.
         draining = self.draining and probe != Probe.LIVEZ and only is None
@@ -377,8 +391,12 @@ class HealthMonitor:
         for entry, report in zip(kept, reports, strict=True):
             if report.stale:
                 valid_until = float("-inf")
-            elif report.result is not None and not entry.started:
+            elif entry.started:
+                continue
+            elif report.result is not None:
                 valid_until = min(valid_until, report.result.monotonic + entry.options.max_age)
+            elif entry.expected_since is not None:
+                valid_until = min(valid_until, entry.expected_since + entry.options.max_age)
         return ProbeReport(probe, status, reports, excluded, draining, generation, valid_until)
 
     @property
@@ -530,6 +548,8 @@ class HealthMonitor:
         loop = self._loop
         if loop is None or entry.task is not None or entry.name not in self._entries:
             return
+        if entry.expected_since is None:
+            entry.expected_since = self._clock.monotonic()
         entry.task = loop.create_task(self._loop_forever(entry), name=f"health:{entry.name}")
 
     @staticmethod
