@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -179,3 +181,31 @@ def test_recovery_manager_releases_the_key_when_the_recovery_exits() -> None:
     bus.emit("db.failed", "app")
     assert manager.wait(5)
     assert len(calls) == 2
+
+
+@pytest.mark.anyio
+async def test_a_hung_sync_recovery_function_does_not_take_a_shared_pool_worker() -> None:
+    # Sync functions ran in the loop's default executor: one that hangs past the rule's
+    # timeout kept its worker for good, and a few of them starved everything else that
+    # uses asyncio.to_thread (the journal's and the engine's own shutdown among them).
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("recovery.*", seen.append)
+
+    def hang(event: Event) -> None:
+        release.wait(10)
+
+    rule = Rule(on="app.*.failed", steps=(CallFunction(hang),), timeout=0.05)
+    try:
+        async with RecoveryEngine(bus, [rule]) as eng:
+            bus.emit("app.x.failed", "t")
+            await settle(eng)
+            assert "timed out" in seen[1].data["error"]
+            assert await asyncio.wait_for(asyncio.to_thread(lambda: 42), 2) == 42
+    finally:
+        release.set()
+        pool.shutdown(wait=False)

@@ -18,6 +18,7 @@ from typing import Any
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
+from selfheal.recovery._actions import in_own_thread
 
 __all__ = ["RecoveryManager"]
 
@@ -204,7 +205,8 @@ class RecoveryManager:
         self._subs.clear()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await asyncio.to_thread(self.wait)
+        # Not asyncio.to_thread: the shared pool may be full of hung user code.
+        await in_own_thread(self.wait)
 
 
 async def _await(aw: Any) -> None:
