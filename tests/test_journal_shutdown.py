@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -35,3 +37,29 @@ async def test_stop_commits_while_the_default_executor_is_saturated(tmp_path: Pa
         await blocker
         pool.shutdown(wait=False)
     assert len(SqliteJournalStore(tmp_path / "j.db", readonly=True).events(limit=1000)) == 100
+
+
+EXITS_WITHOUT_CLOSE = """
+import sys
+from selfheal import EventBus
+from selfheal.store import Journal
+
+bus = EventBus()
+journal = Journal(bus, sys.argv[1])
+journal.open()
+for n in range(20_000):
+    bus.emit("load.writer.tick", "writer", n=n)
+# No close(): the script ends (or sys.exit() is called) with events still buffered.
+"""
+
+
+def test_events_accepted_before_a_normal_exit_are_committed(tmp_path: Path) -> None:
+    # The writer is a daemon thread: at interpreter exit it was simply stopped, and every
+    # event accepted but not yet committed was lost without a word.
+    db = tmp_path / "j.db"
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_CLOSE, str(db)], timeout=60, check=False
+    )
+    assert done.returncode == 0
+    store = SqliteJournalStore(db, readonly=True)
+    assert len(store.events(limit=100_000)) == 20_000

@@ -15,6 +15,7 @@ journal itself and publishes it on the bus.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -156,9 +157,16 @@ class Journal:
         )
         self._thread.start()
         self._sub = self.bus.subscribe("*", self._accept)
+        # The writer is a daemon thread (it must never keep a process alive), so at a normal
+        # interpreter exit without close() it would be stopped with accepted events unwritten.
+        atexit.register(self.close)
 
     def close(self) -> None:
-        """Stop recording, commit everything accepted and close the store (sync twin of stop)."""
+        """Stop recording, commit everything accepted and close the store (sync twin of stop).
+
+        Also called at interpreter exit for a journal still open.
+        """
+        atexit.unregister(self.close)
         if self._sub is not None:
             self._sub.unsubscribe()
             self._sub = None
