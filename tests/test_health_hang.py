@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import shutil
 import threading
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ async def test_a_permanently_hanging_builtin_check_keeps_one_thread(
     # the next run start one more thread: a thread per interval, for as long as the mount
     # stayed dead.
     check = disk_space_check("/")
-    before = _threads("selfheal-disk_space_check")
+    await until(lambda: _threads("selfheal-disk_space_check") == 0)  # earlier tests' calls
+    before = 0
     for _ in range(5):
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(check(), 0.02)
@@ -64,7 +66,8 @@ async def test_the_monitor_reports_a_permanently_hanging_builtin_check_as_failin
     clock = FakeClock()
     monitor = HealthMonitor(clock=clock)
     monitor.register("disk", disk_space_check("/"), interval=1, timeout=0.5, jitter=0)
-    before = _threads("selfheal-disk_space_check")
+    await until(lambda: _threads("selfheal-disk_space_check") == 0)  # earlier tests' calls
+    before = 0
     await monitor.start()
     try:
         for _ in range(4):
@@ -78,3 +81,25 @@ async def test_the_monitor_reports_a_permanently_hanging_builtin_check_as_failin
     finally:
         dead_mount.set()
         await monitor.stop()
+
+
+@pytest.mark.anyio
+async def test_async_stop_of_the_monitoring_thread_needs_no_pool_worker() -> None:
+    # stop() joined the monitoring thread through asyncio.to_thread: with the loop's shared
+    # pool full of hung user code, stop() never ran and shutdown hung.
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    blocker = loop.run_in_executor(None, release.wait, 10)
+    monitor = HealthMonitor()
+    monitor.register("ok", lambda: None, interval=10)
+    monitor.start_monitoring()
+    try:
+        await asyncio.wait_for(monitor.stop(), 5)
+        assert not monitor.running
+    finally:
+        release.set()
+        await blocker
+        pool.shutdown(wait=False)
+        monitor.stop_monitoring()

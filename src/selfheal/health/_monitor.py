@@ -530,7 +530,11 @@ class HealthMonitor:
         with self._lock:
             thread, home = self._thread, self._loop
         if thread is not None and home is not asyncio.get_running_loop():
-            await asyncio.to_thread(self.stop_monitoring)
+            # A thread of its own, not asyncio.to_thread: the loop's shared pool may be
+            # full of hung user code at shutdown.
+            from selfheal.health.checks import _Worker
+
+            await _Worker("health-stop").run(self.stop_monitoring)
             return
         with self._lock:
             loop, self._loop = self._loop, None
