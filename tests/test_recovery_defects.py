@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from selfheal import Event, EventBus
-from selfheal.recovery import CallFunction, RecoveryEngine, RecoveryManager, Rule, RunCommand
+from selfheal.recovery import (
+    CallFunction,
+    FlapPolicy,
+    RecoveryEngine,
+    RecoveryManager,
+    Rule,
+    RunCommand,
+)
 from selfheal.recovery._actions import ActionContext
 from selfheal.testing import FakeClock
 
@@ -209,3 +216,43 @@ async def test_a_hung_sync_recovery_function_does_not_take_a_shared_pool_worker(
     finally:
         release.set()
         pool.shutdown(wait=False)
+
+
+class Records:
+    """An escalation action that records the template fields it was given."""
+
+    kind = "record"
+
+    def __init__(self) -> None:
+        self.fields: list[dict[str, str]] = []
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+    async def run(self, ctx: ActionContext) -> Mapping[str, Any] | None:
+        self.fields.append(dict(ctx.fields))
+        return None
+
+
+@pytest.mark.anyio
+async def test_a_flapping_escalation_fills_key_like_every_other_one(
+    bus: EventBus, seen: list[Event], fclock: FakeClock
+) -> None:
+    # Escalations for flapping were given the event's fields without "key", so a pager
+    # URL or command using {key} got the literal text "{key}".
+    pager = Records()
+    rule = Rule(
+        on="process.*.exited",
+        steps=(ReturnsOdd(None),),
+        escalate=(pager,),
+        dedup_key="host-1/{subject}",
+        cooldown=0,
+        flap=FlapPolicy(window=100, high=2, low=0),
+    )
+    async with RecoveryEngine(bus, [rule], clock=fclock) as eng:
+        bus.emit("process.web.exited", "supervisor", "error")
+        await settle(eng)
+        bus.emit("process.web.exited", "supervisor", "error")
+        await settle(eng)
+    assert outcomes(seen)[-2:] == ["suppressed:flapping", "escalated:flapping"]
+    assert [f["key"] for f in pager.fields] == ["host-1/web"]

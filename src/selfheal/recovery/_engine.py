@@ -383,7 +383,8 @@ class RecoveryEngine:
             **self.governor.snapshot(key),
         )
         if decision.escalate:
-            ctx = self._context(key, event, event_fields(event))
+            # The same template fields as a recovery's actions get, "key" included.
+            ctx = self._context(key, event, {**event_fields(event), "key": key})
             self._spawn(self._escalate(rule, key, ctx, decision.escalate, {}))
 
     # ----------------------------------------------------------------- recoveries
