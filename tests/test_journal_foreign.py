@@ -78,3 +78,12 @@ def test_the_writer_refuses_a_foreign_file_at_open(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(JournalFormatError, match="not a selfheal journal"):
         SqliteJournalStore(path)
+
+
+def test_the_writer_names_a_directory_or_a_non_database_file(tmp_path: Path) -> None:
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        SqliteJournalStore(tmp_path)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(JournalFormatError, match=r"garbage\.db is not a selfheal journal"):
+        SqliteJournalStore(garbage)

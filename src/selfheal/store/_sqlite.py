@@ -261,13 +261,24 @@ class SqliteJournalStore:
 
     def _connect_writer(self) -> sqlite3.Connection:
         if self._writer is None:
+            if self.path.is_dir():
+                # sqlite3 would only say "unable to open database file".
+                raise IsADirectoryError(
+                    f"journal path {self.path} is a directory; give a file, such as "
+                    f"{self.path / 'journal.db'}"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The journal's writer thread owns it; the lock guards the rare other callers.
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA busy_timeout=5000")
             try:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.DatabaseError as exc:
+                    raise JournalFormatError(
+                        f"{self.path} is not a selfheal journal ({exc})"
+                    ) from None
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA busy_timeout=5000")
                 # Checked before and after: CREATE IF NOT EXISTS keeps a foreign table, and
                 # every write to it would fail (and be dropped) for as long as the daemon ran.
                 _check_schema(conn, self.path, require=False)
