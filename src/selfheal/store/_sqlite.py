@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from selfheal._redact import is_secret_key, mask_secret_keys
+from selfheal._redact import MASK, is_secret_key, redact
 from selfheal.events import Event, matches
 from selfheal.store._base import Incident, MttrSummary, RecoveryRecord, StoredEvent
 
@@ -109,19 +110,25 @@ def _insert_rows(count: int) -> str:
 _UPSERT_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RECOVERY = "INSERT OR REPLACE INTO recoveries VALUES (?, ?, ?, ?, ?, ?, ?)"
 
-_SLOW_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":")).encode
+
+def _repr(value: Any) -> str:
+    # What JSON cannot hold is stored as its repr, which may hold a secret too.
+    return redact(repr(value))
+
+
+_SLOW_ENCODE = json.JSONEncoder(default=_repr, ensure_ascii=False, separators=(",", ":")).encode
 # json.dumps builds a C encoder on every call, which is most of its cost on a small dict; the
 # journal encodes every event's data, so it builds one once (a stdlib detail, hence the
 # fallback to the public encoder when it is missing or fails).
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _C_ENCODE: Any = (
-    _c_make_encoder(None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    _c_make_encoder(None, _repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
     if _c_make_encoder is not None
     else None
 )
 
 
-def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
+def _ENCODE(data: Any, original: Any = None) -> str:  # noqa: N802 - reads as a constant
     if _C_ENCODE is not None:
         try:
             return "".join(_C_ENCODE(data, 0))
@@ -131,7 +138,8 @@ def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
         return _SLOW_ENCODE(data)
     except (ValueError, TypeError, RecursionError):
         # Keys JSON cannot have, or a cycle: keep what it looked like rather than lose it.
-        return _SLOW_ENCODE({"unencodable": repr(data)[:2000]})
+        shown = data if original is None else original
+        return _SLOW_ENCODE({"unencodable": _repr(shown)[:2000]})
 
 
 class JournalNotFoundError(FileNotFoundError):
@@ -185,28 +193,56 @@ def path_from_url(url: str) -> Path:
 # Keys seen before and found harmless: checking a dict's keys against it is one C call.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _SAFE_KEYS: set[object] = set()
+# Every pattern `redact` hides needs one of these characters ("@" of a URL's userinfo, "="
+# or ":" of key=value, whitespace of "--password x" and "Bearer x"): a string without any
+# of them cannot hold a secret it would find, and is not scanned.
+_SUSPECT = re.compile(r"[@=:\s]").search
 
 
 def _encode(data: Any) -> str:
-    """Return `data` as JSON text, secret-looking keys hidden, non-JSON values as repr."""
+    """Return `data` as JSON text with secrets hidden, non-JSON values as repr.
+
+    Values under secret-looking keys are masked at any depth, and strings that may hold a
+    secret (a program's log tail, an error's text) go through `selfheal._redact.redact`.
+    """
     if not data:
         return "{}"
     if type(data) is not dict:
         data = dict(data)
-    if not _SAFE_KEYS.issuperset(data) or not all(type(v) in _SCALARS for v in data.values()):
-        # Secrets published by mistake (a token in event data, at any depth) stay out of the
-        # file; only flat dicts of known keys skip the walk.
-        try:
-            masked = mask_secret_keys(data)
-        except RecursionError:
-            # Too deep to check for secrets is too deep to store: one bad event must not
-            # cost the batch it came in.
-            return _SLOW_ENCODE({"unencodable": "data nested too deeply to store"})
-        if masked is not data:
-            return _ENCODE(masked)
-        if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
-            _SAFE_KEYS.update(k for k in data if isinstance(k, str) and not is_secret_key(k))
-    return _ENCODE(data)
+    if _SAFE_KEYS.issuperset(data) and all(type(v) in _SCALARS for v in data.values()):
+        for value in data.values():
+            if type(value) is str and _SUSPECT(value):
+                break
+        else:
+            return _ENCODE(data)  # flat, known keys, no string worth scanning
+    try:
+        cleaned = _clean(data, frozenset())
+    except RecursionError:
+        # Too deep to check for secrets is too deep to store: one bad event must not
+        # cost the batch it came in.
+        return _SLOW_ENCODE({"unencodable": "data nested too deeply to store"})
+    if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
+        _SAFE_KEYS.update(k for k in data if isinstance(k, str) and not is_secret_key(k))
+    return _ENCODE(cleaned, data)
+
+
+def _clean(value: Any, path: frozenset[int]) -> Any:
+    """Return `value` with secret-keyed values masked and suspect strings redacted.
+
+    Keys are kept as they are (JSON's encoder then decides what it cannot hold), and a
+    container that contains itself is left as it is below the repeat (the encoder reports it).
+    """
+    if type(value) is str:
+        return redact(value) if _SUSPECT(value) else value
+    if not isinstance(value, Mapping | list | tuple) or id(value) in path:
+        return value
+    path = path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if isinstance(k, str) and is_secret_key(k) else _clean(v, path)
+            for k, v in value.items()
+        }
+    return [_clean(v, path) for v in value]
 
 
 _SUBJECTS: dict[tuple[str, str], str] = {}
