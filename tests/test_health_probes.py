@@ -110,3 +110,32 @@ async def test_the_startup_gate_shows_in_the_json_and_verbose_forms(clock: FakeC
     assert body["status"] == "fail"
     assert body["checks"]["warmup:responseTime"][0]["status"] == "fail"
     assert "[-]warmup failed" in text
+
+
+@pytest.mark.anyio
+async def test_node_memory_pressure_does_not_fail_the_liveness_memory_check(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # examples/fastapi_app.py registered memory_check(max_percent=95) as liveness: pressure
+    # on the node's memory (shared by every pod) would have restarted every pod on it. It
+    # now only watches this process's RSS there, and the node's memory degrades readiness.
+    import psutil
+
+    from selfheal.health.checks import memory_check
+
+    class Full:
+        percent = 99.0
+
+    monkeypatch.setattr(psutil, "virtual_memory", Full)
+    monitor = HealthMonitor(clock=clock)
+    monitor.register("node-memory", memory_check(max_percent=95), interval=30, critical=False)
+    monitor.register(
+        "memory",
+        memory_check(max_percent=100, max_rss_bytes=1 << 40),
+        interval=30,
+        kind="liveness",
+    )
+    for name in monitor.names():
+        await monitor.check_now(name)
+    assert monitor.probe("livez").status == PASS
+    assert monitor.probe("readyz").status == WARN
