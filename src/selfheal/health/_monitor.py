@@ -19,6 +19,7 @@ import random
 import re
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -127,6 +128,17 @@ class HealthMonitor:
         self._drain_started: float | None = None
         self._drain_seconds = 0.0
         self._generation = 0
+        # Set in a forked child whose parent monitored in a thread: that thread did not
+        # survive the fork (gunicorn --preload), so the child restarts it (`resume_after_fork`).
+        self._forked_while_monitoring = False
+        ref = weakref.ref(self)
+
+        def after_fork_in_child() -> None:
+            monitor = ref()
+            if monitor is not None:
+                monitor._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     def __repr__(self) -> str:
         state = "running" if self._loop is not None else "stopped"
@@ -485,6 +497,33 @@ class HealthMonitor:
             return
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
+
+    def _after_fork(self) -> None:
+        # In the child, only the forking thread exists: the monitoring thread, its loop's
+        # tasks and any check threads are gone, and a lock held by one of them would never be
+        # released. (A monitor started on the caller's loop with `start` is left alone: if
+        # the fork happened on that loop, the child's copy of it runs on.)
+        thread = self._thread
+        if thread is None or threading.current_thread() is thread:
+            return
+        self._lock = threading.RLock()
+        self._forked_while_monitoring = True
+        self._loop = None
+        self._thread = None
+        for entry in self._entries.values():
+            entry.task = None
+            entry.pending = None
+            entry.busy_since = None
+
+    def resume_after_fork(self) -> None:
+        """In a forked child of a process that ran `start_monitoring`, start it again.
+
+        Cheap enough to call on every request (the WSGI app does): it does nothing unless this
+        process was forked while the monitoring thread ran, which the fork did not copy.
+        """
+        if self._forked_while_monitoring:
+            self._forked_while_monitoring = False
+            self.start_monitoring()
 
     # -- HealthSource and Component ------------------------------------------------------
 
