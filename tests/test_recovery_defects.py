@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from selfheal import Event, EventBus
+from selfheal.health._api import HealthStatus
 from selfheal.recovery import (
     CallFunction,
     FlapPolicy,
@@ -20,6 +21,7 @@ from selfheal.recovery import (
     RecoveryManager,
     Rule,
     RunCommand,
+    Verify,
 )
 from selfheal.recovery._actions import ActionContext
 from selfheal.testing import FakeClock
@@ -256,3 +258,38 @@ async def test_a_flapping_escalation_fills_key_like_every_other_one(
         await settle(eng)
     assert outcomes(seen)[-2:] == ["suppressed:flapping", "escalated:flapping"]
     assert [f["key"] for f in pager.fields] == ["host-1/web"]
+
+
+class NamedHealth:
+    """A HealthSource that knows only `names`, as ProgramHealth knows only its programs."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = set(names)
+
+    def status(self, name: str) -> HealthStatus:
+        if name not in self.names:
+            raise KeyError(name)
+        return HealthStatus.PASS
+
+    async def check_now(self, name: str) -> HealthStatus:
+        return self.status(name)
+
+
+@pytest.mark.anyio
+async def test_a_verify_name_that_renders_to_no_check_says_so(
+    bus: EventBus, seen: list[Event], fclock: FakeClock
+) -> None:
+    # A template like "{subject}-http" for a subject without such a check used to be
+    # reported as "not passing", sending operators to look at a check that does not exist.
+    rule = Rule(
+        on="process.*.exited",
+        steps=(ReturnsOdd(None),),
+        verify=Verify(("{subject}-http",), within=2, interval=1),
+    )
+    async with RecoveryEngine(bus, [rule], health=NamedHealth("api-http"), clock=fclock) as eng:
+        bus.emit("process.web.exited", "supervisor", "error")
+        await settle(eng)
+    failed = next(e for e in seen if e.type == "recovery.web.failed")
+    assert "web-http" in failed.data["error"]
+    assert "no such health check" in failed.data["error"]
+    assert failed.data["tries"][0]["checks"] == {"web-http": "missing"}

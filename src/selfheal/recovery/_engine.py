@@ -49,6 +49,8 @@ T = TypeVar("T")
 # Unique across restarts too: the journal keys recoveries by this id.
 _RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
 _RID_COUNTER = itertools.count(1)
+# The status recorded for a verification check name the health source does not know.
+_MISSING_CHECK = "missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,10 +512,18 @@ class RecoveryEngine:
         ok, checks = await self._verify(verify, ctx.fields)
         detail["checks"] = checks
         if not ok:
-            bad = sorted(name for name, status in checks.items() if status != HealthStatus.PASS)
-            detail["error"] = (
-                f"verification failed: {', '.join(bad)} not passing within {verify.within:g}s"
+            bad = sorted(
+                name
+                for name, status in checks.items()
+                if status not in (HealthStatus.PASS, _MISSING_CHECK)
             )
+            missing = sorted(name for name, status in checks.items() if status == _MISSING_CHECK)
+            problems = []
+            if missing:
+                problems.append(f"no such health check: {', '.join(missing)}")
+            if bad:
+                problems.append(f"{', '.join(bad)} not passing within {verify.within:g}s")
+            detail["error"] = f"verification failed: {'; '.join(problems)}"
         return ok, detail
 
     async def _verify(
@@ -532,6 +542,10 @@ class RecoveryEngine:
                     status = await with_timeout(health.check_now(name), remaining, self.clock)
                 except asyncio.CancelledError:
                     raise
+                except KeyError:
+                    # A template that rendered to no check: say so, not "not passing".
+                    statuses[name] = _MISSING_CHECK
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broken check is a failing check
                     logger.debug("check %s raised during verification: %r", name, exc)
                     status = HealthStatus.FAIL
