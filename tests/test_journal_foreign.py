@@ -87,3 +87,16 @@ def test_the_writer_names_a_directory_or_a_non_database_file(tmp_path: Path) -> 
     garbage.write_bytes(b"not a database at all" * 100)
     with pytest.raises(JournalFormatError, match=r"garbage\.db is not a selfheal journal"):
         SqliteJournalStore(garbage)
+
+
+@pytest.mark.parametrize("command", ["events", "incidents"])
+def test_a_huge_limit_is_a_clear_error(tmp_path: Path, command: str) -> None:
+    # SQLite integers are 64-bit: --limit 10**20 ended in an OverflowError traceback.
+    path = tmp_path / "j.db"
+    bus = EventBus()
+    with Journal(bus, path):
+        bus.emit("health.db.failed", "health", "error")
+    result = CliRunner().invoke(main, [command, "--db", str(path), "--limit", str(10**20)])
+    assert result.exit_code == 2, result.output
+    assert "--limit" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
