@@ -63,3 +63,24 @@ def test_events_accepted_before_a_normal_exit_are_committed(tmp_path: Path) -> N
     assert done.returncode == 0
     store = SqliteJournalStore(db, readonly=True)
     assert len(store.events(limit=100_000)) == 20_000
+
+
+def test_retention_prunes_recoveries_a_crash_left_running(tmp_path: Path) -> None:
+    # A daemon killed mid-recovery never records its end: the row stayed "running", and
+    # retention (which only pruned ended recoveries) kept it for ever.
+    from selfheal.store import RecoveryRecord
+
+    store = SqliteJournalStore(tmp_path / "j.db")
+    store.write(
+        [],
+        [],
+        [
+            RecoveryRecord("orphan", "web", "rule", started_at=1_000.0),
+            RecoveryRecord("recent", "web", "rule", started_at=9_000.0),
+            RecoveryRecord("old-done", "web", "rule", 1_000.0, 1_001.0, "succeeded"),
+        ],
+        now=10_000.0,
+    )
+    store.prune(before=5_000.0, max_rows=None)
+    assert [r.id for r in store.recoveries()] == ["recent"]
+    store.close()

@@ -412,8 +412,10 @@ class SqliteJournalStore:
                     "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?",
                     (before,),
                 )
+                # One still "running" after the whole retention period was left so by a
+                # process that died mid-recovery: it will never end.
                 conn.execute(
-                    "DELETE FROM recoveries WHERE ended_at IS NOT NULL AND ended_at < ?",
+                    "DELETE FROM recoveries WHERE COALESCE(ended_at, started_at) < ?",
                     (before,),
                 )
             if max_rows is not None:
