@@ -50,8 +50,16 @@ monitor.register(
     critical=False,
 )
 monitor.register("disk", disk_space_check("/", min_free_ratio=0.05), interval=60)
-# Liveness: only what a restart would fix.
-monitor.register("memory", memory_check(max_percent=95), interval=30, kind="liveness")
+# The machine's memory is shared with every other pod on the node: pressure there degrades
+# this one (readiness, non-critical), it is no reason to restart it.
+monitor.register("node-memory", memory_check(max_percent=95), interval=30, critical=False)
+# Liveness: only what a restart would fix, such as this process leaking memory (its RSS).
+monitor.register(
+    "memory",
+    memory_check(max_percent=100, max_rss_bytes=int(os.environ.get("MAX_RSS", str(2 << 30)))),
+    interval=30,
+    kind="liveness",
+)
 
 
 @contextlib.asynccontextmanager

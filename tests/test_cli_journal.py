@@ -66,7 +66,7 @@ def test_events_json_type_and_limit(db: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("events", "--limit", "0"), "0 is not in the range x>=1"),
+        (("events", "--limit", "0"), "0 is not in the range 1<=x<=1000000000"),
         (("events", "--type", "a..b"), "--type 'a..b': use a dotted pattern"),
         (("events", "--db", "x.db", "--config", "y.toml"), "give --db or --config, not both"),
         (("incidents", "--limit", "x"), "'x' is not a valid integer"),

@@ -453,7 +453,9 @@ def test_start_monitoring_runs_checks_in_a_daemon_thread(clock: FakeClock) -> No
     try:
         monitor.start_monitoring()  # a second call does nothing
         wait_until(lambda: len(threads) == 1)
-        wait_until(lambda: clock.pending_sleepers == 1)
+        # The interval sleep (10 s) must be the one pending, not the run's timeout timer
+        # (5 s), which is also a sleeper until its cancellation has been processed.
+        wait_until(lambda: 10.0 in clock.sleeps and clock.pending_sleepers == 1)
         clock.advance(10)  # from another thread: wakes the monitor's loop
         wait_until(lambda: len(threads) == 2)
         assert threads == ["selfheal-health"] * 2

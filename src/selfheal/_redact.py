@@ -20,8 +20,9 @@ MASK = "***"
 # Key names whose values are secrets (as a query parameter, a conninfo keyword, a JSON key).
 _SECRET_KEY = (
     r"(?:[A-Za-z0-9]+[_-])*"  # noqa: S105 - names of secrets, not a secret
-    r"(?:password|passwd|pwd|pass|secret|token|api[_-]?key|apikey|access[_-]?key|"
-    r"private[_-]?key|credentials?|auth)"
+    # Glued prefixes count for the unmistakable words (PGPASSWORD, csrftoken).
+    r"(?:[A-Za-z0-9]*(?:password|passwd|secret|token)|pwd|pass|api[_-]?key|apikey|"
+    r"access[_-]?key|private[_-]?key|credentials?|auth)"
 )
 # As a mapping key, a whole header value is secret too; in text, `_AUTH_SCHEME` keeps the
 # scheme word ("Authorization: Bearer ***") instead.
@@ -29,13 +30,21 @@ _SECRET_KEY_RE = re.compile(
     rf"^(?:{_SECRET_KEY}|(?:proxy[_-])?authori[sz]ation|(?:set[_-])?cookie)$", re.IGNORECASE
 )
 
-# scheme://user:password@host -> scheme://user:***@host (the user name is not a secret).
-_URL_USERINFO = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)[^\s/@]+(?=@)")
+# scheme://user:password@host -> scheme://user:***@host (the user name is not a secret). The
+# password runs to the authority's last '@', as URL parsers (urllib, redis-py) split it, so an
+# unencoded '@' in it does not leave its tail behind.
+_URL_USERINFO = re.compile(
+    r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)[^\s/]+(?=@[^\s/@]*(?:[/?#\s]|$))"
+)
 # key=value, key: value, "key": "value" (query strings, libpq conninfo, JSON, YAML).
 _KEY_VALUE = re.compile(
     rf"(?P<head>(?<![A-Za-z0-9]){_SECRET_KEY}(?P<q>[\"']?)\s*[=:]\s*)"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s&;,\"'}]+)",
     re.IGNORECASE,
+)
+# --password hunter2 (a command line in a command's output or a check's error).
+_FLAG_VALUE = re.compile(
+    rf"(?P<head>(?<![A-Za-z0-9-])--?{_SECRET_KEY}\s+)(?P<value>[^\s-]\S*)", re.I
 )
 # Authorization: Bearer abc / Basic abc / Token abc
 _AUTH_SCHEME = re.compile(r"(?P<head>\b(?:bearer|basic|token)\s+)[A-Za-z0-9\-._~+/]+=*", re.I)
@@ -65,6 +74,7 @@ def redact(text: str) -> str:
         return text
     text = _URL_USERINFO.sub(lambda m: f"{m.group('head')}{MASK}", text)
     text = _KEY_VALUE.sub(_mask_value, text)
+    text = _FLAG_VALUE.sub(lambda m: f"{m.group('head')}{MASK}", text)
     return _AUTH_SCHEME.sub(lambda m: f"{m.group('head')}{MASK}", text)
 
 
@@ -133,18 +143,24 @@ def mask_secret_keys(value: Any, _path: frozenset[int] = frozenset()) -> Any:
 
 
 def redact_url(url: str) -> str:
-    """Return `url` without its password and with every query value hidden.
+    """Return `url` without its password, every query value or any path past the first segment.
 
     Stricter than `redact` (which hides only secret-looking query keys), for URLs configured
-    to be called, such as webhooks, whose query often carries a key under any name.
+    to be called, such as webhooks, whose query often carries a key under any name, and whose
+    path often is the key (Slack's ``/services/T.../B.../<secret>``, Discord's
+    ``/api/webhooks/<id>/<token>``).
 
     Args:
         url: Any URL.
 
     Returns:
-        e.g. ``https://user:***@host/path?token=***``.
+        e.g. ``https://user:***@host/path?token=***``, ``https://hooks.slack.com/services/***``.
     """
     parts = urlsplit(url)
+    path = parts.path
+    first, sep, rest = path.lstrip("/").partition("/")
+    if rest:
+        path = f"/{first}{sep}{MASK}"
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -155,4 +171,4 @@ def redact_url(url: str) -> str:
         for pair in parts.query.split("&")
         if pair
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return urlunsplit((parts.scheme, netloc, path, query, ""))

@@ -34,6 +34,8 @@ __all__ = ["commands"]
 
 #: Seconds between polls of ``events --follow``.
 FOLLOW_INTERVAL = 0.5
+# SQLite integers are 64-bit; a larger --limit would end in an OverflowError.
+_MAX_LIMIT = 1_000_000_000
 
 _db_option = click.option(
     "--db",
@@ -141,7 +143,7 @@ def _check_pattern(pattern: str | None) -> None:
 @click.option(
     "--limit",
     "-n",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=_MAX_LIMIT),
     default=50,
     show_default=True,
     help="How many of the newest events to show.",
@@ -242,7 +244,7 @@ def _mttr_table(summary: list[MttrSummary]) -> Table:
 @click.option(
     "--limit",
     "-n",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=_MAX_LIMIT),
     default=50,
     show_default=True,
     help="How many of the newest incidents to list.",

@@ -158,19 +158,25 @@ def aggregate(statuses: Iterable[HealthStatus], *, unknown: HealthStatus) -> Hea
     return worst
 
 
-def counted_status(status: HealthStatus, *, critical: bool, liveness: bool) -> HealthStatus:
+def counted_status(
+    status: HealthStatus, *, critical: bool, liveness: bool, startup: bool = False
+) -> HealthStatus:
     """Return what a check's status counts as in a probe, where UNKNOWN has to be decided.
 
     Args:
         status: The check's status.
         critical: Whether the check is critical.
         liveness: Whether the probe is the liveness probe.
+        startup: Whether it is a startup check: until it passes (once, for good) it gates
+            readiness, critical or not.
 
     Returns:
         The status itself, or for UNKNOWN: PASS in liveness (a process that has not finished
         its first check is not dead), else FAIL (critical) or WARN: nothing is ready until
-        it has been seen to be.
+        it has been seen to be. FAIL for a startup check that has not passed.
     """
+    if startup and status != HealthStatus.PASS:
+        return HealthStatus.FAIL
     if status != HealthStatus.UNKNOWN:
         return status
     if liveness:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from selfheal.health._api import HealthStatus
-from selfheal.health._core import counted_status
+from selfheal.health._core import CheckKind, counted_status
 from selfheal.health._monitor import HealthMonitor
 from selfheal.health._results import CheckReport, Probe, ProbeReport
 
@@ -212,7 +212,12 @@ class Renderer:
 
 
 def _counted_status(check: CheckReport, probe: Probe) -> HealthStatus:
-    return counted_status(check.status, critical=check.critical, liveness=probe == Probe.LIVEZ)
+    return counted_status(
+        check.status,
+        critical=check.critical,
+        liveness=probe == Probe.LIVEZ,
+        startup=check.kind == CheckKind.STARTUP,
+    )
 
 
 def _reason(check: CheckReport, details: bool) -> str:

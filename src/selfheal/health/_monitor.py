@@ -19,6 +19,7 @@ import random
 import re
 import signal
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -84,6 +85,9 @@ class _Entry:
     # Set while the check's code is still executing, even after its run timed out: a hung
     # check is not started again until it returns.
     busy_since: float | None = None
+    # When its background loop was first started: a first result is due within max_age of
+    # it, or "no result yet" would count as alive for ever when the loop never delivers.
+    expected_since: float | None = None
     started: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -124,6 +128,17 @@ class HealthMonitor:
         self._drain_started: float | None = None
         self._drain_seconds = 0.0
         self._generation = 0
+        # Set in a forked child whose parent monitored in a thread: that thread did not
+        # survive the fork (gunicorn --preload), so the child restarts it (`resume_after_fork`).
+        self._forked_while_monitoring = False
+        ref = weakref.ref(self)
+
+        def after_fork_in_child() -> None:
+            monitor = ref()
+            if monitor is not None:
+                monitor._after_fork()
+
+        os.register_at_fork(after_in_child=after_fork_in_child)
 
     def __repr__(self) -> str:
         state = "running" if self._loop is not None else "stopped"
@@ -304,8 +319,12 @@ class HealthMonitor:
         # mix with the previous one.
         last, status, options = entry.last, entry.status, entry.options
         if last is None:
+            since = entry.expected_since
+            overdue = since is not None and now - since > options.max_age
+            if overdue:
+                status = effective_status(None, critical=options.critical, stale=True)
             return CheckReport(
-                entry.name, options.kind, options.critical, status, None, None, False
+                entry.name, options.kind, options.critical, status, None, None, overdue
             )
         age = max(0.0, now - last.monotonic)
         # A startup check that passed is done for good; its result never goes stale.
@@ -360,13 +379,20 @@ class HealthMonitor:
             entries = [e for e in entries if e.name == only]
             if not entries:
                 raise KeyError(f"no {probe.value} check named {only!r}")
-        skip = set(exclude)
+        # Asking for one check by name and excluding it would answer "pass" about nothing.
+        skip = set(exclude) if only is None else set()
         excluded = tuple(e.name for e in entries if e.name in skip)
         kept = [e for e in entries if e.name not in skip]
         reports = tuple(self._report(e, now) for e in kept)
         liveness = probe == Probe.LIVEZ
         counted = [
-            counted_status(r.status, critical=r.critical, liveness=liveness) for r in reports
+            counted_status(
+                r.status,
+                critical=r.critical,
+                liveness=liveness,
+                startup=r.kind == CheckKind.STARTUP,
+            )
+            for r in reports
         ]
         # Draining is the service's state, not a check's: a one-check probe leaves it out.
         draining = self.draining and probe != Probe.LIVEZ and only is None
@@ -377,8 +403,12 @@ class HealthMonitor:
         for entry, report in zip(kept, reports, strict=True):
             if report.stale:
                 valid_until = float("-inf")
-            elif report.result is not None and not entry.started:
+            elif entry.started:
+                continue
+            elif report.result is not None:
                 valid_until = min(valid_until, report.result.monotonic + entry.options.max_age)
+            elif entry.expected_since is not None:
+                valid_until = min(valid_until, entry.expected_since + entry.options.max_age)
         return ProbeReport(probe, status, reports, excluded, draining, generation, valid_until)
 
     @property
@@ -468,6 +498,33 @@ class HealthMonitor:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
 
+    def _after_fork(self) -> None:
+        # In the child, only the forking thread exists: the monitoring thread, its loop's
+        # tasks and any check threads are gone, and a lock held by one of them would never be
+        # released. (A monitor started on the caller's loop with `start` is left alone: if
+        # the fork happened on that loop, the child's copy of it runs on.)
+        thread = self._thread
+        if thread is None or threading.current_thread() is thread:
+            return
+        self._lock = threading.RLock()
+        self._forked_while_monitoring = True
+        self._loop = None
+        self._thread = None
+        for entry in self._entries.values():
+            entry.task = None
+            entry.pending = None
+            entry.busy_since = None
+
+    def resume_after_fork(self) -> None:
+        """In a forked child of a process that ran `start_monitoring`, start it again.
+
+        Cheap enough to call on every request (the WSGI app does): it does nothing unless this
+        process was forked while the monitoring thread ran, which the fork did not copy.
+        """
+        if self._forked_while_monitoring:
+            self._forked_while_monitoring = False
+            self.start_monitoring()
+
     # -- HealthSource and Component ------------------------------------------------------
 
     async def check_now(self, name: str) -> HealthStatus:
@@ -512,7 +569,11 @@ class HealthMonitor:
         with self._lock:
             thread, home = self._thread, self._loop
         if thread is not None and home is not asyncio.get_running_loop():
-            await asyncio.to_thread(self.stop_monitoring)
+            # A thread of its own, not asyncio.to_thread: the loop's shared pool may be
+            # full of hung user code at shutdown.
+            from selfheal.health.checks import _Worker
+
+            await _Worker("health-stop").run(self.stop_monitoring)
             return
         with self._lock:
             loop, self._loop = self._loop, None
@@ -530,6 +591,8 @@ class HealthMonitor:
         loop = self._loop
         if loop is None or entry.task is not None or entry.name not in self._entries:
             return
+        if entry.expected_since is None:
+            entry.expected_since = self._clock.monotonic()
         entry.task = loop.create_task(self._loop_forever(entry), name=f"health:{entry.name}")
 
     @staticmethod

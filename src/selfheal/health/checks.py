@@ -18,6 +18,7 @@ Every client library is imported when its check is created, not when this module
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -289,6 +290,8 @@ def sqlite_check(
 
     import sqlite3
 
+    worker = _Worker(f"sqlite_check({file.name})")
+
     def probe() -> Mapping[str, Any]:
         try:
             # A short busy timeout: a locked database answers late, the caller's timeout
@@ -307,7 +310,7 @@ def sqlite_check(
         return {"componentType": "datastore"}
 
     async def check() -> Mapping[str, Any]:
-        return await _in_thread(probe, f"sqlite_check({file.name})")
+        return await worker.run(probe)
 
     check.__qualname__ = f"sqlite_check({file})"
     return check
@@ -331,10 +334,11 @@ def disk_space_check(
             f"disk_space_check: min_free_ratio must be from 0 to 1, got {min_free_ratio!r}"
         )
     target = os.fspath(path)
+    worker = _Worker("disk_space_check")
 
     async def check() -> Mapping[str, Any]:
         # statvfs blocks on a hung network mount: in a thread, abandoned at the timeout.
-        usage = await _in_thread(lambda: shutil.disk_usage(target), "disk_space_check")
+        usage = await worker.run(lambda: shutil.disk_usage(target))
         free_ratio = usage.free / usage.total if usage.total else 0.0
         observed = {
             "componentType": "system",
@@ -496,40 +500,51 @@ def event_loop_lag_check(
             "observedUnit": "ms",
         }
 
+    worker = _Worker("event_loop_lag_check")
+
     async def check() -> Mapping[str, Any]:
         target = loop if loop is not None else asyncio.get_running_loop()
-        return await _in_thread(lambda: measure(target), "event_loop_lag_check")
+        return await worker.run(lambda: measure(target))
 
     check.__qualname__ = "event_loop_lag_check"
     return check
 
 
-async def _in_thread(fn: Callable[[], _T], name: str) -> _T:
-    """Run `fn` in a new daemon thread and await its result.
+class _Worker:
+    """Runs one check's blocking call in a daemon thread, one call at a time.
 
     Not `asyncio.to_thread`: its pool is shared and joined at exit, so a hung check would
-    keep a worker forever and could block the interpreter from exiting.
+    keep a worker forever and could block the interpreter from exiting. And not a new thread
+    per run either: the caller abandons a run at its deadline (cancelling the await), but the
+    blocked call keeps its thread, so a mount that stays dead would gain a thread every
+    interval. A run that finds the previous call still blocked waits for that one instead.
     """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
 
-    def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
+    __slots__ = ("_lock", "_name", "_pending")
 
-    def run() -> None:
-        error: BaseException | None = None
-        value: Any = None
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._pending: concurrent.futures.Future[Any] | None = None
+
+    async def run(self, fn: Callable[[], _T]) -> _T:
+        """Return `fn()`, computed in a thread (or the result of the call still running)."""
+        with self._lock:
+            future = self._pending
+            if future is None or future.done():
+                future = self._pending = concurrent.futures.Future()
+                future.set_running_or_notify_cancel()  # so a waiter's cancel cannot cancel it
+                threading.Thread(
+                    target=self._call, args=(fn, future), name=f"selfheal-{self._name}", daemon=True
+                ).start()
+        result: _T = await asyncio.wrap_future(future)
+        return result
+
+    @staticmethod
+    def _call(fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
         try:
             value = fn()
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
-            error = exc
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(deliver, error, value)
-
-    threading.Thread(target=run, name=f"selfheal-{name}", daemon=True).start()
-    return await future
+        except Exception as exc:  # noqa: BLE001 - handed to whoever awaits it
+            future.set_exception(exc)
+        else:
+            future.set_result(value)

@@ -15,12 +15,13 @@ import os
 import re
 import shlex
 import signal
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._redact import MASK, redact_url
+from selfheal._redact import MASK, is_secret_key, redact, redact_url
 from selfheal.events import Event
 from selfheal.health._api import HealthSource
 from selfheal.recovery._core import render
@@ -38,6 +39,9 @@ __all__ = [
     "RestartProgram",
     "RunCommand",
 ]
+
+
+_T = TypeVar("_T")
 
 
 class ActionError(Exception):
@@ -167,7 +171,11 @@ class RunCommand:
 
     def describe(self) -> dict[str, Any]:
         """Return the command (env values are not shown)."""
-        out: dict[str, Any] = {"kind": self.kind, "argv": list(self.argv), "shell": self.shell}
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "argv": _redact_argv(self.argv),
+            "shell": self.shell,
+        }
         if self.env:
             out["env"] = sorted(self.env)
         return out
@@ -209,6 +217,21 @@ class RunCommand:
         if proc.returncode != 0:
             raise ActionError(f"command exited with {proc.returncode}: {tail}")
         return {"exit_code": 0, "output": tail}
+
+
+def _redact_argv(argv: Sequence[str]) -> list[str]:
+    """Return `argv` as safe to record: ``--password=x`` and ``--password x`` masked."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append(MASK)
+            hide_next = False
+            continue
+        out.append(redact(arg))
+        flag = arg.lstrip("-")
+        hide_next = arg.startswith("-") and "=" not in arg and bool(flag) and is_secret_key(flag)
+    return out
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -344,10 +367,44 @@ async def _call(fn: Callable[..., object], *args: Any) -> object:
         return await fn(*args)
     # A sync function may block (it is user code); a thread keeps the loop free. It cannot be
     # interrupted at the deadline, but its result is then ignored.
-    result = await asyncio.to_thread(fn, *args)
+    result = await in_own_thread(fn, *args)
     if inspect.isawaitable(result):
         return await result
     return result
+
+
+async def in_own_thread(fn: Callable[..., _T], *args: Any) -> _T:
+    """Return ``fn(*args)``, run in a daemon thread of its own.
+
+    Not `asyncio.to_thread`: a call that hangs past its deadline would keep a worker of the
+    loop's shared pool for good, and a few of them starve everything else that uses the pool
+    (shutdown included).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def deliver(error: BaseException | None, value: Any) -> None:
+        if future.done():
+            return  # abandoned at its deadline: nobody wants the result any more
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        value: Any = None
+        try:
+            value = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
+            error = exc
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in user code is a failure
+            error = RuntimeError(f"{_qualname(fn)} raised {exc!r}")
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(deliver, error, value)
+
+    threading.Thread(target=run, name=f"selfheal-call-{_qualname(fn)}", daemon=True).start()
+    return await future
 
 
 def as_actions(steps: Sequence[Action] | Action) -> tuple[Action, ...]:

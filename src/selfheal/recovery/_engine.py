@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._redact import redact, redact_value
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
 from selfheal.health._api import HealthSource, HealthStatus
 from selfheal.recovery._actions import (
@@ -48,6 +49,8 @@ T = TypeVar("T")
 # Unique across restarts too: the journal keys recoveries by this id.
 _RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
 _RID_COUNTER = itertools.count(1)
+# The status recorded for a verification check name the health source does not know.
+_MISSING_CHECK = "missing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,7 +385,8 @@ class RecoveryEngine:
             **self.governor.snapshot(key),
         )
         if decision.escalate:
-            ctx = self._context(key, event, event_fields(event))
+            # The same template fields as a recovery's actions get, "key" included.
+            ctx = self._context(key, event, {**event_fields(event), "key": key})
             self._spawn(self._escalate(rule, key, ctx, decision.escalate, {}))
 
     # ----------------------------------------------------------------- recoveries
@@ -455,6 +459,13 @@ class RecoveryEngine:
         except asyncio.CancelledError:
             self._end(run, ok=False, tries=tries, error="cancelled: the engine stopped")
             raise
+        except Exception as exc:
+            # A bug here (or in an action's odd return value) must still end the run: an
+            # unended run keeps its subject "active", and every later failure of it would be
+            # suppressed as a duplicate for ever.
+            logger.exception("recovery %s of %s: internal error", run.rid, key)
+            ok = False
+            tries.append({"error": redact(f"internal error: {type(exc).__name__}: {exc}")})
         opened = self._end(run, ok=ok, tries=tries, error=tries[-1].get("error", ""))
         if not ok:
             reason = "breaker_open" if opened else "ladder_exhausted"
@@ -488,19 +499,31 @@ class RecoveryEngine:
             detail["error"] = f"{action.kind} timed out after {limit:g}s"
             return False, detail
         except Exception as exc:  # noqa: BLE001 - an action's failure is data, not a crash
-            detail["error"] = f"{action.kind} failed: {type(exc).__name__}: {exc}"
+            # Recorded in events and the journal, which does not scan strings: an exception
+            # or a command's output may hold a DSN or a token.
+            detail["error"] = redact(f"{action.kind} failed: {type(exc).__name__}: {exc}")
             return False, detail
-        if result:
-            detail["result"] = dict(result)
+        # Actions return a mapping or None; anything else (a user's action returning True)
+        # is not an error, but not a record either.
+        if isinstance(result, Mapping) and result:
+            detail["result"] = redact_value(dict(result))
         if verify is None:
             return True, detail
         ok, checks = await self._verify(verify, ctx.fields)
         detail["checks"] = checks
         if not ok:
-            bad = sorted(name for name, status in checks.items() if status != HealthStatus.PASS)
-            detail["error"] = (
-                f"verification failed: {', '.join(bad)} not passing within {verify.within:g}s"
+            bad = sorted(
+                name
+                for name, status in checks.items()
+                if status not in (HealthStatus.PASS, _MISSING_CHECK)
             )
+            missing = sorted(name for name, status in checks.items() if status == _MISSING_CHECK)
+            problems = []
+            if missing:
+                problems.append(f"no such health check: {', '.join(missing)}")
+            if bad:
+                problems.append(f"{', '.join(bad)} not passing within {verify.within:g}s")
+            detail["error"] = f"verification failed: {'; '.join(problems)}"
         return ok, detail
 
     async def _verify(
@@ -519,6 +542,10 @@ class RecoveryEngine:
                     status = await with_timeout(health.check_now(name), remaining, self.clock)
                 except asyncio.CancelledError:
                     raise
+                except KeyError:
+                    # A template that rendered to no check: say so, not "not passing".
+                    statuses[name] = _MISSING_CHECK
+                    continue
                 except Exception as exc:  # noqa: BLE001 - a broken check is a failing check
                     logger.debug("check %s raised during verification: %r", name, exc)
                     status = HealthStatus.FAIL

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._redact import redact
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
+from selfheal.recovery._actions import in_own_thread
 
 __all__ = ["RecoveryManager"]
 
@@ -130,6 +132,10 @@ class RecoveryManager:
                 asyncio.run(_await(result))
         except Exception as exc:  # noqa: BLE001 - reported as an event
             self._finish(event, key, exc)
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a recovery is a failure
+            # Not re-raised: this is the recovery's own thread, and skipping `_finish` would
+            # leave the key "in progress" for ever.
+            self._finish(event, key, RuntimeError(f"recovery raised {exc!r}"))
         else:
             self._finish(event, key, None)
 
@@ -140,6 +146,10 @@ class RecoveryManager:
                 await result
         except Exception as exc:  # noqa: BLE001 - reported as an event
             self._finish(event, key, exc)
+        except BaseException as exc:
+            # Cancelled (the loop is shutting down): still release the key, then go on.
+            self._finish(event, key, RuntimeError(f"recovery interrupted: {exc!r}"))
+            raise
         else:
             self._finish(event, key, None)
 
@@ -156,8 +166,9 @@ class RecoveryManager:
                     Event(f"{event.type}.recovered", SOURCE, Severity.INFO, self.clock.time(), data)
                 )
             else:
-                logger.warning("recovery failed for %s: %r", key, error)
-                data["error"] = f"{type(error).__name__}: {error}"
+                message = redact(f"{type(error).__name__}: {error}")
+                logger.warning("recovery failed for %s: %s", key, message)
+                data["error"] = message
                 self.event_bus.publish(
                     Event(
                         f"{event.type}.recovery_failed",
@@ -194,7 +205,8 @@ class RecoveryManager:
         self._subs.clear()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await asyncio.to_thread(self.wait)
+        # Not asyncio.to_thread: the shared pool may be full of hung user code.
+        await in_own_thread(self.wait)
 
 
 async def _await(aw: Any) -> None:

@@ -17,6 +17,7 @@ from selfheal.store._base import (
 from selfheal.store._journal import DROPPED, Journal, JournalOptions
 from selfheal.store._sqlite import (
     DEFAULT_PATH,
+    JournalFormatError,
     JournalNotFoundError,
     SqliteJournalStore,
     path_from_url,
@@ -28,6 +29,7 @@ __all__ = [
     "Incident",
     "IncidentTracker",
     "Journal",
+    "JournalFormatError",
     "JournalNotFoundError",
     "JournalOptions",
     "JournalStore",

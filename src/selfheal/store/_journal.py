@@ -15,6 +15,8 @@ journal itself and publishes it on the bus.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -155,9 +157,16 @@ class Journal:
         )
         self._thread.start()
         self._sub = self.bus.subscribe("*", self._accept)
+        # The writer is a daemon thread (it must never keep a process alive), so at a normal
+        # interpreter exit without close() it would be stopped with accepted events unwritten.
+        atexit.register(self.close)
 
     def close(self) -> None:
-        """Stop recording, commit everything accepted and close the store (sync twin of stop)."""
+        """Stop recording, commit everything accepted and close the store (sync twin of stop).
+
+        Also called at interpreter exit for a journal still open.
+        """
+        atexit.unregister(self.close)
         if self._sub is not None:
             self._sub.unsubscribe()
             self._sub = None
@@ -178,7 +187,30 @@ class Journal:
 
     async def stop(self) -> None:
         """Unsubscribe, commit what was accepted, close the store; safe to call twice."""
-        await asyncio.to_thread(self.close)
+        # A thread of its own, not asyncio.to_thread: the loop's shared pool may be full of
+        # hung user code at shutdown, and then what was accepted would never be committed.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def settle(error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+
+        def run() -> None:
+            error: BaseException | None = None
+            try:
+                self.close()
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
+                error = exc
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+                loop.call_soon_threadsafe(settle, error)
+
+        threading.Thread(target=run, name="selfheal-journal-close", daemon=True).start()
+        await done
 
     def __enter__(self) -> Journal:
         self.open()

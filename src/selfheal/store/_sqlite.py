@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from selfheal._redact import is_secret_key, mask_secret_keys
+from selfheal._redact import MASK, is_secret_key, redact
 from selfheal.events import Event, matches
 from selfheal.store._base import Incident, MttrSummary, RecoveryRecord, StoredEvent
 
-__all__ = ["DEFAULT_PATH", "JournalNotFoundError", "SqliteJournalStore", "path_from_url"]
+__all__ = [
+    "DEFAULT_PATH",
+    "JournalFormatError",
+    "JournalNotFoundError",
+    "SqliteJournalStore",
+    "path_from_url",
+]
 
 #: Where the journal lives unless configured otherwise (relative to the working directory).
 DEFAULT_PATH = Path(".selfheal") / "journal.db"
@@ -63,6 +70,27 @@ CREATE TABLE IF NOT EXISTS recoveries (
 );
 """
 
+# The columns of each table, in order: rows are read positionally, so a file whose tables
+# merely share the names (another tool's database, an incompatible version) is refused.
+_COLUMNS = {
+    "events": ("seq", "id", "type", "source", "severity", "subject", "ts", "data"),
+    "incidents": (
+        "id",
+        "subject",
+        "opened_at",
+        "opened_by",
+        "opened_event",
+        "ttd",
+        "ttd_source",
+        "closed_at",
+        "closed_by",
+        "ttr",
+        "signals",
+        "recoveries",
+    ),
+    "recoveries": ("id", "subject", "rule", "started_at", "ended_at", "outcome", "error"),
+}
+
 _INSERT_EVENT = (
     "INSERT INTO events (id, type, source, severity, subject, ts, data) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -82,19 +110,25 @@ def _insert_rows(count: int) -> str:
 _UPSERT_INCIDENT = "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_RECOVERY = "INSERT OR REPLACE INTO recoveries VALUES (?, ?, ?, ?, ?, ?, ?)"
 
-_SLOW_ENCODE = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":")).encode
+
+def _repr(value: Any) -> str:
+    # What JSON cannot hold is stored as its repr, which may hold a secret too.
+    return redact(repr(value))
+
+
+_SLOW_ENCODE = json.JSONEncoder(default=_repr, ensure_ascii=False, separators=(",", ":")).encode
 # json.dumps builds a C encoder on every call, which is most of its cost on a small dict; the
 # journal encodes every event's data, so it builds one once (a stdlib detail, hence the
 # fallback to the public encoder when it is missing or fails).
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _C_ENCODE: Any = (
-    _c_make_encoder(None, repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    _c_make_encoder(None, _repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
     if _c_make_encoder is not None
     else None
 )
 
 
-def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
+def _ENCODE(data: Any, original: Any = None) -> str:  # noqa: N802 - reads as a constant
     if _C_ENCODE is not None:
         try:
             return "".join(_C_ENCODE(data, 0))
@@ -104,11 +138,37 @@ def _ENCODE(data: Any) -> str:  # noqa: N802 - reads as the constant it replaces
         return _SLOW_ENCODE(data)
     except (ValueError, TypeError, RecursionError):
         # Keys JSON cannot have, or a cycle: keep what it looked like rather than lose it.
-        return _SLOW_ENCODE({"unencodable": repr(data)[:2000]})
+        shown = data if original is None else original
+        return _SLOW_ENCODE({"unencodable": _repr(shown)[:2000]})
 
 
 class JournalNotFoundError(FileNotFoundError):
     """Raised when a read-only store is opened on a path with no journal."""
+
+
+class JournalFormatError(sqlite3.DatabaseError):
+    """Raised when a SQLite file's tables are not those of a selfheal journal."""
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path, *, require: bool) -> None:
+    """Raise `JournalFormatError` unless every journal table has the journal's columns.
+
+    Args:
+        conn: An open connection to the file.
+        path: The file (for the message).
+        require: Whether a missing table is an error too (reading); a writer creates them.
+    """
+    for table, expected in _COLUMNS.items():
+        # The table name is one of our constants, never outside input.
+        found = tuple(row[1] for row in conn.execute(f"PRAGMA table_info({table})"))
+        if not found and not require:
+            continue
+        if found != expected:
+            what = f"has columns ({', '.join(found)})" if found else "has no such table"
+            raise JournalFormatError(
+                f"{path} is not a selfheal journal: table {table!r} {what}; "
+                f"a journal's has ({', '.join(expected)})"
+            )
 
 
 def path_from_url(url: str) -> Path:
@@ -133,28 +193,70 @@ def path_from_url(url: str) -> Path:
 # Keys seen before and found harmless: checking a dict's keys against it is one C call.
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 _SAFE_KEYS: set[object] = set()
+# Every pattern `redact` hides needs one of these characters ("@" of a URL's userinfo, "="
+# or ":" of key=value, whitespace of "--password x" and "Bearer x"): a string without any
+# of them cannot hold a secret it would find, and is not scanned.
+_SUSPECT = re.compile(r"[@=:\s]").search
+# Strings seen before without any of them: event values repeat (hosts, names, statuses), and
+# a set lookup costs a third of the search.
+_PLAIN: set[str] = set()
+
+
+def _plain(value: str) -> bool:
+    if _SUSPECT(value):
+        return False
+    if len(_PLAIN) >= 10_000:  # never let odd values grow it unbounded
+        _PLAIN.clear()
+    if len(value) <= 100:
+        _PLAIN.add(value)
+    return True
 
 
 def _encode(data: Any) -> str:
-    """Return `data` as JSON text, secret-looking keys hidden, non-JSON values as repr."""
+    """Return `data` as JSON text with secrets hidden, non-JSON values as repr.
+
+    Values under secret-looking keys are masked at any depth, and strings that may hold a
+    secret (a program's log tail, an error's text) go through `selfheal._redact.redact`.
+    """
     if not data:
         return "{}"
     if type(data) is not dict:
         data = dict(data)
-    if not _SAFE_KEYS.issuperset(data) or not all(type(v) in _SCALARS for v in data.values()):
-        # Secrets published by mistake (a token in event data, at any depth) stay out of the
-        # file; only flat dicts of known keys skip the walk.
-        try:
-            masked = mask_secret_keys(data)
-        except RecursionError:
-            # Too deep to check for secrets is too deep to store: one bad event must not
-            # cost the batch it came in.
-            return _SLOW_ENCODE({"unencodable": "data nested too deeply to store"})
-        if masked is not data:
-            return _ENCODE(masked)
-        if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
-            _SAFE_KEYS.update(k for k in data if isinstance(k, str) and not is_secret_key(k))
-    return _ENCODE(data)
+    values = data.values()
+    if _SAFE_KEYS.issuperset(data) and _SCALARS.issuperset(map(type, values)):
+        for value in values:
+            if type(value) is str and value not in _PLAIN and not _plain(value):
+                break
+        else:
+            return _ENCODE(data)  # flat, known keys, no string worth scanning
+    try:
+        cleaned = _clean(data, frozenset())
+    except RecursionError:
+        # Too deep to check for secrets is too deep to store: one bad event must not
+        # cost the batch it came in.
+        return _SLOW_ENCODE({"unencodable": "data nested too deeply to store"})
+    if len(_SAFE_KEYS) < 10_000:  # keys are few; never let odd ones grow it unbounded
+        _SAFE_KEYS.update(k for k in data if isinstance(k, str) and not is_secret_key(k))
+    return _ENCODE(cleaned, data)
+
+
+def _clean(value: Any, path: frozenset[int]) -> Any:
+    """Return `value` with secret-keyed values masked and suspect strings redacted.
+
+    Keys are kept as they are (JSON's encoder then decides what it cannot hold), and a
+    container that contains itself is left as it is below the repeat (the encoder reports it).
+    """
+    if type(value) is str:
+        return redact(value) if _SUSPECT(value) else value
+    if not isinstance(value, Mapping | list | tuple) or id(value) in path:
+        return value
+    path = path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            k: MASK if isinstance(k, str) and is_secret_key(k) else _clean(v, path)
+            for k, v in value.items()
+        }
+    return [_clean(v, path) for v in value]
 
 
 _SUBJECTS: dict[tuple[str, str], str] = {}
@@ -197,6 +299,7 @@ class SqliteJournalStore:
         self._synchronous = synchronous
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        self._schema_ok = False
         if readonly:
             if not self.path.is_file():
                 raise JournalNotFoundError(f"no journal at {self.path}")
@@ -208,13 +311,32 @@ class SqliteJournalStore:
 
     def _connect_writer(self) -> sqlite3.Connection:
         if self._writer is None:
+            if self.path.is_dir():
+                # sqlite3 would only say "unable to open database file".
+                raise IsADirectoryError(
+                    f"journal path {self.path} is a directory; give a file, such as "
+                    f"{self.path / 'journal.db'}"
+                )
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # The journal's writer thread owns it; the lock guards the rare other callers.
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
+            try:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                except sqlite3.DatabaseError as exc:
+                    raise JournalFormatError(
+                        f"{self.path} is not a selfheal journal ({exc})"
+                    ) from None
+                conn.execute(f"PRAGMA synchronous={self._synchronous}")
+                conn.execute("PRAGMA busy_timeout=5000")
+                # Checked before and after: CREATE IF NOT EXISTS keeps a foreign table, and
+                # every write to it would fail (and be dropped) for as long as the daemon ran.
+                _check_schema(conn, self.path, require=False)
+                conn.executescript(_SCHEMA)
+                _check_schema(conn, self.path, require=True)
+            except BaseException:
+                conn.close()
+                raise
             self._writer = conn
         return self._writer
 
@@ -225,6 +347,9 @@ class SqliteJournalStore:
         uri = f"{self.path.resolve().as_uri()}?mode=ro"
         with closing(sqlite3.connect(uri, uri=True)) as conn:
             conn.execute("PRAGMA busy_timeout=5000")
+            if not self._schema_ok:
+                _check_schema(conn, self.path, require=True)
+                self._schema_ok = True
             yield conn
 
     # ----------------------------------------------------------------- writing
@@ -287,8 +412,10 @@ class SqliteJournalStore:
                     "DELETE FROM incidents WHERE closed_at IS NOT NULL AND closed_at < ?",
                     (before,),
                 )
+                # One still "running" after the whole retention period was left so by a
+                # process that died mid-recovery: it will never end.
                 conn.execute(
-                    "DELETE FROM recoveries WHERE ended_at IS NOT NULL AND ended_at < ?",
+                    "DELETE FROM recoveries WHERE COALESCE(ended_at, started_at) < ?",
                     (before,),
                 )
             if max_rows is not None:
@@ -351,7 +478,17 @@ class SqliteJournalStore:
                 if type and not matches(type, row[2]):
                     continue
                 seq, eid, etype, source, severity, subject, ts, data = row
-                out.append(StoredEvent(seq, eid, etype, source, severity, subject, ts, _dec(data)))
+                event = StoredEvent(
+                    seq,
+                    str(eid),
+                    str(etype),
+                    str(source),
+                    str(severity),
+                    str(subject),
+                    _ts(ts),
+                    _dec(data),
+                )
+                out.append(event)
                 if len(out) >= limit:
                     break
         if order == "DESC":
@@ -389,12 +526,23 @@ class SqliteJournalStore:
         return [MttrSummary(*row) for row in rows]
 
 
-def _dec(text: str) -> dict[str, Any]:
+def _dec(text: object) -> dict[str, Any]:
+    if text is None:
+        return {}
+    if not isinstance(text, str | bytes):
+        return {"value": text}  # a row not written by the journal: show what it holds
     try:
         value = json.loads(text)
     except ValueError:
-        return {"raw": text}
+        return {"raw": text if isinstance(text, str) else text.decode(errors="replace")}
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _ts(value: object) -> float:
+    # The journal writes numbers; anything else (a row written by hand) reads as "unknown".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
 
 
 def _incident_row(i: Incident) -> tuple[Any, ...]:

@@ -81,6 +81,9 @@ def health_wsgi_app(
         monitor.start_monitoring()
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        # A worker forked from a preloading master (gunicorn --preload) lost the monitor's
+        # thread: without this its results would freeze and go stale (503 everywhere).
+        monitor.resume_after_fork()
         path = environ.get("PATH_INFO", "") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
