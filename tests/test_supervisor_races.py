@@ -1,0 +1,94 @@
+"""Races an operator hits: requests that overlap reloads, stops and each other."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from selfheal.events import EventBus
+from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
+from supervisor_helpers import PY, Recorder, alive
+
+pytestmark = pytest.mark.anyio
+S = ProcessState
+
+SLEEP = (PY, "-c", "import time; time.sleep(60)")
+
+
+def make(tmp_path: Path, *specs: ProgramSpec) -> tuple[Supervisor, Recorder]:
+    bus = EventBus()
+    rec = Recorder(bus)
+    return Supervisor(specs, bus=bus, state_dir=tmp_path / "state"), rec
+
+
+async def test_two_overlapping_reloads_apply_once(tmp_path: Path) -> None:
+    a = ProgramSpec("a", SLEEP)
+    sup, _ = make(tmp_path, a)
+    await sup.start()
+    try:
+        old = sup.pid("a")
+        changed = ProgramSpec("a", SLEEP, env=(("V", "2"),))
+        async with asyncio.timeout(10):
+            first, second = await asyncio.gather(sup.apply([changed]), sup.apply([changed]))
+        assert first.changed == ("a",)
+        assert second.unchanged == ("a",)
+        assert sup.state("a") is S.RUNNING
+        assert sup.pid("a") not in (None, old)
+        assert old is not None
+        assert not alive(old)
+    finally:
+        await sup.stop()
+
+
+async def test_start_waiting_for_readiness_returns_when_a_reload_replaces_it(
+    tmp_path: Path,
+) -> None:
+    never_ready = ProgramSpec("a", SLEEP, ready="notify", autostart=False)
+    sup, _ = make(tmp_path, never_ready)
+    await sup.start()
+    try:
+        start = asyncio.ensure_future(sup.start_program("a"))
+        async with asyncio.timeout(10):
+            await sup.wait_for("a", S.STARTING)
+            await sup.apply([ProgramSpec("a", SLEEP, env=(("V", "2"),), autostart=False)])
+            await start  # must not wait for an instance that no longer exists
+        assert sup.state("a") is S.STOPPED
+    finally:
+        await sup.stop()
+
+
+async def test_start_waiting_for_readiness_returns_when_stopped(tmp_path: Path) -> None:
+    sup, _ = make(tmp_path, ProgramSpec("a", SLEEP, ready="notify", autostart=False))
+    await sup.start()
+    try:
+        start = asyncio.ensure_future(sup.start_program("a"))
+        async with asyncio.timeout(10):
+            await sup.wait_for("a", S.STARTING)
+            await sup.stop_program("a")
+            await start
+        assert sup.state("a") is S.STOPPED
+    finally:
+        await sup.stop()
+
+
+async def test_start_of_a_dependent_whose_dependency_is_stopped_does_not_hang(
+    tmp_path: Path,
+) -> None:
+    db = ProgramSpec("db", SLEEP, autostart=False)
+    app = ProgramSpec("app", SLEEP, depends_on=("db",), autostart=False)
+    sup, _ = make(tmp_path, db, app)
+    await sup.start()
+    try:
+        async with asyncio.timeout(5):
+            await sup.start_program("app")
+        (status,) = [p for p in sup.status() if p["name"] == "app"]
+        assert status["state"] == "STOPPED"
+        assert status["waiting_for"] == ["db"]
+        # Starting the dependency later still starts the dependent that waits for it.
+        async with asyncio.timeout(10):
+            await sup.start_program("db")
+            await sup.wait_for("app", S.RUNNING)
+    finally:
+        await sup.stop()
