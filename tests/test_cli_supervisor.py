@@ -233,3 +233,63 @@ def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     assert not alive(child)
     assert wait_until(lambda: not alive(grandchild), 5)
     assert not (tmp_path / "state" / "control.json").exists()
+
+
+def test_bad_config_files_are_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[programs.caf\xe9]\ncommand = ["x"]\n')
+    for args in (
+        ("check", str(latin1)),
+        ("run", str(latin1)),
+        ("status", "-c", str(latin1)),
+        ("logs", "x", "-c", str(latin1)),
+    ):
+        code, out = cli(*args)
+        assert code == 2, (args, out)
+        assert "not UTF-8" in out, (args, out)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[programs.a\n")
+    code, out = cli("logs", "x", "-c", str(broken), "--state-dir", str(tmp_path / "none"))
+    assert code == 2, out
+    assert "not valid TOML" in out
+
+
+def test_program_names_reach_the_daemon_intact(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    config, _ = daemon
+    state = str(config.parent / "state")
+    for name in ("other?x", "other#1", "a/b", "%2e%2e"):
+        code, out = cli("stop", name, "--state-dir", state)
+        assert code == 1, (name, out)
+        assert f"no program or process {name!r}; known: spawner, other" in out, out
+    code, out = cli("status", "--json", "--state-dir", state)
+    assert {p["name"]: p["state"] for p in json.loads(out)["processes"]}["other"] == "RUNNING"
+
+
+def test_start_of_a_program_waiting_for_a_stopped_dependency(tmp_path: Path) -> None:
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        '[control]\nstate_dir = "state"\n'
+        f"[programs.db]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+        "autostart = false\n"
+        f"[programs.app]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+        'depends_on = ["db"]\nautostart = false\n'
+    )
+    proc = start_daemon(config)
+    try:
+        code, out = cli("start", "app", "-c", str(config))
+        assert code == 1, out
+        assert "app: STOPPED (waiting for db)" in out
+        code, out = cli("start", "db", "-c", str(config))
+        assert code == 0, out
+
+        def app_state() -> str:
+            body = json.loads(cli("status", "--json", "-c", str(config))[1])
+            return str({p["name"]: p["state"] for p in body["processes"]}["app"])
+
+        # The dependent that waited starts once its dependency is ready.
+        assert wait_until(lambda: app_state() == "RUNNING")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

@@ -93,11 +93,17 @@ def load_config(path: str | Path) -> SelfhealConfig:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
         ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte {data[exc.start]:#04x}); TOML files are UTF-8"
+        raise ConfigError(str(path), [ConfigIssue("", line, message)]) from None
     return parse_config(text, source=str(path))
 
 

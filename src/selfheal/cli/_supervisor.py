@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -115,12 +116,16 @@ def _action_command(verb: str, help_text: str) -> click.Command:
     @_config_option
     @_state_option
     def command(name: str, config: str | None, state_dir: str | None) -> None:
-        body = _request("POST", f"/programs/{name}/{verb}", config, state_dir, timeout=75)
+        quoted = urllib.parse.quote(name, safe="")
+        body = _request("POST", f"/programs/{quoted}/{verb}", config, state_dir, timeout=75)
         for p in body.get("processes", []):
-            console().print(
-                f"{p['name']}: {p['state']}" + (f" (pid {p['pid']})" if p["pid"] else "")
-            )
-        bad = {"FATAL", "EXITED", "BACKOFF"} if verb != "stop" else {"FATAL"}
+            line = f"{p['name']}: {p['state']}" + (f" (pid {p['pid']})" if p["pid"] else "")
+            if p.get("waiting_for"):
+                line += f" (waiting for {', '.join(p['waiting_for'])})"
+            console().print(line, markup=False)
+        # After a start, STOPPED means it could not start (waiting for a dependency nobody
+        # starts, or stopped meanwhile).
+        bad = {"FATAL", "EXITED", "BACKOFF", "STOPPED"} if verb != "stop" else {"FATAL"}
         if any(p["state"] in bad for p in body.get("processes", [])):
             raise SystemExit(1)
 
@@ -244,9 +249,12 @@ def _log_dir(config: str | None, state_dir: str | None) -> Path:
     if config is not None or state_dir is None:
         path = Path(config) if config is not None else Path("selfheal.toml")
         if path.exists():
-            from selfheal.config import load_config
+            from selfheal.config import ConfigError, load_config
 
-            cfg = load_config(path)
+            try:
+                cfg = load_config(path)
+            except ConfigError as exc:
+                fail(str(exc))
             if cfg.control.log_dir:
                 return path.resolve().parent / cfg.control.log_dir
     return sdir / "logs"

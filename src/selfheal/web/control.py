@@ -131,7 +131,8 @@ def control_app(
     return Starlette(
         routes=[
             Route("/status", status, methods=["GET"]),
-            Route("/programs/{name}/{action}", action, methods=["POST"]),
+            # `path`, so that a name with a '/' gets "no program" rather than a bare 404.
+            Route("/programs/{name:path}/{action}", action, methods=["POST"]),
             Route("/reload", do_reload, methods=["POST"]),
         ]
     )
