@@ -233,6 +233,8 @@ def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     assert not alive(child)
     assert wait_until(lambda: not alive(grandchild), 5)
     assert not (tmp_path / "state" / "control.json").exists()
+    assert not (tmp_path / "state" / "control.token").exists()  # no credential left behind
+    assert not (tmp_path / "state" / "notify.sock").exists()
 
 
 def test_bad_config_files_are_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
