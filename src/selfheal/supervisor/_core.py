@@ -31,6 +31,7 @@ from selfheal.supervisor._proc import (
     StateFile,
     end_processes,
     find_leftovers,
+    find_marked,
     proc_session,
     proc_start_time,
     signal_group,
@@ -183,7 +184,9 @@ class Supervisor:
         if not self._running:
             return
         for level in reversed(self._levels()):
-            await asyncio.gather(*(self._stop_and_wait(i) for i in level))
+            await asyncio.gather(*(self._stop_and_wait(i, sweep=False) for i in level))
+        # One sweep for all: what left its group (setsid) but still carries our run id.
+        await self._end_escapees(None)
         for inst in self._instances.values():
             self._discard(inst)
         self._instances.clear()
@@ -733,12 +736,38 @@ class Supervisor:
             waiter.cancel()
             inst.requests.remove(fut)
 
-    async def _stop_and_wait(self, inst: _Instance) -> None:
+    async def _stop_and_wait(self, inst: _Instance, *, sweep: bool = True) -> None:
         inst.waiting = False
         self._release_requests(inst)
+        ran = inst.pid is not None
         self._fire(inst, Trigger.STOP)
         self._flush()
         await self._wait(inst, _IDLE)
+        if sweep and ran:
+            await self._end_escapees(inst)
+
+    async def _end_escapees(self, inst: _Instance | None) -> None:
+        """End descendants that left the process group (``setsid``) but carry our run id.
+
+        Not on the crash path (a /proc scan costs milliseconds): after a deliberate stop of
+        `inst`, or of everything (None) at shutdown.
+        """
+        if inst is not None and inst.life.state not in _IDLE:
+            return  # started again meanwhile: what carries its name is its new run's
+        pids = find_marked(self._run_id, inst.name if inst is not None else None)
+        pids = [p for p in pids if p not in self._by_pid]
+        if not pids:
+            return
+        what = inst.name if inst is not None else "the stopped programs"
+        logger.warning("ending %d process(es) of %s that left the group: %s", len(pids), what, pids)
+        await end_processes(pids, self._leftover_grace, self.clock.asleep)
+        self._emit(
+            "supervisor.leftovers.ended",
+            Severity.WARNING,
+            instance=inst.name if inst is not None else None,
+            pids=pids,
+        )
+        self._flush()
 
     async def _wait(self, inst: _Instance, states: frozenset[ProcessState]) -> None:
         if inst.life.state in states:
