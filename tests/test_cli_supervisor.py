@@ -295,3 +295,28 @@ def test_start_of_a_program_waiting_for_a_stopped_dependency(tmp_path: Path) -> 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_a_signal_during_start_up_is_a_clean_shutdown(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(
+            [PY, "-m", "selfheal", "run", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        def in_daemon(pid: int = proc.pid) -> bool:
+            # Exec'ed into the lean daemon, still importing: no handler is installed yet.
+            try:
+                return b"selfheal.runtime" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return False
+
+        assert wait_until(in_daemon, 20)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, (sig, proc.returncode, err.decode())
+        assert b"Traceback" not in err
+        assert not (tmp_path / "state" / "control.json").exists()

@@ -129,6 +129,9 @@ class Runtime:
         for sig, handler in (on_signal or {}).items():
             loop.add_signal_handler(sig, handler)
             installed.append(sig)
+        # `selfheal run` blocks them across its exec so that none is lost or fatal while the
+        # daemon starts: handled now, they may come (a pending one is delivered at once).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, installed)
         try:
             await self.start()
             await self._stop_requested.wait()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import urllib.parse
 from collections.abc import Iterator
@@ -63,7 +64,13 @@ def run(config: str, verbose: bool) -> None:
         argv.append("--verbose")
     sys.stdout.flush()
     sys.stderr.flush()
+    # The mask survives exec: a SIGINT/SIGTERM while the daemon imports stays pending until
+    # it has handlers (`Runtime.run` unblocks them), a clean shutdown instead of a traceback.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _DAEMON_SIGNALS)
     os.execv(sys.executable, argv)  # noqa: S606 - an argv list, no shell
+
+
+_DAEMON_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 @click.command()
