@@ -320,3 +320,34 @@ def test_a_signal_during_start_up_is_a_clean_shutdown(tmp_path: Path) -> None:
         assert proc.returncode == 0, (sig, proc.returncode, err.decode())
         assert b"Traceback" not in err
         assert not (tmp_path / "state" / "control.json").exists()
+
+
+def test_reload_applies_recovery_rules_and_names_what_needs_a_restart(tmp_path: Path) -> None:
+    program = f"[programs.api]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+    config = tmp_path / "selfheal.toml"
+    config.write_text('[control]\nstate_dir = "state"\n' + program + 'restart = "never"\n')
+    proc = start_daemon(config)
+
+    def api_pid() -> int | None:
+        body = json.loads(cli("status", "--json", "-c", str(config))[1])
+        return {p["name"]: p["pid"] for p in body["processes"]}["api"]  # type: ignore[no-any-return]
+
+    try:
+        config.write_text(
+            '[control]\nstate_dir = "state"\nstatus_requires_token = true\n'
+            + program
+            + 'restart = "never"\n'
+            '[[recovery]]\non = "process.api.exited"\nsteps = [{ restart = "api" }]\n'
+        )
+        code, out = cli("reload", "-c", str(config))
+        assert code == 0, out
+        assert "unchanged: api" in out
+        assert "recovery rules: 1 (reloaded)" in out
+        assert "needs a daemon restart: control" in out
+        old = api_pid()
+        assert old is not None
+        kill_quietly(old)
+        assert wait_until(lambda: api_pid() not in (None, old), 10)  # the new rule acted
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)

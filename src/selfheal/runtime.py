@@ -77,6 +77,33 @@ class Runtime:
         else:
             self.components.insert(self.components.index(before), component)
 
+    async def replace(
+        self, old: Component | None, new: Component | None, *, after: Component | None = None
+    ) -> None:
+        """Swap `old` for `new` at its place in the order, stopping and starting as needed.
+
+        Args:
+            old: A component of this runtime, or None to add `new`.
+            new: Its replacement, or None to remove `old`.
+            after: Where `new` goes when there is no `old` (at the end if None).
+        """
+        running = old in self._started if old is not None else bool(self._started)
+        if old is not None:
+            at = self.components.index(old)
+            if old in self._started:
+                await old.stop()
+                self._started.remove(old)
+            self.components.remove(old)
+        else:
+            at = self.components.index(after) + 1 if after is not None else len(self.components)
+        if new is None:
+            return
+        self.components.insert(at, new)
+        if running:
+            await new.start()
+            started = [c for c in self.components if c in self._started or c is new]
+            self._started = started
+
     async def start(self) -> None:
         """Start every component in order; on failure stop the started ones and raise."""
         for component in self.components:
@@ -392,18 +419,35 @@ class Daemon:
         return f"Daemon({self.plan.config_path!r})"
 
     async def reload(self) -> dict[str, Any]:
-        """Re-read the config file and apply its programs (only changed ones restart).
+        """Re-read the config file: apply its programs (only changed ones restart) and rules.
+
+        Recovery rules are replaced when ``[[recovery]]`` or ``[recovery_engine]`` changed
+        (running recoveries are cancelled). ``[control]`` and ``[journal]`` changes need a
+        restart of the daemon: the answer names them under ``restart_needed``.
 
         Raises:
             ReloadError: If the file is not a valid config; nothing is changed then.
         """
         plan = await self._recompile(self.plan.config_path)
-        if (plan.control, plan.state_dir) != (self.plan.control, self.plan.state_dir):
-            logger.warning("reload: [control] changes take effect at the next start")
-        result = await self.supervisor.apply(plan.programs)
+        old, new = self.plan, plan
+        restart_needed = []
+        if (new.control, new.state_dir, new.log_dir) != (old.control, old.state_dir, old.log_dir):
+            restart_needed.append("control")
+        if new.extra.get("journal") != old.extra.get("journal"):
+            restart_needed.append("journal")
+        if restart_needed:
+            logger.warning("reload: %s changes take effect at the next start", restart_needed)
+        result: dict[str, Any] = dict((await self.supervisor.apply(plan.programs)).to_dict())
+        rule_keys = ("recovery", "recovery_engine")
+        if any(new.extra.get(k) != old.extra.get(k) for k in rule_keys):
+            engine = self._recovery(plan.extra, self.runtime.clock)
+            # After the supervisor, as at start: stopped before it at shutdown.
+            await self.runtime.replace(self.recovery, engine, after=self.supervisor)
+            self.recovery = engine
+            result["recovery_rules"] = len(plan.extra.get("recovery") or [])
         self.plan = plan
-        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result.to_dict())
-        return result.to_dict()
+        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result)
+        return {**result, "restart_needed": restart_needed}
 
     async def run(self) -> None:
         """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""

@@ -148,11 +148,22 @@ restart = _action_command("restart", "Restart program NAME.")
 @_config_option
 @_state_option
 def reload(config: str | None, state_dir: str | None) -> None:
-    """Re-read the daemon's config; restart only programs whose config changed."""
+    """Re-read the daemon's config; restart only programs whose config changed.
+
+    Recovery rules are reloaded too; [control] and [journal] changes need a daemon restart.
+    """
     body = _request("POST", "/reload", config, state_dir, timeout=75)
     for key in ("added", "removed", "changed", "unchanged"):
         names = body.get(key) or []
-        console().print(f"{key}: {', '.join(names) if names else '-'}")
+        console().print(f"{key}: {', '.join(names) if names else '-'}", markup=False)
+    if "recovery_rules" in body:
+        console().print(f"recovery rules: {body['recovery_rules']} (reloaded)")
+    if body.get("restart_needed"):
+        console().print(
+            f"needs a daemon restart: {', '.join(body['restart_needed'])} "
+            "(changed, but applied only when the daemon starts)",
+            markup=False,
+        )
 
 
 @click.command()
