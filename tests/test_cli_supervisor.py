@@ -351,3 +351,16 @@ def test_reload_applies_recovery_rules_and_names_what_needs_a_restart(tmp_path: 
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_the_journal_is_readable_by_its_owner_only(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    # It holds every event, with the last lines of programs' output: like the token, 0600.
+    config, _ = daemon
+    journal = config.parent / ".selfheal" / "journal.db"
+    assert wait_until(journal.exists)
+    code, out = cli("stop", "other", "-c", str(config))  # something to write
+    assert code == 0, out
+    for path in journal.parent.glob("journal.db*"):
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))

@@ -377,7 +377,9 @@ class Daemon:
         from selfheal.store._journal import Journal, JournalOptions
         from selfheal.store._sqlite import SqliteJournalStore
 
-        store = SqliteJournalStore(Path(section["path"]), synchronous=section["synchronous"])
+        path = Path(section["path"])
+        _private_file(path)
+        store = SqliteJournalStore(path, synchronous=section["synchronous"])
         options = JournalOptions(**section.get("options", {}))
         return Journal(self.runtime.bus, store, options=options, clock=clock)
 
@@ -469,6 +471,19 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
+
+
+def _private_file(path: Path) -> None:
+    """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
+
+    The journal holds every event, with the last lines of programs' output. SQLite creates
+    its side files with the main file's mode, so creating that one 0600 is enough.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o600)
 
 
 #: Exit status of a daemon that found another one on its state dir.
