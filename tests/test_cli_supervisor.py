@@ -171,6 +171,9 @@ def test_sigkilled_daemon_leaves_no_orphans_after_restart(tmp_path: Path) -> Non
         first.kill()  # no clean-up at all
         first.wait(timeout=10)
         assert alive(grandchild)  # orphaned, for now
+        code, out = cli("status", "-c", str(config))  # its control.json is stale
+        assert code == 2
+        assert f"no daemon is running (pid {first.pid} in" in out, out
         (tmp_path / "pids.txt").unlink()
         second = start_daemon(config)
         try:

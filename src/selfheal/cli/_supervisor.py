@@ -295,6 +295,11 @@ def _request(
         info = read_control_file(sdir)
     except (OSError, ValueError):
         fail(f"no daemon is running with state dir {sdir} (start one: selfheal run CONFIG)")
+    if isinstance(info.get("pid"), int) and not Path(f"/proc/{info['pid']}").exists():
+        fail(
+            f"no daemon is running (pid {info['pid']} in {sdir / 'control.json'} is gone: it "
+            "was killed; start one: selfheal run CONFIG)"
+        )
     headers = {}
     try:
         headers["Authorization"] = "Bearer " + Path(info["token_file"]).read_text().strip()
