@@ -367,3 +367,19 @@ def test_the_journal_is_readable_by_its_owner_only(
     assert code == 0, out
     for path in journal.parent.glob("journal.db*"):
         assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+def test_logs_of_a_program_with_several_processes_names_them(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("worker_0", "worker_1", "my_app"):
+        (logs / f"{name}.log").write_text(f"{name} says hi\n")
+    code, out = cli("logs", "worker", "--state-dir", str(tmp_path))
+    assert code == 2
+    assert "'worker' runs several processes: worker:0, worker:1" in out, out
+    code, out = cli("logs", "worker:1", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "worker_1 says hi" in out
+    code, out = cli("logs", "my_app", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "my_app says hi" in out

@@ -7,6 +7,7 @@ config (``-c``, default ``./selfheal.toml``), else ``./.selfheal``.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -185,6 +186,15 @@ def logs(
     log_dir = _log_dir(config, state_dir)
     path = log_path(log_dir, name)
     if not path.exists():
+        # A program with numprocs > 1 has one log per process: NAME:N is NAME_N.log.
+        numbered = sorted(
+            (int(n), f"{name}:{n}")
+            for p in Path(log_dir).glob(f"{glob.escape(name)}_*.log")
+            if (n := p.name.removesuffix(".log").removeprefix(f"{name}_")).isdigit()
+        )
+        if numbered:
+            names = ", ".join(n for _, n in numbered)
+            fail(f"{name!r} runs several processes: {names}; name one (selfheal logs {name}:0)")
         known = sorted(p.name.removesuffix(".log") for p in Path(log_dir).glob("*.log"))
         fail(f"no log for {name!r} in {log_dir}; known: {', '.join(known) or 'none'}")
     for line in _last_lines(path, lines):
