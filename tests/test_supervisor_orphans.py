@@ -86,3 +86,23 @@ async def test_leftovers_of_a_dead_run_include_setsid_grandchildren(tmp_path: Pa
     finally:
         await sup2.stop()
         kill_quietly(grandchild)
+
+
+async def test_stopping_a_crashed_program_ends_what_escaped_its_run(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    bus = EventBus()
+    crasher = ESCAPER.replace("time.sleep(60)\n", "sys.exit(3)\n")
+    assert crasher.endswith("sys.exit(3)\n")
+    spec = ProgramSpec("p", (PY, "-c", crasher, str(pidfile)), restart="never")
+    sup = Supervisor([spec], bus=bus, state_dir=tmp_path / "state", leftover_grace=0.2)
+    rec = Recorder(bus)
+    await sup.start()
+    grandchild = read_int(pidfile)
+    try:
+        await rec.wait("process.p.exited")
+        assert alive(grandchild)  # a crash does not sweep (the restart path stays fast)
+        await sup.stop_program("p")  # a stop of the EXITED program does
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        await sup.stop()
+        kill_quietly(grandchild)

@@ -739,11 +739,12 @@ class Supervisor:
     async def _stop_and_wait(self, inst: _Instance, *, sweep: bool = True) -> None:
         inst.waiting = False
         self._release_requests(inst)
-        ran = inst.pid is not None
+        # Also after a crash (BACKOFF, EXITED, FATAL): what escaped that run is still about.
+        swept_before = inst.life.state is ProcessState.STOPPED
         self._fire(inst, Trigger.STOP)
         self._flush()
         await self._wait(inst, _IDLE)
-        if sweep and ran:
+        if sweep and not swept_before:
             await self._end_escapees(inst)
 
     async def _end_escapees(self, inst: _Instance | None) -> None:
