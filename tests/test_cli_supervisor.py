@@ -383,3 +383,23 @@ def test_logs_of_a_program_with_several_processes_names_them(tmp_path: Path) -> 
     code, out = cli("logs", "my_app", "--state-dir", str(tmp_path))
     assert code == 0
     assert "my_app says hi" in out
+
+
+def test_an_unusable_journal_is_a_one_line_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    journal = tmp_path / ".selfheal" / "journal.db"
+    journal.parent.mkdir()
+    journal.write_bytes(b"not a database, " * 64)
+    result = subprocess.run(
+        [PY, "-m", "selfheal", "run", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    assert f"cannot open the journal {journal}" in err
+    assert "[journal] enabled = false" in err
+    assert not (tmp_path / "pids.txt").exists()  # nothing was started

@@ -37,9 +37,13 @@ if TYPE_CHECKING:
     from selfheal.store._journal import Journal
     from selfheal.supervisor import Supervisor
 
-__all__ = ["Daemon", "DaemonPlan", "Runtime", "compile_plan", "main"]
+__all__ = ["Daemon", "DaemonPlan", "Runtime", "StartError", "compile_plan", "main"]
 
 logger = logging.getLogger("selfheal.runtime")
+
+
+class StartError(Exception):
+    """Raised when the daemon cannot start; the message says what to do about it."""
 
 
 class Runtime:
@@ -374,12 +378,17 @@ class Daemon:
     def _journal(self, section: dict[str, Any] | None, clock: Clock) -> Journal | None:
         if not section or not section.get("enabled", True):
             return None
+        import sqlite3
+
         from selfheal.store._journal import Journal, JournalOptions
         from selfheal.store._sqlite import SqliteJournalStore
 
         path = Path(section["path"])
-        _private_file(path)
-        store = SqliteJournalStore(path, synchronous=section["synchronous"])
+        try:
+            _private_file(path)
+            store = SqliteJournalStore(path, synchronous=section["synchronous"])
+        except (OSError, sqlite3.Error) as exc:
+            raise StartError(_journal_advice(path, exc)) from exc
         options = JournalOptions(**section.get("options", {}))
         return Journal(self.runtime.bus, store, options=options, clock=clock)
 
@@ -473,6 +482,13 @@ class Daemon:
             logger.warning("reloaded: %s", result)
 
 
+def _journal_advice(path: Path | str, exc: BaseException) -> str:
+    return (
+        f"cannot open the journal {path}: {exc} (move the file away, or set "
+        "[journal] enabled = false)"
+    )
+
+
 def _private_file(path: Path) -> None:
     """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
 
@@ -530,7 +546,13 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
-    daemon = Daemon(plan)
+    import sqlite3
+
+    try:
+        daemon = Daemon(plan)
+    except StartError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     events = logging.getLogger("selfheal.events")
 
     def log_event(event: Any) -> None:
@@ -551,6 +573,10 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
         return EXIT_LOCKED
     except OSError as exc:  # e.g. the control port is taken: say so, no traceback
         sys.stderr.write(f"error: cannot run the daemon: {exc}\n")
+        return 1
+    except sqlite3.Error as exc:  # the journal failed as it started (disk full, locked...)
+        path = (plan.extra.get("journal") or {}).get("path", "")
+        sys.stderr.write(f"error: {_journal_advice(path, exc)}\n")
         return 1
     return 0
 
