@@ -211,6 +211,11 @@ def test_commands_without_a_daemon_say_so(tmp_path: Path) -> None:
     code, out = cli("status", "--state-dir", str(tmp_path))
     assert code == 2
     assert "no daemon is running" in out
+    for junk in ("[1, 2]", '{"pid": "x"}', "{broken", '{"pid": 1, "url": 3}'):
+        (tmp_path / "control.json").write_text(junk)
+        code, out = cli("stop", "web", "--state-dir", str(tmp_path))
+        assert code == 2, (junk, out)
+        assert "no daemon is running" in out, out
 
 
 def test_second_daemon_on_the_same_state_dir_is_refused(

@@ -305,7 +305,16 @@ def _request(
         info = read_control_file(sdir)
     except (OSError, ValueError):
         fail(f"no daemon is running with state dir {sdir} (start one: selfheal run CONFIG)")
-    if isinstance(info.get("pid"), int) and not Path(f"/proc/{info['pid']}").exists():
+    if not (
+        isinstance(info, dict)
+        and isinstance(info.get("pid"), int)
+        and isinstance(info.get("url") or info.get("socket"), str)
+    ):
+        fail(
+            f"no daemon is running with state dir {sdir} ({sdir / 'control.json'} is not one "
+            "a daemon wrote; start one: selfheal run CONFIG)"
+        )
+    if not Path(f"/proc/{info['pid']}").exists():
         fail(
             f"no daemon is running (pid {info['pid']} in {sdir / 'control.json'} is gone: it "
             "was killed; start one: selfheal run CONFIG)"
