@@ -277,7 +277,7 @@ def test_program_names_reach_the_daemon_intact(
     assert {p["name"]: p["state"] for p in json.loads(out)["processes"]}["other"] == "RUNNING"
 
 
-def test_start_of_a_program_waiting_for_a_stopped_dependency(tmp_path: Path) -> None:
+def test_start_that_cannot_succeed_says_why_at_once(tmp_path: Path) -> None:
     config = tmp_path / "selfheal.toml"
     config.write_text(
         '[control]\nstate_dir = "state"\n'
@@ -285,9 +285,13 @@ def test_start_of_a_program_waiting_for_a_stopped_dependency(tmp_path: Path) -> 
         "autostart = false\n"
         f"[programs.app]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
         'depends_on = ["db"]\nautostart = false\n'
+        '[programs.ghost]\ncommand = ["/nonexistent/binary"]\nautostart = false\n'
     )
     proc = start_daemon(config)
     try:
+        code, out = cli("start", "ghost", "-c", str(config))  # answered at its first failure
+        assert code == 1, out
+        assert "ghost: BACKOFF (cannot execute '/nonexistent/binary'" in out, out
         code, out = cli("start", "app", "-c", str(config))
         assert code == 1, out
         assert "app: STOPPED (waiting for db)" in out

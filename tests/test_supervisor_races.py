@@ -92,3 +92,24 @@ async def test_start_of_a_dependent_whose_dependency_is_stopped_does_not_hang(
             await sup.wait_for("app", S.RUNNING)
     finally:
         await sup.stop()
+
+
+async def test_start_of_a_program_that_cannot_start_returns_at_its_first_failure(
+    tmp_path: Path,
+) -> None:
+    # A typo in `command`: the operator's `selfheal start` must say so at once, not after
+    # the whole backoff ladder (about 50 s with the defaults) has ended in FATAL.
+    ghost = ProgramSpec("ghost", ("/nonexistent/binary",), autostart=False)
+    crash = ProgramSpec("crash", (PY, "-c", "raise SystemExit(3)"), autostart=False)
+    sup, _ = make(tmp_path, ghost, crash)
+    await sup.start()
+    try:
+        async with asyncio.timeout(5):
+            await sup.start_program("ghost")
+            await sup.start_program("crash")
+        assert sup.state("ghost") is S.BACKOFF
+        assert "cannot execute" in sup.status()[0]["reason"]
+        # Ready at spawn: its start succeeded; the crash that follows is the restart policy's.
+        assert sup.state("crash") in (S.RUNNING, S.BACKOFF, S.STARTING)
+    finally:
+        await sup.stop()

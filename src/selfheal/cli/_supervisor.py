@@ -126,14 +126,17 @@ def _action_command(verb: str, help_text: str) -> click.Command:
     def command(name: str, config: str | None, state_dir: str | None) -> None:
         quoted = urllib.parse.quote(name, safe="")
         body = _request("POST", f"/programs/{quoted}/{verb}", config, state_dir, timeout=75)
+        # After a start, STOPPED means it could not start (waiting for a dependency nobody
+        # starts, or stopped meanwhile).
+        bad = {"FATAL", "EXITED", "BACKOFF", "STOPPED"} if verb != "stop" else {"FATAL"}
         for p in body.get("processes", []):
             line = f"{p['name']}: {p['state']}" + (f" (pid {p['pid']})" if p["pid"] else "")
             if p.get("waiting_for"):
                 line += f" (waiting for {', '.join(p['waiting_for'])})"
+            elif p["state"] in bad and p.get("reason"):
+                code = p.get("exit_code")
+                line += f" ({p['reason']}" + (f", exit {code})" if code is not None else ")")
             console().print(line, markup=False)
-        # After a start, STOPPED means it could not start (waiting for a dependency nobody
-        # starts, or stopped meanwhile).
-        bad = {"FATAL", "EXITED", "BACKOFF", "STOPPED"} if verb != "stop" else {"FATAL"}
         if any(p["state"] in bad for p in body.get("processes", [])):
             raise SystemExit(1)
 

@@ -47,6 +47,9 @@ logger = logging.getLogger("selfheal.supervisor")
 _ACTIVE = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
 _IDLE = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 _STARTED_OR_GAVE_UP = frozenset({ProcessState.RUNNING, ProcessState.EXITED, ProcessState.FATAL})
+# A start request is answered at its first failure too (BACKOFF): a command that cannot run
+# is reported at once, not after the whole backoff ladder has ended in FATAL.
+_REQUEST_DONE = _STARTED_OR_GAVE_UP | {ProcessState.BACKOFF}
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +211,9 @@ class Supervisor:
     async def start_program(self, name: str) -> None:
         """Start `name` (a program or one instance ``name:N``) unless it runs.
 
-        Returns once it is ready, or the restart policy gave up (EXITED, FATAL). A program
-        whose dependencies are not ready waits for them.
+        Returns once it is ready, or failed to start (BACKOFF: the restart policy goes on;
+        EXITED, FATAL), or waits for dependencies that nobody is starting (then it starts
+        by itself once they are ready).
 
         Raises:
             KeyError: For an unknown name.
@@ -229,7 +233,7 @@ class Supervisor:
         await asyncio.gather(*(self._stop_and_wait(i) for i in self._resolve(name)))
 
     async def restart_program(self, name: str) -> None:
-        """Stop `name` if it runs, then start it; returns once it is ready (or gave up).
+        """Stop `name` if it runs, then start it; returns as `start_program` does.
 
         Raises:
             KeyError: For an unknown name.
@@ -722,14 +726,14 @@ class Supervisor:
         It also ends when the request can no longer succeed: the instance was stopped or
         replaced meanwhile, or it waits for dependencies that nobody is starting.
         """
-        if inst.life.state in _STARTED_OR_GAVE_UP and not inst.waiting:
+        if inst.life.state in _REQUEST_DONE and not inst.waiting:
             return
         if inst.waiting and not self._deps_coming(inst):
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         inst.requests.append(fut)
-        waiter = asyncio.ensure_future(self._wait(inst, _STARTED_OR_GAVE_UP))
+        waiter = asyncio.ensure_future(self._wait(inst, _REQUEST_DONE))
         try:
             await asyncio.wait([fut, waiter], return_when=asyncio.FIRST_COMPLETED)
         finally:
