@@ -412,3 +412,28 @@ def test_an_unusable_journal_is_a_one_line_error(tmp_path: Path) -> None:
     assert f"cannot open the journal {journal}" in err
     assert "[journal] enabled = false" in err
     assert not (tmp_path / "pids.txt").exists()  # nothing was started
+
+
+def test_a_second_signal_during_shutdown_does_not_abandon_the_programs(tmp_path: Path) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        '[control]\nstate_dir = "state"\n'
+        f"[programs.stubborn]\ncommand = [{json.dumps(PY)}, '-c', {json.dumps(stubborn)}]\n"
+        "stop_grace = 1.5\n"
+    )
+    proc = start_daemon(config)
+    body = json.loads(cli("status", "--json", "-c", str(config))[1])
+    pid = body["processes"][0]["pid"]
+    assert pid is not None
+    try:
+        proc.send_signal(signal.SIGTERM)
+        # The control API goes first: its file's removal says the shutdown has begun.
+        assert wait_until(lambda: not (tmp_path / "state" / "control.json").exists(), 10)
+        proc.send_signal(signal.SIGINT)  # an impatient Ctrl-C while the program holds out
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert b"Traceback" not in (tmp_path / "daemon.err").read_bytes()
+        assert wait_until(lambda: not alive(pid), 5)  # ended, not orphaned
+    finally:
+        kill_quietly(pid)

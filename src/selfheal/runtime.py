@@ -134,10 +134,18 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `run` was asked to stop (it may still be stopping components)."""
+        return self._stop_requested is not None and self._stop_requested.is_set()
+
     def request_stop(self) -> None:
         """Make `run` return (after stopping everything); safe from signal handlers."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        if self._stop_requested is None:
+            return
+        if self._stop_requested.is_set():
+            logger.warning("already stopping: waiting for the programs to stop")
+        self._stop_requested.set()
 
     async def run(
         self,
@@ -167,9 +175,12 @@ class Runtime:
             await self.start()
             await self._stop_requested.wait()
         finally:
+            # Stop with the handlers still installed: a second Ctrl-C or SIGTERM while the
+            # programs take their grace period must not kill us and leave them running.
+            self._stop_requested.set()
+            await self.stop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await self.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +476,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
 
         def hup() -> None:
+            if self.runtime.stopping:
+                logger.warning("reload ignored: the daemon is stopping")
+                return
             task = loop.create_task(self._reload_logged())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
