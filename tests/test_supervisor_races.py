@@ -113,3 +113,20 @@ async def test_start_of_a_program_that_cannot_start_returns_at_its_first_failure
         assert sup.state("crash") in (S.RUNNING, S.BACKOFF, S.STARTING)
     finally:
         await sup.stop()
+
+
+async def test_shutdown_during_a_reload_leaves_nothing_running(tmp_path: Path) -> None:
+    # SIGTERM while a SIGHUP reload restarts a slow-to-stop program: the reload must not
+    # spawn the new process after the shutdown stopped everything.
+    slow = (PY, "-c", "import signal, time; signal.signal(15, signal.SIG_IGN); time.sleep(60)")
+    sup, rec = make(tmp_path, ProgramSpec("a", slow, stop_grace=0.3))
+    await sup.start()
+    old = sup.pid("a")
+    reload = asyncio.ensure_future(sup.apply([ProgramSpec("a", slow, stop_grace=0.2)]))
+    async with asyncio.timeout(10):
+        await sup.wait_for("a", S.STOPPING)
+        await sup.stop()
+        await reload
+    pids = [e.data["pid"] for e in rec.of("process.a.started")]
+    assert old in pids
+    assert all(not alive(p) for p in pids), [(p, alive(p)) for p in pids]

@@ -183,9 +183,18 @@ class Supervisor:
         self._flush()
 
     async def stop(self) -> None:
-        """Stop every program (dependents first), then release the state dir; safe twice."""
+        """Stop every program (dependents first), then release the state dir; safe twice.
+
+        A reload in progress finishes first: otherwise it could start its new processes
+        after everything was stopped, and they would outlive the daemon.
+        """
         if not self._running:
             return
+        async with self._apply_lock:
+            if self._running:
+                await self._stop_all()
+
+    async def _stop_all(self) -> None:
         for level in reversed(self._levels()):
             await asyncio.gather(*(self._stop_and_wait(i, sweep=False) for i in level))
         # One sweep for all: what left its group (setsid) but still carries our run id.
