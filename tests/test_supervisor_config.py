@@ -165,3 +165,20 @@ def test_load_daemon_config_runs_the_graph_checks(tmp_path: Path) -> None:
 def test_control_token_must_be_long_enough() -> None:
     found = issues('[control]\ntoken = "short"\n')
     assert found["control.token"].line == 2
+
+
+def test_what_exec_would_refuse_is_a_config_error() -> None:
+    # Caught by `selfheal check`, not at the first spawn as a crash loop ending in FATAL.
+    text = (
+        "[programs.a]\n"
+        'command = ["x", "a\\u0000b"]\n'
+        'env = { "A=B" = "1", "" = "2", C = "nul\\u0000" }\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert "line 2: programs.a.command" in message
+    assert "NUL" in message
+    assert "line 3: programs.a.env" in message
+    assert "'A=B'" in message
+    assert "nul" not in message.replace("NUL", "")  # env values are not echoed

@@ -139,6 +139,26 @@ class ProgramConfig(BaseModel):
         "per spawn: it needs fork+preexec instead of vfork)",
     )
 
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, value: list[str]) -> list[str]:
+        if any("\0" in arg for arg in value):
+            raise ValueError("an argument contains a NUL character, which exec cannot pass")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not k or "=" in k or "\0" in k]
+        if bad:
+            raise ValueError(
+                f"invalid variable name(s) {', '.join(repr(k) for k in bad)}: a name is "
+                "non-empty, without '=' or NUL"
+            )
+        if any("\0" in v for v in value.values()):
+            raise ValueError("a value contains a NUL character, which exec cannot pass")
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> ProgramConfig:
         if self.shell and len(self.command) != 1:
