@@ -182,3 +182,19 @@ def test_what_exec_would_refuse_is_a_config_error() -> None:
     assert "line 3: programs.a.env" in message
     assert "'A=B'" in message
     assert "nul" not in message.replace("NUL", "")  # env values are not echoed
+
+
+def test_a_readiness_probe_gates_readiness_unless_told_otherwise() -> None:
+    # As in docs/configuration.md: a dependent of `web` starts once web's probe passes.
+    probe = '[programs.{n}.readiness]\nhttp = "http://127.0.0.1:8080/healthz"\n'
+    text = (
+        '[programs.web]\ncommand = ["w"]\n'
+        + probe.format(n="web")
+        + '[programs.fast]\ncommand = ["f"]\nready = "spawn"\n'
+        + probe.format(n="fast")
+        + '[programs.plain]\ncommand = ["p"]\n'
+    )
+    programs = parse_config(text).programs
+    assert programs["web"].to_spec("web").ready == "probe"
+    assert programs["fast"].to_spec("fast").ready == "spawn"  # said so explicitly
+    assert programs["plain"].to_spec("plain").ready == "spawn"

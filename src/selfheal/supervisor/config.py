@@ -110,9 +110,10 @@ class ProgramConfig(BaseModel):
     autostart: bool = True
     group: str | None = Field(default=None, description="name of the restart group")
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
-    ready: Literal["spawn", "notify", "probe"] = Field(
-        default="spawn",
-        description="when the program counts as ready: at spawn, on READY=1, on readiness probe",
+    ready: Literal["spawn", "notify", "probe"] | None = Field(
+        default=None,
+        description="when the program counts as ready: at spawn, on READY=1, on readiness "
+        "probe (default: 'probe' with a [readiness] probe, else 'spawn')",
     )
     backoff_initial: float = Field(default=0.1, ge=0, description="first backoff delay, s")
     backoff_factor: float = Field(default=2.0, ge=1)
@@ -192,7 +193,8 @@ class ProgramConfig(BaseModel):
             autostart=self.autostart,
             group=self.group,
             strategy=self.strategy,
-            ready=self.ready,
+            # A readiness probe that did not gate readiness would be silently ignored.
+            ready=self.ready or ("probe" if self.readiness is not None else "spawn"),
             backoff=BackoffSpec(
                 initial=self.backoff_initial,
                 factor=self.backoff_factor,
