@@ -62,8 +62,15 @@ def free_port() -> int:
 
 
 def selfheal(*args: str) -> str:
+    # Tables as wide as a terminal would give them, even when the output is piped.
+    env = {**os.environ, "COLUMNS": os.environ.get("COLUMNS", "120")}
     out = subprocess.run(
-        [PY, "-m", "selfheal", *args], capture_output=True, text=True, check=False, timeout=30
+        [PY, "-m", "selfheal", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+        env=env,
     )
     if out.returncode != 0:
         raise SystemExit(f"selfheal {' '.join(args)} failed:\n{out.stdout}{out.stderr}")
@@ -148,18 +155,42 @@ def main() -> None:
                     in selfheal("events", "--json", "-c", str(config), "--type", "recovery.*")
                 ),
             )
-            print(selfheal("events", "-c", str(config), "--type", "recovery.*"), end="")
+            for line in selfheal(
+                "events", "--json", "-c", str(config), "--type", "recovery.*"
+            ).splitlines():
+                event = json.loads(line)
+                data = event.get("data", {})
+                detail = {
+                    "recovery.api.started": f"rule {data.get('rule')!r}",
+                    "recovery.api.succeeded": (
+                        f"{', '.join(_checks(data)) or 'no checks'} "
+                        f"(the recovery took {data.get('duration', 0) * 1000:.0f} ms)"
+                    ),
+                }.get(event["type"], "")
+                print(f"   {event['type']:<26} {detail}")
 
             say("selfheal incidents: the journal of what happened")
             print(selfheal("incidents", "-c", str(config)), end="")
         finally:
             say("SIGTERM to the daemon: clean shutdown")
-            pids = [p["pid"] for p in processes(config).values() if p["pid"]]
+            try:
+                pids = [p["pid"] for p in processes(config).values() if p["pid"]]
+            except (OSError, ValueError, httpx.HTTPError):  # the daemon is gone already
+                pids = []
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=30)
             err.close()
             left = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
             print(f"daemon exited with {code}; programs left running: {left or 'none'}")
+
+
+def _checks(data: dict[str, Any]) -> list[str]:
+    """Return what the last try of a recovery verified: ``check: status`` each."""
+    tries = data.get("tries") or [{}]
+    checks = tries[-1].get("checks") or {}
+    if isinstance(checks, dict):
+        return [f"verified {name}: {status}" for name, status in checks.items()]
+    return [f"verified {c}" for c in checks]
 
 
 if __name__ == "__main__":

@@ -171,6 +171,9 @@ def test_sigkilled_daemon_leaves_no_orphans_after_restart(tmp_path: Path) -> Non
         first.kill()  # no clean-up at all
         first.wait(timeout=10)
         assert alive(grandchild)  # orphaned, for now
+        code, out = cli("status", "-c", str(config))  # its control.json is stale
+        assert code == 2
+        assert f"no daemon is running (pid {first.pid} in" in out, out
         (tmp_path / "pids.txt").unlink()
         second = start_daemon(config)
         try:
@@ -208,6 +211,11 @@ def test_commands_without_a_daemon_say_so(tmp_path: Path) -> None:
     code, out = cli("status", "--state-dir", str(tmp_path))
     assert code == 2
     assert "no daemon is running" in out
+    for junk in ("[1, 2]", '{"pid": "x"}', "{broken", '{"pid": 1, "url": 3}'):
+        (tmp_path / "control.json").write_text(junk)
+        code, out = cli("stop", "web", "--state-dir", str(tmp_path))
+        assert code == 2, (junk, out)
+        assert "no daemon is running" in out, out
 
 
 def test_second_daemon_on_the_same_state_dir_is_refused(
@@ -233,3 +241,199 @@ def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     assert not alive(child)
     assert wait_until(lambda: not alive(grandchild), 5)
     assert not (tmp_path / "state" / "control.json").exists()
+    assert not (tmp_path / "state" / "control.token").exists()  # no credential left behind
+    assert not (tmp_path / "state" / "notify.sock").exists()
+
+
+def test_bad_config_files_are_one_line_errors_not_tracebacks(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(b'[programs.caf\xe9]\ncommand = ["x"]\n')
+    for args in (
+        ("check", str(latin1)),
+        ("run", str(latin1)),
+        ("status", "-c", str(latin1)),
+        ("logs", "x", "-c", str(latin1)),
+    ):
+        code, out = cli(*args)
+        assert code == 2, (args, out)
+        assert "not UTF-8" in out, (args, out)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[programs.a\n")
+    code, out = cli("logs", "x", "-c", str(broken), "--state-dir", str(tmp_path / "none"))
+    assert code == 2, out
+    assert "not valid TOML" in out
+
+
+def test_program_names_reach_the_daemon_intact(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    config, _ = daemon
+    state = str(config.parent / "state")
+    for name in ("other?x", "other#1", "a/b", "%2e%2e"):
+        code, out = cli("stop", name, "--state-dir", state)
+        assert code == 1, (name, out)
+        assert f"no program or process {name!r}; known: spawner, other" in out, out
+    code, out = cli("status", "--json", "--state-dir", state)
+    assert {p["name"]: p["state"] for p in json.loads(out)["processes"]}["other"] == "RUNNING"
+
+
+def test_start_that_cannot_succeed_says_why_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        '[control]\nstate_dir = "state"\n'
+        f"[programs.db]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+        "autostart = false\n"
+        f"[programs.app]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+        'depends_on = ["db"]\nautostart = false\n'
+        '[programs.ghost]\ncommand = ["/nonexistent/binary"]\nautostart = false\n'
+    )
+    proc = start_daemon(config)
+    try:
+        code, out = cli("start", "ghost", "-c", str(config))  # answered at its first failure
+        assert code == 1, out
+        assert "ghost: BACKOFF (cannot execute '/nonexistent/binary'" in out, out
+        code, out = cli("start", "app", "-c", str(config))
+        assert code == 1, out
+        assert "app: STOPPED (waiting for db)" in out
+        code, out = cli("start", "db", "-c", str(config))
+        assert code == 0, out
+
+        def app_state() -> str:
+            body = json.loads(cli("status", "--json", "-c", str(config))[1])
+            return str({p["name"]: p["state"] for p in body["processes"]}["app"])
+
+        # The dependent that waited starts once its dependency is ready.
+        assert wait_until(lambda: app_state() == "RUNNING")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_a_signal_during_start_up_is_a_clean_shutdown(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen(
+            [PY, "-m", "selfheal", "run", str(config)],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+
+        def in_daemon(pid: int = proc.pid) -> bool:
+            # Exec'ed into the lean daemon, still importing: no handler is installed yet.
+            try:
+                return b"selfheal.runtime" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return False
+
+        assert wait_until(in_daemon, 20)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, (sig, proc.returncode, err.decode())
+        assert b"Traceback" not in err
+        assert not (tmp_path / "state" / "control.json").exists()
+
+
+def test_reload_applies_recovery_rules_and_names_what_needs_a_restart(tmp_path: Path) -> None:
+    program = f"[programs.api]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
+    config = tmp_path / "selfheal.toml"
+    config.write_text('[control]\nstate_dir = "state"\n' + program + 'restart = "never"\n')
+    proc = start_daemon(config)
+
+    def api_pid() -> int | None:
+        body = json.loads(cli("status", "--json", "-c", str(config))[1])
+        return {p["name"]: p["pid"] for p in body["processes"]}["api"]  # type: ignore[no-any-return]
+
+    try:
+        config.write_text(
+            '[control]\nstate_dir = "state"\nstatus_requires_token = true\n'
+            + program
+            + 'restart = "never"\n'
+            '[[recovery]]\non = "process.api.exited"\nsteps = [{ restart = "api" }]\n'
+        )
+        code, out = cli("reload", "-c", str(config))
+        assert code == 0, out
+        assert "unchanged: api" in out
+        assert "recovery rules: 1 (reloaded)" in out
+        assert "needs a daemon restart: control" in out
+        old = api_pid()
+        assert old is not None
+        kill_quietly(old)
+        assert wait_until(lambda: api_pid() not in (None, old), 10)  # the new rule acted
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+
+
+def test_the_journal_is_readable_by_its_owner_only(
+    daemon: tuple[Path, subprocess.Popen[bytes]],
+) -> None:
+    # It holds every event, with the last lines of programs' output: like the token, 0600.
+    config, _ = daemon
+    journal = config.parent / ".selfheal" / "journal.db"
+    assert wait_until(journal.exists)
+    code, out = cli("stop", "other", "-c", str(config))  # something to write
+    assert code == 0, out
+    for path in journal.parent.glob("journal.db*"):
+        assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+def test_logs_of_a_program_with_several_processes_names_them(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("worker_0", "worker_1", "my_app"):
+        (logs / f"{name}.log").write_text(f"{name} says hi\n")
+    code, out = cli("logs", "worker", "--state-dir", str(tmp_path))
+    assert code == 2
+    assert "'worker' runs several processes: worker:0, worker:1" in out, out
+    code, out = cli("logs", "worker:1", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "worker_1 says hi" in out
+    code, out = cli("logs", "my_app", "--state-dir", str(tmp_path))
+    assert code == 0
+    assert "my_app says hi" in out
+
+
+def test_an_unusable_journal_is_a_one_line_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    journal = tmp_path / ".selfheal" / "journal.db"
+    journal.parent.mkdir()
+    journal.write_bytes(b"not a database, " * 64)
+    result = subprocess.run(
+        [PY, "-m", "selfheal", "run", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Traceback" not in err
+    assert f"cannot open the journal {journal}" in err
+    assert "[journal] enabled = false" in err
+    assert not (tmp_path / "pids.txt").exists()  # nothing was started
+
+
+def test_a_second_signal_during_shutdown_does_not_abandon_the_programs(tmp_path: Path) -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        '[control]\nstate_dir = "state"\n'
+        f"[programs.stubborn]\ncommand = [{json.dumps(PY)}, '-c', {json.dumps(stubborn)}]\n"
+        "stop_grace = 1.5\n"
+    )
+    proc = start_daemon(config)
+    body = json.loads(cli("status", "--json", "-c", str(config))[1])
+    pid = body["processes"][0]["pid"]
+    assert pid is not None
+    try:
+        proc.send_signal(signal.SIGTERM)
+        # The control API goes first: its file's removal says the shutdown has begun.
+        assert wait_until(lambda: not (tmp_path / "state" / "control.json").exists(), 10)
+        proc.send_signal(signal.SIGINT)  # an impatient Ctrl-C while the program holds out
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        assert b"Traceback" not in (tmp_path / "daemon.err").read_bytes()
+        assert wait_until(lambda: not alive(pid), 5)  # ended, not orphaned
+    finally:
+        kill_quietly(pid)

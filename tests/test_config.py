@@ -91,3 +91,32 @@ depends_on = ["db"]
     assert issue.key.startswith("programs.web.depends_on")
     assert issue.line == 4
     assert "db" in issue.message
+
+
+def test_errors_never_echo_secret_values() -> None:
+    text = (
+        "[programs.web]\n"
+        'command = ["a", "b"]\n'
+        "shell = true\n"
+        "env = { DB_PASSWORD = 987654321 }\n"
+        "[programs.api]\n"
+        'command = ["x"]\n'
+        'env = { TOKEN = ["s3cr3t-list"] }\n'
+        "[control]\n"
+        "token = 11112222333344445555\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    for secret in ("987654321", "s3cr3t", "11112222333344445555"):
+        assert secret not in message, message
+    # The problems themselves are still named, with their lines.
+    assert "line 4: programs.web.env.DB_PASSWORD" in message
+    assert "line 7: programs.api.env.TOKEN" in message
+    assert "line 9: control.token" in message
+    # A check of a whole table must not print the table (and its env) back.
+    shell = '[programs.web]\ncommand = ["a", "b"]\nshell = true\nenv = { API = "hunter2" }\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(shell)
+    assert "programs.web: Value error, with shell = true" in str(info.value)
+    assert "hunter2" not in str(info.value)

@@ -165,3 +165,36 @@ def test_load_daemon_config_runs_the_graph_checks(tmp_path: Path) -> None:
 def test_control_token_must_be_long_enough() -> None:
     found = issues('[control]\ntoken = "short"\n')
     assert found["control.token"].line == 2
+
+
+def test_what_exec_would_refuse_is_a_config_error() -> None:
+    # Caught by `selfheal check`, not at the first spawn as a crash loop ending in FATAL.
+    text = (
+        "[programs.a]\n"
+        'command = ["x", "a\\u0000b"]\n'
+        'env = { "A=B" = "1", "" = "2", C = "nul\\u0000" }\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert "line 2: programs.a.command" in message
+    assert "NUL" in message
+    assert "line 3: programs.a.env" in message
+    assert "'A=B'" in message
+    assert "nul" not in message.replace("NUL", "")  # env values are not echoed
+
+
+def test_a_readiness_probe_gates_readiness_unless_told_otherwise() -> None:
+    # As in docs/configuration.md: a dependent of `web` starts once web's probe passes.
+    probe = '[programs.{n}.readiness]\nhttp = "http://127.0.0.1:8080/healthz"\n'
+    text = (
+        '[programs.web]\ncommand = ["w"]\n'
+        + probe.format(n="web")
+        + '[programs.fast]\ncommand = ["f"]\nready = "spawn"\n'
+        + probe.format(n="fast")
+        + '[programs.plain]\ncommand = ["p"]\n'
+    )
+    programs = parse_config(text).programs
+    assert programs["web"].to_spec("web").ready == "probe"
+    assert programs["fast"].to_spec("fast").ready == "spawn"  # said so explicitly
+    assert programs["plain"].to_spec("plain").ready == "spawn"

@@ -86,3 +86,18 @@ def test_bad_registrations() -> None:
         wd.register("x", ["true"])
     with pytest.raises(ValueError, match="not registered"):
         wd.start_process("nope")
+
+
+def test_register_while_running_leaves_the_others_alone(tmp_path: Path) -> None:
+    wd = ProcessWatchdog(state_dir=tmp_path)
+    wd.register("a", SLEEP)
+    wd.start_all()
+    try:
+        pid_a = wd.processes["a"]["pid"]
+        assert pid_a is not None
+        wd.register("b", SLEEP)  # starts at once: the watchdog runs
+        assert wait_until(lambda: wd.processes["b"]["state"] == "RUNNING", 10)
+        assert wd.processes["a"]["pid"] == pid_a  # not restarted by the registration
+        assert alive(pid_a)
+    finally:
+        wd.terminate_all()

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from selfheal._redact import is_secret_key, redact
 from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
 from selfheal.store.config import JournalConfig
 from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
@@ -93,11 +94,17 @@ def load_config(path: str | Path) -> SelfhealConfig:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(
             str(path), [ConfigIssue("", None, f"cannot read: {exc.strerror}")]
         ) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte {data[exc.start]:#04x}); TOML files are UTF-8"
+        raise ConfigError(str(path), [ConfigIssue("", line, message)]) from None
     return parse_config(text, source=str(path))
 
 
@@ -145,8 +152,14 @@ def _issues(exc: ValidationError, text: str) -> list[ConfigIssue]:
     issues = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_pydantic_branch(p))
-        issues.append(ConfigIssue(_dotted(loc), locator.line_of(loc), _explain(err)))
+        issues.append(ConfigIssue(_dotted(loc), locator.line_of(loc), _explain(err, loc)))
     return issues
+
+
+def _is_secret_loc(loc: Sequence[object]) -> bool:
+    # Environment values and tokens are secrets whatever their names; so is any secret-looking
+    # key (``password``, ``api_key``...) anywhere in the file.
+    return any(isinstance(p, str) and (p in {"env", "token"} or is_secret_key(p)) for p in loc)
 
 
 def _is_pydantic_branch(part: object) -> bool:
@@ -161,15 +174,18 @@ def _dotted(loc: Sequence[object]) -> str:
     return out
 
 
-def _explain(err: Any) -> str:
+def _explain(err: Any, loc: Sequence[object] = ()) -> str:
     kind = err["type"]
     msg = str(err["msg"])
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see docs/configuration.md for valid keys)"
     if kind == "missing":
         return "required key is missing"
-    if "input" in err and kind not in {"missing"}:
-        shown = repr(err["input"])
+    if _is_secret_loc(loc):
+        return f"{msg} (value not shown: it may be a secret)"
+    # A check of a whole table would print the table back, env and all: the key says where.
+    if "input" in err and not isinstance(err["input"], dict):
+        shown = redact(repr(err["input"]))
         if len(shown) > 60:
             shown = shown[:57] + "..."
         return f"{msg} (got {shown})"

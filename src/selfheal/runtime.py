@@ -37,9 +37,13 @@ if TYPE_CHECKING:
     from selfheal.store._journal import Journal
     from selfheal.supervisor import Supervisor
 
-__all__ = ["Daemon", "DaemonPlan", "Runtime", "compile_plan", "main"]
+__all__ = ["Daemon", "DaemonPlan", "Runtime", "StartError", "compile_plan", "main"]
 
 logger = logging.getLogger("selfheal.runtime")
+
+
+class StartError(Exception):
+    """Raised when the daemon cannot start; the message says what to do about it."""
 
 
 class Runtime:
@@ -77,6 +81,33 @@ class Runtime:
         else:
             self.components.insert(self.components.index(before), component)
 
+    async def replace(
+        self, old: Component | None, new: Component | None, *, after: Component | None = None
+    ) -> None:
+        """Swap `old` for `new` at its place in the order, stopping and starting as needed.
+
+        Args:
+            old: A component of this runtime, or None to add `new`.
+            new: Its replacement, or None to remove `old`.
+            after: Where `new` goes when there is no `old` (at the end if None).
+        """
+        running = old in self._started if old is not None else bool(self._started)
+        if old is not None:
+            at = self.components.index(old)
+            if old in self._started:
+                await old.stop()
+                self._started.remove(old)
+            self.components.remove(old)
+        else:
+            at = self.components.index(after) + 1 if after is not None else len(self.components)
+        if new is None:
+            return
+        self.components.insert(at, new)
+        if running:
+            await new.start()
+            started = [c for c in self.components if c in self._started or c is new]
+            self._started = started
+
     async def start(self) -> None:
         """Start every component in order; on failure stop the started ones and raise."""
         for component in self.components:
@@ -103,10 +134,18 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `run` was asked to stop (it may still be stopping components)."""
+        return self._stop_requested is not None and self._stop_requested.is_set()
+
     def request_stop(self) -> None:
         """Make `run` return (after stopping everything); safe from signal handlers."""
-        if self._stop_requested is not None:
-            self._stop_requested.set()
+        if self._stop_requested is None:
+            return
+        if self._stop_requested.is_set():
+            logger.warning("already stopping: waiting for the programs to stop")
+        self._stop_requested.set()
 
     async def run(
         self,
@@ -129,13 +168,19 @@ class Runtime:
         for sig, handler in (on_signal or {}).items():
             loop.add_signal_handler(sig, handler)
             installed.append(sig)
+        # `selfheal run` blocks them across its exec so that none is lost or fatal while the
+        # daemon starts: handled now, they may come (a pending one is delivered at once).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, installed)
         try:
             await self.start()
             await self._stop_requested.wait()
         finally:
+            # Stop with the handlers still installed: a second Ctrl-C or SIGTERM while the
+            # programs take their grace period must not kill us and leave them running.
+            self._stop_requested.set()
+            await self.stop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await self.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,10 +389,17 @@ class Daemon:
     def _journal(self, section: dict[str, Any] | None, clock: Clock) -> Journal | None:
         if not section or not section.get("enabled", True):
             return None
+        import sqlite3
+
         from selfheal.store._journal import Journal, JournalOptions
         from selfheal.store._sqlite import SqliteJournalStore
 
-        store = SqliteJournalStore(Path(section["path"]), synchronous=section["synchronous"])
+        path = Path(section["path"])
+        try:
+            _private_file(path)
+            store = SqliteJournalStore(path, synchronous=section["synchronous"])
+        except (OSError, sqlite3.Error) as exc:
+            raise StartError(_journal_advice(path, exc)) from exc
         options = JournalOptions(**section.get("options", {}))
         return Journal(self.runtime.bus, store, options=options, clock=clock)
 
@@ -389,24 +441,44 @@ class Daemon:
         return f"Daemon({self.plan.config_path!r})"
 
     async def reload(self) -> dict[str, Any]:
-        """Re-read the config file and apply its programs (only changed ones restart).
+        """Re-read the config file: apply its programs (only changed ones restart) and rules.
+
+        Recovery rules are replaced when ``[[recovery]]`` or ``[recovery_engine]`` changed
+        (running recoveries are cancelled). ``[control]`` and ``[journal]`` changes need a
+        restart of the daemon: the answer names them under ``restart_needed``.
 
         Raises:
             ReloadError: If the file is not a valid config; nothing is changed then.
         """
         plan = await self._recompile(self.plan.config_path)
-        if (plan.control, plan.state_dir) != (self.plan.control, self.plan.state_dir):
-            logger.warning("reload: [control] changes take effect at the next start")
-        result = await self.supervisor.apply(plan.programs)
+        old, new = self.plan, plan
+        restart_needed = []
+        if (new.control, new.state_dir, new.log_dir) != (old.control, old.state_dir, old.log_dir):
+            restart_needed.append("control")
+        if new.extra.get("journal") != old.extra.get("journal"):
+            restart_needed.append("journal")
+        if restart_needed:
+            logger.warning("reload: %s changes take effect at the next start", restart_needed)
+        result: dict[str, Any] = dict((await self.supervisor.apply(plan.programs)).to_dict())
+        rule_keys = ("recovery", "recovery_engine")
+        if any(new.extra.get(k) != old.extra.get(k) for k in rule_keys):
+            engine = self._recovery(plan.extra, self.runtime.clock)
+            # After the supervisor, as at start: stopped before it at shutdown.
+            await self.runtime.replace(self.recovery, engine, after=self.supervisor)
+            self.recovery = engine
+            result["recovery_rules"] = len(plan.extra.get("recovery") or [])
         self.plan = plan
-        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result.to_dict())
-        return result.to_dict()
+        self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result)
+        return {**result, "restart_needed": restart_needed}
 
     async def run(self) -> None:
         """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""
         loop = asyncio.get_running_loop()
 
         def hup() -> None:
+            if self.runtime.stopping:
+                logger.warning("reload ignored: the daemon is stopping")
+                return
             task = loop.create_task(self._reload_logged())
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
@@ -422,6 +494,26 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
+
+
+def _journal_advice(path: Path | str, exc: BaseException) -> str:
+    return (
+        f"cannot open the journal {path}: {exc} (move the file away, or set "
+        "[journal] enabled = false)"
+    )
+
+
+def _private_file(path: Path) -> None:
+    """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
+
+    The journal holds every event, with the last lines of programs' output. SQLite creates
+    its side files with the main file's mode, so creating that one 0600 is enough.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o600)
 
 
 #: Exit status of a daemon that found another one on its state dir.
@@ -468,7 +560,13 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
-    daemon = Daemon(plan)
+    import sqlite3
+
+    try:
+        daemon = Daemon(plan)
+    except StartError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
     events = logging.getLogger("selfheal.events")
 
     def log_event(event: Any) -> None:
@@ -489,6 +587,10 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
         return EXIT_LOCKED
     except OSError as exc:  # e.g. the control port is taken: say so, no traceback
         sys.stderr.write(f"error: cannot run the daemon: {exc}\n")
+        return 1
+    except sqlite3.Error as exc:  # the journal failed as it started (disk full, locked...)
+        path = (plan.extra.get("journal") or {}).get("path", "")
+        sys.stderr.write(f"error: {_journal_advice(path, exc)}\n")
         return 1
     return 0
 

@@ -7,9 +7,12 @@ config (``-c``, default ``./selfheal.toml``), else ``./.selfheal``.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import signal
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -62,7 +65,13 @@ def run(config: str, verbose: bool) -> None:
         argv.append("--verbose")
     sys.stdout.flush()
     sys.stderr.flush()
+    # The mask survives exec: a SIGINT/SIGTERM while the daemon imports stays pending until
+    # it has handlers (`Runtime.run` unblocks them), a clean shutdown instead of a traceback.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _DAEMON_SIGNALS)
     os.execv(sys.executable, argv)  # noqa: S606 - an argv list, no shell
+
+
+_DAEMON_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 @click.command()
@@ -115,12 +124,19 @@ def _action_command(verb: str, help_text: str) -> click.Command:
     @_config_option
     @_state_option
     def command(name: str, config: str | None, state_dir: str | None) -> None:
-        body = _request("POST", f"/programs/{name}/{verb}", config, state_dir, timeout=75)
+        quoted = urllib.parse.quote(name, safe="")
+        body = _request("POST", f"/programs/{quoted}/{verb}", config, state_dir, timeout=75)
+        # After a start, STOPPED means it could not start (waiting for a dependency nobody
+        # starts, or stopped meanwhile).
+        bad = {"FATAL", "EXITED", "BACKOFF", "STOPPED"} if verb != "stop" else {"FATAL"}
         for p in body.get("processes", []):
-            console().print(
-                f"{p['name']}: {p['state']}" + (f" (pid {p['pid']})" if p["pid"] else "")
-            )
-        bad = {"FATAL", "EXITED", "BACKOFF"} if verb != "stop" else {"FATAL"}
+            line = f"{p['name']}: {p['state']}" + (f" (pid {p['pid']})" if p["pid"] else "")
+            if p.get("waiting_for"):
+                line += f" (waiting for {', '.join(p['waiting_for'])})"
+            elif p["state"] in bad and p.get("reason"):
+                code = p.get("exit_code")
+                line += f" ({p['reason']}" + (f", exit {code})" if code is not None else ")")
+            console().print(line, markup=False)
         if any(p["state"] in bad for p in body.get("processes", [])):
             raise SystemExit(1)
 
@@ -136,11 +152,22 @@ restart = _action_command("restart", "Restart program NAME.")
 @_config_option
 @_state_option
 def reload(config: str | None, state_dir: str | None) -> None:
-    """Re-read the daemon's config; restart only programs whose config changed."""
+    """Re-read the daemon's config; restart only programs whose config changed.
+
+    Recovery rules are reloaded too; [control] and [journal] changes need a daemon restart.
+    """
     body = _request("POST", "/reload", config, state_dir, timeout=75)
     for key in ("added", "removed", "changed", "unchanged"):
         names = body.get(key) or []
-        console().print(f"{key}: {', '.join(names) if names else '-'}")
+        console().print(f"{key}: {', '.join(names) if names else '-'}", markup=False)
+    if "recovery_rules" in body:
+        console().print(f"recovery rules: {body['recovery_rules']} (reloaded)")
+    if body.get("restart_needed"):
+        console().print(
+            f"needs a daemon restart: {', '.join(body['restart_needed'])} "
+            "(changed, but applied only when the daemon starts)",
+            markup=False,
+        )
 
 
 @click.command()
@@ -162,6 +189,15 @@ def logs(
     log_dir = _log_dir(config, state_dir)
     path = log_path(log_dir, name)
     if not path.exists():
+        # A program with numprocs > 1 has one log per process: NAME:N is NAME_N.log.
+        numbered = sorted(
+            (int(n), f"{name}:{n}")
+            for p in Path(log_dir).glob(f"{glob.escape(name)}_*.log")
+            if (n := p.name.removesuffix(".log").removeprefix(f"{name}_")).isdigit()
+        )
+        if numbered:
+            names = ", ".join(n for _, n in numbered)
+            fail(f"{name!r} runs several processes: {names}; name one (selfheal logs {name}:0)")
         known = sorted(p.name.removesuffix(".log") for p in Path(log_dir).glob("*.log"))
         fail(f"no log for {name!r} in {log_dir}; known: {', '.join(known) or 'none'}")
     for line in _last_lines(path, lines):
@@ -244,9 +280,12 @@ def _log_dir(config: str | None, state_dir: str | None) -> Path:
     if config is not None or state_dir is None:
         path = Path(config) if config is not None else Path("selfheal.toml")
         if path.exists():
-            from selfheal.config import load_config
+            from selfheal.config import ConfigError, load_config
 
-            cfg = load_config(path)
+            try:
+                cfg = load_config(path)
+            except ConfigError as exc:
+                fail(str(exc))
             if cfg.control.log_dir:
                 return path.resolve().parent / cfg.control.log_dir
     return sdir / "logs"
@@ -269,6 +308,20 @@ def _request(
         info = read_control_file(sdir)
     except (OSError, ValueError):
         fail(f"no daemon is running with state dir {sdir} (start one: selfheal run CONFIG)")
+    if not (
+        isinstance(info, dict)
+        and isinstance(info.get("pid"), int)
+        and isinstance(info.get("url") or info.get("socket"), str)
+    ):
+        fail(
+            f"no daemon is running with state dir {sdir} ({sdir / 'control.json'} is not one "
+            "a daemon wrote; start one: selfheal run CONFIG)"
+        )
+    if not Path(f"/proc/{info['pid']}").exists():
+        fail(
+            f"no daemon is running (pid {info['pid']} in {sdir / 'control.json'} is gone: it "
+            "was killed; start one: selfheal run CONFIG)"
+        )
     headers = {}
     try:
         headers["Authorization"] = "Bearer " + Path(info["token_file"]).read_text().strip()

@@ -31,6 +31,7 @@ from selfheal.supervisor._proc import (
     StateFile,
     end_processes,
     find_leftovers,
+    find_marked,
     proc_session,
     proc_start_time,
     signal_group,
@@ -46,6 +47,9 @@ logger = logging.getLogger("selfheal.supervisor")
 _ACTIVE = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
 _IDLE = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 _STARTED_OR_GAVE_UP = frozenset({ProcessState.RUNNING, ProcessState.EXITED, ProcessState.FATAL})
+# A start request is answered at its first failure too (BACKOFF): a command that cannot run
+# is reported at once, not after the whole backoff ladder has ended in FATAL.
+_REQUEST_DONE = _STARTED_OR_GAVE_UP | {ProcessState.BACKOFF}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,9 @@ class _Instance:
         self.state_task: asyncio.Future[Any] | asyncio.Handle | None = None
         self.run_tasks: list[asyncio.Future[Any]] = []
         self.waiters: list[tuple[frozenset[ProcessState], asyncio.Future[None]]] = []
+        # Futures of start/restart requests: released when the request can no longer
+        # succeed (stopped meanwhile, replaced by a reload, dependencies nobody starts).
+        self.requests: list[asyncio.Future[None]] = []
         self.env: dict[str, str] = {}
         self.log_failed = False
 
@@ -140,6 +147,8 @@ class Supervisor:
         self._run_id = os.urandom(8).hex()
         self._events: list[tuple[str, str, dict[str, Any]]] = []
         self._running = False
+        # Reloads (SIGHUP and the API at once) must not interleave their stops and swaps.
+        self._apply_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"Supervisor(programs={list(self._specs)}, state_dir={str(self.state_dir)!r})"
@@ -174,14 +183,24 @@ class Supervisor:
         self._flush()
 
     async def stop(self) -> None:
-        """Stop every program (dependents first), then release the state dir; safe twice."""
+        """Stop every program (dependents first), then release the state dir; safe twice.
+
+        A reload in progress finishes first: otherwise it could start its new processes
+        after everything was stopped, and they would outlive the daemon.
+        """
         if not self._running:
             return
+        async with self._apply_lock:
+            if self._running:
+                await self._stop_all()
+
+    async def _stop_all(self) -> None:
         for level in reversed(self._levels()):
-            await asyncio.gather(*(self._stop_and_wait(i) for i in level))
+            await asyncio.gather(*(self._stop_and_wait(i, sweep=False) for i in level))
+        # One sweep for all: what left its group (setsid) but still carries our run id.
+        await self._end_escapees(None)
         for inst in self._instances.values():
-            self._cancel_all(inst)
-            inst.log.close()
+            self._discard(inst)
         self._instances.clear()
         if self._notify is not None:
             self._notify.close()
@@ -201,8 +220,9 @@ class Supervisor:
     async def start_program(self, name: str) -> None:
         """Start `name` (a program or one instance ``name:N``) unless it runs.
 
-        Returns once it is ready, or the restart policy gave up (EXITED, FATAL). A program
-        whose dependencies are not ready waits for them.
+        Returns once it is ready, or failed to start (BACKOFF: the restart policy goes on;
+        EXITED, FATAL), or waits for dependencies that nobody is starting (then it starts
+        by itself once they are ready).
 
         Raises:
             KeyError: For an unknown name.
@@ -211,7 +231,7 @@ class Supervisor:
         for inst in insts:
             self._want(inst)
         self._flush()
-        await asyncio.gather(*(self._wait(i, _STARTED_OR_GAVE_UP) for i in insts))
+        await asyncio.gather(*(self._request(i) for i in insts))
 
     async def stop_program(self, name: str) -> None:
         """Stop `name`: stop signal to its process group, SIGKILL after the grace period.
@@ -222,7 +242,7 @@ class Supervisor:
         await asyncio.gather(*(self._stop_and_wait(i) for i in self._resolve(name)))
 
     async def restart_program(self, name: str) -> None:
-        """Stop `name` if it runs, then start it; returns once it is ready (or gave up).
+        """Stop `name` if it runs, then start it; returns as `start_program` does.
 
         Raises:
             KeyError: For an unknown name.
@@ -234,7 +254,7 @@ class Supervisor:
             else:
                 self._fire(inst, Trigger.RESTART, "restart requested")
         self._flush()
-        await asyncio.gather(*(self._wait(i, _STARTED_OR_GAVE_UP) for i in insts))
+        await asyncio.gather(*(self._request(i) for i in insts))
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -308,7 +328,8 @@ class Supervisor:
     async def apply(self, programs: Iterable[ProgramSpec]) -> ReloadResult:
         """Reconfigure: stop removed programs, restart changed ones, start added ones.
 
-        Programs whose spec is unchanged are not touched.
+        Programs whose spec is unchanged are not touched. Overlapping calls run one after
+        the other, each against what the previous one left.
 
         Args:
             programs: The new complete list.
@@ -316,6 +337,11 @@ class Supervisor:
         Returns:
             What was added, removed, changed and left alone.
         """
+        programs = list(programs)
+        async with self._apply_lock:
+            return await self._apply(programs)
+
+    async def _apply(self, programs: list[ProgramSpec]) -> ReloadResult:
         new = {p.name: p for p in programs}
         old = self._specs
         removed = [n for n in old if n not in new]
@@ -326,8 +352,7 @@ class Supervisor:
             insts = self._instances_of(name)
             await asyncio.gather(*(self._stop_and_wait(i) for i in insts))
             for inst in insts:
-                self._cancel_all(inst)
-                inst.log.close()
+                self._discard(inst)
                 del self._instances[inst.name]
         self._specs = new
         if self._running:
@@ -366,6 +391,15 @@ class Supervisor:
             env["SELFHEAL_PROGRAM"] = iname
             inst.env = env
             self._instances[iname] = inst
+
+    def _discard(self, inst: _Instance) -> None:
+        """Forget a stopped instance: timers, watches, its log, and whoever waits on it."""
+        self._cancel_all(inst)
+        inst.log.close()
+        for _, fut in inst.waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._release_requests(inst)
 
     def _instances_of(self, program: str) -> list[_Instance]:
         return [i for i in self._instances.values() if i.spec.name == program]
@@ -416,6 +450,9 @@ class Supervisor:
         for states, fut in list(inst.waiters):
             if inst.life.state in states and not fut.done():
                 fut.set_result(None)
+        if new.state in _IDLE:
+            # A dependency that stopped or gave up may strand start requests of dependents.
+            self._release_stranded()
 
     def _enter(self, inst: _Instance, old: Lifecycle, new: Lifecycle) -> None:
         if inst.state_task is not None:
@@ -666,11 +703,85 @@ class Supervisor:
             if inst is not failed and inst.life.state in _ACTIVE:
                 self._fire(inst, Trigger.RESTART, f"group {spec.group}: {failed.name} failed")
 
-    async def _stop_and_wait(self, inst: _Instance) -> None:
+    def _deps_coming(self, inst: _Instance, seen: frozenset[str] = frozenset()) -> bool:
+        """Whether every unready dependency of `inst` is on its way to being ready."""
+        for dep in self._unready_deps(inst):
+            for d in self._instances_of(dep):
+                life = d.life
+                if life.state in (ProcessState.STARTING, ProcessState.BACKOFF):
+                    continue
+                if life.state is ProcessState.STOPPING and life.then_start:
+                    continue
+                if d.waiting and d.name not in seen and self._deps_coming(d, seen | {inst.name}):
+                    continue
+                if life.state is ProcessState.RUNNING:
+                    continue
+                return False
+        return True
+
+    def _release_requests(self, inst: _Instance) -> None:
+        for fut in inst.requests:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _release_stranded(self) -> None:
+        for inst in self._instances.values():
+            if inst.requests and inst.waiting and not self._deps_coming(inst):
+                self._release_requests(inst)
+
+    async def _request(self, inst: _Instance) -> None:
+        """Wait for a start or restart of `inst` to succeed or fail.
+
+        It also ends when the request can no longer succeed: the instance was stopped or
+        replaced meanwhile, or it waits for dependencies that nobody is starting.
+        """
+        if inst.life.state in _REQUEST_DONE and not inst.waiting:
+            return
+        if inst.waiting and not self._deps_coming(inst):
+            return
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        inst.requests.append(fut)
+        waiter = asyncio.ensure_future(self._wait(inst, _REQUEST_DONE))
+        try:
+            await asyncio.wait([fut, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            inst.requests.remove(fut)
+
+    async def _stop_and_wait(self, inst: _Instance, *, sweep: bool = True) -> None:
         inst.waiting = False
+        self._release_requests(inst)
+        # Also after a crash (BACKOFF, EXITED, FATAL): what escaped that run is still about.
+        swept_before = inst.life.state is ProcessState.STOPPED
         self._fire(inst, Trigger.STOP)
         self._flush()
         await self._wait(inst, _IDLE)
+        if sweep and not swept_before:
+            await self._end_escapees(inst)
+
+    async def _end_escapees(self, inst: _Instance | None) -> None:
+        """End descendants that left the process group (``setsid``) but carry our run id.
+
+        Not on the crash path (a /proc scan costs milliseconds): after a deliberate stop of
+        `inst`, or of everything (None) at shutdown.
+        """
+        if inst is not None and inst.life.state not in _IDLE:
+            return  # started again meanwhile: what carries its name is its new run's
+        pids = find_marked(self._run_id, inst.name if inst is not None else None)
+        pids = [p for p in pids if p not in self._by_pid]
+        if not pids:
+            return
+        what = inst.name if inst is not None else "the stopped programs"
+        logger.warning("ending %d process(es) of %s that left the group: %s", len(pids), what, pids)
+        await end_processes(pids, self._leftover_grace, self.clock.asleep)
+        self._emit(
+            "supervisor.leftovers.ended",
+            Severity.WARNING,
+            instance=inst.name if inst is not None else None,
+            pids=pids,
+        )
+        self._flush()
 
     async def _wait(self, inst: _Instance, states: frozenset[ProcessState]) -> None:
         if inst.life.state in states:

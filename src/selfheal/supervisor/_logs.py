@@ -37,13 +37,20 @@ class OutputLog:
 
     def _open(self) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        self.path.parent.mkdir(parents=True, exist_ok=True)  # removed under us: made again
         self._fd = os.open(self.path, flags, 0o640)
         self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:
-        """Append `data`, rotating first if it would pass the size limit."""
+        """Append `data`, rotating first if it would pass the size limit.
+
+        Raises:
+            OSError: If the file cannot be written (the next write tries again).
+        """
         if not data:
             return
+        if self._fd < 0:
+            self._open()
         if self._size and self._size + len(data) > self.spec.max_bytes:
             self.rotate()
         os.write(self._fd, data)
@@ -55,17 +62,22 @@ class OutputLog:
 
     def rotate(self) -> None:
         """Move ``NAME.log`` to ``NAME.log.1`` (and so on) and start a new file."""
-        os.close(self._fd)
+        # Never keep a closed descriptor: its number would be reused by the next open (a
+        # socket, the journal) and the program's output written there.
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
         backups = self.spec.backups
-        if backups <= 0:
-            with contextlib.suppress(FileNotFoundError):
+        # Files may have been moved or removed by someone else: rotate what is there.
+        with contextlib.suppress(FileNotFoundError):
+            if backups <= 0:
                 self.path.unlink()
-        else:
-            for i in range(backups - 1, 0, -1):
-                src = self.path.with_name(f"{self.path.name}.{i}")
-                if src.exists():
-                    src.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+            else:
+                for i in range(backups - 1, 0, -1):
+                    src = self.path.with_name(f"{self.path.name}.{i}")
+                    with contextlib.suppress(FileNotFoundError):
+                        src.replace(self.path.with_name(f"{self.path.name}.{i + 1}"))
+                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         self._open()
 
     def tail(self) -> list[str]:

@@ -31,6 +31,7 @@ __all__ = [
     "StateFile",
     "end_processes",
     "find_leftovers",
+    "find_marked",
     "proc_session",
     "proc_start_time",
     "signal_group",
@@ -41,6 +42,8 @@ logger = logging.getLogger("selfheal.supervisor")
 
 #: Environment variable every child (and, usually, its children) inherits: the daemon's run id.
 RUN_ENV = "SELFHEAL_RUN_ID"
+#: Environment variable naming the instance a child (and its descendants) belongs to.
+PROGRAM_ENV = "SELFHEAL_PROGRAM"
 
 _PR_SET_PDEATHSIG = 1
 _HAS_PIDFD = hasattr(os, "pidfd_open")
@@ -203,11 +206,43 @@ def proc_session(pid: int) -> int | None:
     return None if stat is None else int(stat[3])
 
 
-def _environ_has(pid: int, marker: bytes) -> bool:
+def _environ(pid: int) -> list[bytes]:
     try:
-        return marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
-        return False
+        return []
+
+
+def _env_value(env: list[bytes], name: str) -> str | None:
+    prefix = f"{name}=".encode()
+    for item in env:
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def find_marked(run_id: str, instance: str | None = None) -> list[int]:
+    """Return the processes whose environment carries `run_id` (and `instance`, if given).
+
+    Every child gets both in its environment and its descendants inherit them, so this finds
+    grandchildren that left the child's process group or session (``setsid``, double-fork
+    daemons), unless they replaced their environment when they exec'ed.
+
+    Args:
+        run_id: A daemon's run id (``SELFHEAL_RUN_ID``).
+        instance: Only the processes of this instance (``SELFHEAL_PROGRAM``).
+
+    Returns:
+        Their pids (never this process's).
+    """
+    marker = f"{RUN_ENV}={run_id}".encode()
+    program = f"{PROGRAM_ENV}={instance}".encode() if instance is not None else None
+    found = []
+    for pid in _all_pids():
+        env = _environ(pid)
+        if marker in env and (program is None or program in env):
+            found.append(pid)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +316,8 @@ def find_leftovers(records: list[ChildRecord]) -> dict[str, list[int]]:
     """Find the processes a dead daemon's children left behind, proven to be ours.
 
     A process counts when it is a recorded child whose start time matches (its pid was not
-    reused), or when it is in a recorded child's session and carries the dead run's id in its
-    environment (a grandchild).
+    reused), or when it carries the dead run's id in its environment (a grandchild, also one
+    that left the child's session).
 
     Args:
         records: From the dead daemon's state file.
@@ -292,16 +327,22 @@ def find_leftovers(records: list[ChildRecord]) -> dict[str, list[int]]:
     """
     found: dict[str, list[int]] = {}
     by_session = {r.pid: r for r in records}
+    run_ids = {r.run_id for r in records}
+    taken: set[int] = set()
     for rec in records:
         if rec.start_time is not None and proc_start_time(rec.pid) == rec.start_time:
             found.setdefault(rec.name, []).append(rec.pid)
+            taken.add(rec.pid)
     for pid in _all_pids():
+        if pid in taken:
+            continue
+        env = _environ(pid)
+        if _env_value(env, RUN_ENV) not in run_ids:
+            continue
         sid = proc_session(pid)
         leader = by_session.get(sid) if sid is not None else None
-        if leader is None or pid in found.get(leader.name, ()):
-            continue
-        if _environ_has(pid, f"{RUN_ENV}={leader.run_id}".encode()):
-            found.setdefault(leader.name, []).append(pid)
+        name = leader.name if leader is not None else _env_value(env, PROGRAM_ENV) or "?"
+        found.setdefault(name, []).append(pid)
     return found
 
 

@@ -110,9 +110,10 @@ class ProgramConfig(BaseModel):
     autostart: bool = True
     group: str | None = Field(default=None, description="name of the restart group")
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
-    ready: Literal["spawn", "notify", "probe"] = Field(
-        default="spawn",
-        description="when the program counts as ready: at spawn, on READY=1, on readiness probe",
+    ready: Literal["spawn", "notify", "probe"] | None = Field(
+        default=None,
+        description="when the program counts as ready: at spawn, on READY=1, on readiness "
+        "probe (default: 'probe' with a [readiness] probe, else 'spawn')",
     )
     backoff_initial: float = Field(default=0.1, ge=0, description="first backoff delay, s")
     backoff_factor: float = Field(default=2.0, ge=1)
@@ -138,6 +139,26 @@ class ProgramConfig(BaseModel):
         description="ask the kernel to SIGTERM the child when the daemon dies (costs ~2 ms "
         "per spawn: it needs fork+preexec instead of vfork)",
     )
+
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, value: list[str]) -> list[str]:
+        if any("\0" in arg for arg in value):
+            raise ValueError("an argument contains a NUL character, which exec cannot pass")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [k for k in value if not k or "=" in k or "\0" in k]
+        if bad:
+            raise ValueError(
+                f"invalid variable name(s) {', '.join(repr(k) for k in bad)}: a name is "
+                "non-empty, without '=' or NUL"
+            )
+        if any("\0" in v for v in value.values()):
+            raise ValueError("a value contains a NUL character, which exec cannot pass")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ProgramConfig:
@@ -172,7 +193,8 @@ class ProgramConfig(BaseModel):
             autostart=self.autostart,
             group=self.group,
             strategy=self.strategy,
-            ready=self.ready,
+            # A readiness probe that did not gate readiness would be silently ignored.
+            ready=self.ready or ("probe" if self.readiness is not None else "spawn"),
             backoff=BackoffSpec(
                 initial=self.backoff_initial,
                 factor=self.backoff_factor,

@@ -126,7 +126,10 @@ class ProcessWatchdog:
             stop_grace=self._stop_grace,
         )
         if self._supervisor is not None:
-            self._call(self._supervisor.apply(self._specs.values()))
+            # The specs the supervisor runs are the no-autostart ones `boot` applied: the same
+            # here, or every running program would count as changed and be restarted.
+            self._call(self._supervisor.apply(_no_autostart(self._specs.values())))
+            self._call(self._supervisor.start_program(name))
 
     def start_all(self) -> None:
         """Start the supervisor thread and every registered program; returns once started."""

@@ -131,7 +131,8 @@ def control_app(
     return Starlette(
         routes=[
             Route("/status", status, methods=["GET"]),
-            Route("/programs/{name}/{action}", action, methods=["POST"]),
+            # `path`, so that a name with a '/' gets "no program" rather than a bare 404.
+            Route("/programs/{name:path}/{action}", action, methods=["POST"]),
             Route("/reload", do_reload, methods=["POST"]),
         ]
     )
@@ -254,12 +255,13 @@ class ControlServer:
         return sock
 
     async def stop(self) -> None:
-        """Stop serving and remove the control file; safe to call twice."""
+        """Stop serving, remove the control and token files; safe to call twice."""
         server, self._server = self._server, None
         if server is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            (self.state_dir / CONTROL_FILE).unlink()
+        for name in (CONTROL_FILE, TOKEN_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / name).unlink()
         server.should_exit = True
         await server.shutdown()
         if self._sock is not None:

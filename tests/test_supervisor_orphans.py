@@ -1,0 +1,108 @@
+"""Grandchildren that leave the process group (``setsid``) still never outlive a stop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from selfheal.events import EventBus
+from selfheal.supervisor import ProgramSpec, Supervisor
+from supervisor_helpers import PY, Recorder, alive, kill_quietly, read_int, wait_until
+
+pytestmark = pytest.mark.anyio
+
+# A child whose grandchild daemonizes: a new session, SIGTERM ignored.
+ESCAPER = """
+import os, signal, subprocess, sys, time
+code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+p = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+open(sys.argv[1], "w").write(str(p.pid))
+time.sleep(60)
+"""
+
+
+def make(tmp_path: Path, pidfile: Path, **kw: object) -> tuple[Supervisor, Recorder]:
+    bus = EventBus()
+    rec = Recorder(bus)
+    spec = ProgramSpec("p", (PY, "-c", ESCAPER, str(pidfile)), stop_grace=2.0)
+    sup = Supervisor([spec], bus=bus, state_dir=tmp_path / "state", **kw)  # type: ignore[arg-type]
+    return sup, rec
+
+
+async def test_stopping_a_program_ends_its_setsid_grandchild(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    sup, _ = make(tmp_path, pidfile, leftover_grace=0.2)
+    await sup.start()
+    grandchild = read_int(pidfile)
+    try:
+        assert os.getsid(grandchild) == grandchild  # it really left the group
+        await sup.stop_program("p")
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        await sup.stop()
+        kill_quietly(grandchild)
+
+
+async def test_daemon_shutdown_ends_setsid_grandchildren(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    sup, _ = make(tmp_path, pidfile, leftover_grace=0.2)
+    await sup.start()
+    grandchild = read_int(pidfile)
+    try:
+        await sup.stop()
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        kill_quietly(grandchild)
+
+
+async def test_leftovers_of_a_dead_run_include_setsid_grandchildren(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    sup, _ = make(tmp_path, pidfile)
+    await sup.start()
+    child = sup.pid("p")
+    grandchild = read_int(pidfile)
+    assert child is not None
+    # A daemon that died: forget everything without stopping anything.
+    for inst in sup._instances.values():
+        assert inst.watch is not None
+        assert inst.popen is not None
+        inst.watch.close()
+        inst.popen.returncode = 0  # reaped by hand below
+        sup._close_output(inst)
+        inst.log.close()
+    assert sup._notify is not None
+    sup._notify.close()
+    sup._unlock()
+    sup._state_file.close()
+    sup2, rec2 = make(tmp_path, pidfile, leftover_grace=0.2)
+    try:
+        await sup2.start()
+        ended = await rec2.wait("supervisor.leftovers.ended")
+        assert grandchild in ended.data["pids"]
+        os.waitpid(child, 0)  # noqa: ASYNC222 - the test process is its parent
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        await sup2.stop()
+        kill_quietly(grandchild)
+
+
+async def test_stopping_a_crashed_program_ends_what_escaped_its_run(tmp_path: Path) -> None:
+    pidfile = tmp_path / "gc.pid"
+    bus = EventBus()
+    crasher = ESCAPER.replace("time.sleep(60)\n", "sys.exit(3)\n")
+    assert crasher.endswith("sys.exit(3)\n")
+    spec = ProgramSpec("p", (PY, "-c", crasher, str(pidfile)), restart="never")
+    sup = Supervisor([spec], bus=bus, state_dir=tmp_path / "state", leftover_grace=0.2)
+    rec = Recorder(bus)
+    await sup.start()
+    grandchild = read_int(pidfile)
+    try:
+        await rec.wait("process.p.exited")
+        assert alive(grandchild)  # a crash does not sweep (the restart path stays fast)
+        await sup.stop_program("p")  # a stop of the EXITED program does
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        await sup.stop()
+        kill_quietly(grandchild)
