@@ -370,7 +370,7 @@ def test_the_journal_is_readable_by_its_owner_only(
 ) -> None:
     # It holds every event, with the last lines of programs' output: like the token, 0600.
     config, _ = daemon
-    journal = config.parent / ".selfheal" / "journal.db"
+    journal = config.parent / "state" / "journal.db"  # <state_dir>/journal.db
     assert wait_until(journal.exists)
     code, out = cli("stop", "other", "-c", str(config))  # something to write
     assert code == 0, out
@@ -396,7 +396,7 @@ def test_logs_of_a_program_with_several_processes_names_them(tmp_path: Path) -> 
 
 def test_an_unusable_journal_is_a_one_line_error(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    journal = tmp_path / ".selfheal" / "journal.db"
+    journal = tmp_path / "state" / "journal.db"  # the default: <state_dir>/journal.db
     journal.parent.mkdir()
     journal.write_bytes(b"not a database, " * 64)
     result = subprocess.run(

@@ -120,3 +120,15 @@ def test_errors_never_echo_secret_values() -> None:
         parse_config(shell)
     assert "programs.web: Value error, with shell = true" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_journal_lives_in_the_state_dir_unless_its_url_is_set(tmp_path: Path) -> None:
+    default = parse_config("[control]\nstate_dir = 'run/state'\n")
+    assert default.journal_path(tmp_path) == tmp_path / "run" / "state" / "journal.db"
+    assert parse_config("").journal_path(tmp_path) == tmp_path / ".selfheal" / "journal.db"
+    explicit = parse_config(
+        "[control]\nstate_dir = 'run/state'\n[journal]\nurl = 'sqlite:///data/j.db'\n"
+    )
+    assert explicit.journal_path(tmp_path) == tmp_path / "data" / "j.db"
+    absolute = parse_config(f"[journal]\nurl = 'sqlite:///{tmp_path}/abs.db'\n")
+    assert absolute.journal_path("/elsewhere") == tmp_path / "abs.db"

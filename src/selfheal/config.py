@@ -45,6 +45,17 @@ class SelfhealConfig(BaseModel):
     control: ControlConfig = Field(default_factory=ControlConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
 
+    def journal_path(self, base_dir: str | Path) -> Path:
+        """Return the journal's SQLite file for a config file in `base_dir`.
+
+        Without a ``[journal] url`` it is ``<state_dir>/journal.db``, beside the daemon's other
+        state; a relative ``url`` is taken relative to `base_dir`, like every path here. The
+        daemon and ``selfheal events -c`` both ask this, so they always agree.
+        """
+        if "url" in self.journal.model_fields_set:
+            return self.journal.path_in(base_dir)
+        return Path(base_dir) / self.control.state_dir / "journal.db"
+
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:

@@ -272,7 +272,7 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             ),
             "journal": {
                 "enabled": config.journal.enabled,
-                "path": str(config.journal.path_in(base)),
+                "path": str(config.journal_path(base)),
                 "synchronous": config.journal.synchronous,
                 "options": dataclasses.asdict(config.journal.options()),
             },

@@ -77,7 +77,7 @@ def _open_store(db: str | None, config_path: str | None) -> SqliteJournalStore:
         from selfheal.config import ConfigError, load_config
 
         try:
-            path = load_config(config_path).journal.path_in(Path(config_path).resolve().parent)
+            path = load_config(config_path).journal_path(Path(config_path).resolve().parent)
         except ConfigError as exc:
             fail(str(exc))
     else:

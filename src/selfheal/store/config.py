@@ -3,7 +3,7 @@
 ```toml
 [journal]
 enabled = true             # the daemon records every event and incident
-url = "sqlite:///.selfheal/journal.db"   # or "sqlite:////var/lib/selfheal/journal.db"
+url = "sqlite:///data/journal.db"   # default <state_dir>/journal.db; or "sqlite:////var/lib/..."
 max_age_days = 30          # retention; 0 keeps events forever
 max_rows = 1000000         # newest events kept; 0 for no limit
 max_pending = 100000       # events buffered in memory before publishers wait, then drop
