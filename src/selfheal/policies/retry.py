@@ -818,6 +818,31 @@ class Retry(Policy):
 
         return retrying_full
 
+    def _next_delay(  # noqa: PLR0917 - internal, positional to keep the call cheap
+        self,
+        name: str,
+        attempt: int,
+        delay: float,
+        start: float,
+        exc: BaseException | None,
+        result: Any,
+    ) -> float:
+        """Decide what follows failed attempt `attempt` (both drivers share this).
+
+        Returns the delay before the next attempt, or raises: the error itself when it is not
+        retryable, or what giving up raises.
+        """
+        if exc is not None and not self._retryable(exc):
+            raise exc
+        plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc)
+        if isinstance(plan, str):
+            error = self._gave_up(name, attempt, plan, exc, result)
+            if error is exc:
+                raise exc
+            raise error from exc
+        self._retrying(name, attempt, plan, exc, result)
+        return plan
+
     def _again_sync(  # noqa: PLR0917 - internal, positional to keep the call cheap
         self,
         fn: Callable[..., R],
@@ -836,16 +861,7 @@ class Retry(Policy):
         attempt = 1
         delay = 0.0
         while True:
-            if exc is not None and not self._retryable(exc):
-                raise exc
-            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc)
-            if isinstance(plan, str):
-                error = self._gave_up(name, attempt, plan, exc, result)
-                if error is exc:
-                    raise exc
-                raise error from exc
-            delay = plan
-            self._retrying(name, attempt, delay, exc, result)
+            delay = self._next_delay(name, attempt, delay, start, exc, result)
             if delay > 0:
                 self.clock.sleep(delay)
             attempt += 1
@@ -922,16 +938,7 @@ class Retry(Policy):
         attempt = 1
         delay = 0.0
         while True:
-            if exc is not None and not self._retryable(exc):
-                raise exc
-            plan = self._plan(attempt, delay, self.clock.monotonic() - start, exc)
-            if isinstance(plan, str):
-                error = self._gave_up(name, attempt, plan, exc, result)
-                if error is exc:
-                    raise exc
-                raise error from exc
-            delay = plan
-            self._retrying(name, attempt, delay, exc, result)
+            delay = self._next_delay(name, attempt, delay, start, exc, result)
             if delay > 0:
                 await self.clock.asleep(delay)
             attempt += 1
