@@ -233,6 +233,62 @@ async def test_liveness_failure_restarts_the_program(tmp_path: Path) -> None:
         await sup.stop()
 
 
+async def test_a_program_never_ready_within_its_start_timeout_is_restarted(
+    tmp_path: Path,
+) -> None:
+    # systemd's TimeoutStartSec: a readiness probe that never passes must not leave the
+    # program (and its dependents) STARTING for ever.
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clock = FakeClock()
+    probe = ProbeSpec("tcp", f"127.0.0.1:{port}", interval=1.0, timeout=1.0)
+    prog = ProgramSpec("svc", SLEEP, ready="probe", readiness=probe, start_timeout=5.0)
+    sup, rec = make(tmp_path, prog, clock=clock)
+    await sup.start()
+    try:
+        first = (await rec.wait("process.svc.started")).data["pid"]
+        for _ in range(4):  # four failed probes, 4 s: still within the timeout
+            await clock.wait_for_sleepers(2)
+            clock.advance(1.0)
+        await asyncio.sleep(0.05)
+        assert sup.state("svc") is S.STARTING
+        assert not rec.of("process.svc.unhealthy")
+        await clock.wait_for_sleepers(2)
+        clock.advance(1.0)
+        unhealthy = await rec.wait("process.svc.unhealthy")
+        assert unhealthy.data["probe"] == "start"
+        assert unhealthy.data["reason"] == "not ready within 5 s"
+        exited = await rec.wait("process.svc.exited")
+        assert exited.data["pid"] == first
+        assert not alive(first)
+        backoff = await rec.wait("process.svc.backoff")
+        assert backoff.data["reason"] == "unhealthy"  # counted like a failure: backoff, intensity
+    finally:
+        await sup.stop()
+
+
+async def test_a_program_ready_in_time_is_left_alone_by_its_start_timeout(
+    tmp_path: Path,
+) -> None:
+    server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    clock = FakeClock()
+    probe = ProbeSpec("tcp", f"127.0.0.1:{port}", interval=1.0)
+    prog = ProgramSpec("svc", SLEEP, ready="probe", readiness=probe, start_timeout=5.0)
+    sup, rec = make(tmp_path, prog, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.svc.ready")
+        clock.advance(60.0)
+        await asyncio.sleep(0.05)
+        assert sup.state("svc") is S.RUNNING
+        assert not rec.of("process.svc.unhealthy")
+    finally:
+        await sup.stop()
+        server.close()
+
+
 async def test_liveness_passing_keeps_the_program(tmp_path: Path) -> None:
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

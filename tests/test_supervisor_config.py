@@ -198,3 +198,13 @@ def test_a_readiness_probe_gates_readiness_unless_told_otherwise() -> None:
     assert programs["web"].to_spec("web").ready == "probe"
     assert programs["fast"].to_spec("fast").ready == "spawn"  # said so explicitly
     assert programs["plain"].to_spec("plain").ready == "spawn"
+
+
+def test_start_timeout_must_be_positive() -> None:
+    text = '[programs.web]\ncommand = ["python3"]\nstart_timeout = 0\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    (issue,) = info.value.issues
+    assert issue.key == "programs.web.start_timeout"
+    assert issue.line == 3
+    assert "greater than 0" in issue.message

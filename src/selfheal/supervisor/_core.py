@@ -583,8 +583,11 @@ class Supervisor:
             inst.run_tasks.append(self._task(self._heartbeat_deadline(inst)))
         if spec.ready == "spawn":
             self._fire(inst, Trigger.READY)
-        elif spec.ready == "probe" and spec.readiness is not None:
+            return
+        if spec.ready == "probe" and spec.readiness is not None:
             inst.run_tasks.append(self._task(self._probe(inst, spec.readiness, liveness=False)))
+        if spec.start_timeout is not None:
+            inst.run_tasks.append(self._task(self._start_deadline(inst, spec.start_timeout)))
 
     def _read_output(self, inst: _Instance) -> None:
         fd = inst.out_fd
@@ -819,18 +822,30 @@ class Supervisor:
             failures = failures + 1 if error else 0
             if liveness and failures >= probe.failure_threshold:
                 reason = f"liveness probe failed {failures} times: {error}"
-                self._emit(
-                    f"process.{inst.spec.name}.unhealthy",
-                    Severity.ERROR,
-                    instance=inst.name,
-                    pid=inst.pid,
-                    probe=kind,
-                    reason=reason,
-                )
-                self._fire(inst, Trigger.UNHEALTHY, reason)
-                self._flush()
+                self._unhealthy(inst, kind, reason)
                 return
             await self.clock.asleep(probe.interval)
+
+    def _unhealthy(self, inst: _Instance, probe: str, reason: str) -> None:
+        """Restart `inst` as unhealthy (counted for backoff and intensity), saying why."""
+        self._emit(
+            f"process.{inst.spec.name}.unhealthy",
+            Severity.ERROR,
+            instance=inst.name,
+            pid=inst.pid,
+            probe=probe,
+            reason=reason,
+        )
+        self._fire(inst, Trigger.UNHEALTHY, reason)
+        self._flush()
+
+    async def _start_deadline(self, inst: _Instance, limit: float) -> None:
+        # Cancelled with the run's other tasks when the process exits or is stopped.
+        await self.clock.asleep(limit)
+        if inst.life.state is not ProcessState.STARTING:
+            return
+        reason = f"not ready within {limit:g} s"
+        self._unhealthy(inst, "start", reason)
 
     async def _heartbeat_deadline(self, inst: _Instance) -> None:
         limit = inst.spec.watchdog_sec
@@ -841,16 +856,7 @@ class Supervisor:
                 break
             await self.clock.asleep(left)
         reason = f"no sd_notify WATCHDOG=1 for {limit:g} s"
-        self._emit(
-            f"process.{inst.spec.name}.unhealthy",
-            Severity.ERROR,
-            instance=inst.name,
-            pid=inst.pid,
-            probe="watchdog",
-            reason=reason,
-        )
-        self._fire(inst, Trigger.UNHEALTHY, reason)
-        self._flush()
+        self._unhealthy(inst, "watchdog", reason)
 
     def _on_notify(self, pid: int | None, fields: Mapping[str, str]) -> None:
         inst = self._by_pid.get(pid) if pid is not None else None

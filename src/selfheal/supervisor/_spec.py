@@ -111,6 +111,9 @@ class ProgramSpec:
         group: Restart group; `strategy` is ``one_for_one``, ``one_for_all`` or
             ``rest_for_one`` (members after the failed one, in config order).
         watchdog_sec: If set, sd_notify ``WATCHDOG=1`` must arrive at least this often.
+        start_timeout: If set, a program not ready this many seconds after its spawn (``ready``
+            is ``notify`` or ``probe``) is restarted like an unhealthy one (systemd's
+            ``TimeoutStartSec``).
         stop_signal: Sent to the process group on stop; SIGKILL after `stop_grace` seconds.
         pdeathsig: Ask the kernel to SIGTERM the child if the daemon dies (slower spawn).
     """
@@ -133,6 +136,7 @@ class ProgramSpec:
     liveness: ProbeSpec | None = None
     readiness: ProbeSpec | None = None
     watchdog_sec: float | None = None
+    start_timeout: float | None = None
     stop_signal: int = int(signal.SIGTERM)
     stop_grace: float = 10.0
     log: LogSpec = field(default_factory=LogSpec)

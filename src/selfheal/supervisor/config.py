@@ -129,6 +129,12 @@ class ProgramConfig(BaseModel):
     watchdog_sec: float | None = Field(
         default=None, gt=0, description="sd_notify WATCHDOG=1 must arrive this often"
     )
+    start_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        description="seconds after spawn by which a 'notify' or 'probe' program must be "
+        "ready, else it is restarted",
+    )
     stop_signal: Literal["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"] = "TERM"
     stop_grace: float = Field(default=10.0, ge=0, description="seconds before SIGKILL")
     log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
@@ -206,6 +212,7 @@ class ProgramConfig(BaseModel):
             liveness=self.liveness.to_spec() if self.liveness else None,
             readiness=self.readiness.to_spec() if self.readiness else None,
             watchdog_sec=self.watchdog_sec,
+            start_timeout=self.start_timeout,
             stop_signal=int(getattr(signal, f"SIG{self.stop_signal}")),
             stop_grace=self.stop_grace,
             log=LogSpec(
