@@ -208,3 +208,13 @@ def test_start_timeout_must_be_positive() -> None:
     assert issue.key == "programs.web.start_timeout"
     assert issue.line == 3
     assert "greater than 0" in issue.message
+
+
+def test_a_command_given_as_a_string_says_how_to_write_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config('[programs.web]\ncommand = "python app.py --port 80"\n')
+    (issue,) = info.value.issues
+    assert issue.key == "programs.web.command"
+    assert issue.line == 2
+    assert 'command = ["python", "app.py", "--port", "80"]' in issue.message
+    assert "shell = true" in issue.message

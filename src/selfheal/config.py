@@ -187,7 +187,8 @@ def _dotted(loc: Sequence[object]) -> str:
 
 def _explain(err: Any, loc: Sequence[object] = ()) -> str:
     kind = err["type"]
-    msg = str(err["msg"])
+    # Our validators' own sentences; pydantic's "Value error, " prefix only adds noise.
+    msg = str(err["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
         return "unknown key (check the spelling; see docs/configuration.md for valid keys)"
     if kind == "missing":

@@ -10,7 +10,9 @@ a pydantic `ValidationError` whose locations name the offending key, so
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -145,6 +147,22 @@ class ProgramConfig(BaseModel):
         description="ask the kernel to SIGTERM the child when the daemon dies (costs ~2 ms "
         "per spawn: it needs fork+preexec instead of vfork)",
     )
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _argv_not_string(cls, value: object) -> object:
+        # The most common mistake coming from supervisord: a command line as one string.
+        if isinstance(value, str):
+            try:
+                argv = shlex.split(value)
+            except ValueError:
+                argv = value.split()
+            shown = ", ".join(json.dumps(a) for a in argv)
+            raise ValueError(
+                f"must be an argv list, e.g. command = [{shown}]; a command line as one string "
+                'runs through a shell only with shell = true and command = ["..."]'
+            )
+        return value
 
     @field_validator("command")
     @classmethod
