@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._threads import in_own_thread
 from selfheal.events import EventBus, Severity
 from selfheal.health._api import HealthStatus
 from selfheal.health._core import (
@@ -571,9 +572,7 @@ class HealthMonitor:
         if thread is not None and home is not asyncio.get_running_loop():
             # A thread of its own, not asyncio.to_thread: the loop's shared pool may be
             # full of hung user code at shutdown.
-            from selfheal.health.checks import _Worker
-
-            await _Worker("health-stop").run(self.stop_monitoring)
+            await in_own_thread(self.stop_monitoring, name="health-stop")
             return
         with self._lock:
             loop, self._loop = self._loop, None

@@ -7,10 +7,8 @@ an exception, a False are all an `Outcome` that says what happened, already reda
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import inspect
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -18,6 +16,7 @@ from typing import Any
 
 from selfheal._clock import Clock
 from selfheal._redact import redact, redact_value
+from selfheal._threads import start_in_thread
 from selfheal.health._results import AnyCheck
 from selfheal.health.checks import CheckError
 
@@ -130,24 +129,13 @@ async def _invoke_async(check: AnyCheck) -> Any:
 def _start_thread(
     check: AnyCheck, name: str, loop: asyncio.AbstractEventLoop, on_finish: Callable[[], None]
 ) -> asyncio.Future[Any]:
-    """Run a sync check in a daemon thread and return a future of its outcome.
+    """Run a sync check in a daemon thread of its own and return a future of its outcome.
 
     A thread per run, not a pool: a hung check keeps its thread, and a pool would run out
     of workers (starving the other checks) or block interpreter exit joining it.
     """
-    future: asyncio.Future[Any] = loop.create_future()
 
-    def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return  # timed out meanwhile: nobody wants this result any more
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        value: Any = None
+    def call() -> Any:
         try:
             value = check()
             if inspect.isawaitable(value):
@@ -157,14 +145,8 @@ def _start_thread(
                 raise TypeError(
                     "the check returned an awaitable; register the coroutine function itself"
                 )
-        except Exception as exc:  # noqa: BLE001 - the check's failure is its result
-            error = exc
-        except BaseException as exc:  # noqa: BLE001 - SystemExit in a check is a failure too
-            error = RuntimeError(f"check raised {exc!r}")
+            return value
         finally:
             on_finish()
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(deliver, error, value)
 
-    threading.Thread(target=run, name=f"selfheal-health-{name}", daemon=True).start()
-    return future
+    return asyncio.wrap_future(start_in_thread(call, name=f"health-{name}"), loop=loop)

@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
+from selfheal._threads import start_in_thread
 
 __all__ = [
     "Check",
@@ -532,19 +533,6 @@ class _Worker:
         with self._lock:
             future = self._pending
             if future is None or future.done():
-                future = self._pending = concurrent.futures.Future()
-                future.set_running_or_notify_cancel()  # so a waiter's cancel cannot cancel it
-                threading.Thread(
-                    target=self._call, args=(fn, future), name=f"selfheal-{self._name}", daemon=True
-                ).start()
+                future = self._pending = start_in_thread(fn, name=self._name)
         result: _T = await asyncio.wrap_future(future)
         return result
-
-    @staticmethod
-    def _call(fn: Callable[[], Any], future: concurrent.futures.Future[Any]) -> None:
-        try:
-            value = fn()
-        except Exception as exc:  # noqa: BLE001 - handed to whoever awaits it
-            future.set_exception(exc)
-        else:
-            future.set_result(value)

@@ -15,13 +15,13 @@ import os
 import re
 import shlex
 import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import MASK, is_secret_key, redact, redact_url
+from selfheal._threads import in_own_thread
 from selfheal.events import Event
 from selfheal.health._api import HealthSource
 from selfheal.recovery._core import render
@@ -371,40 +371,6 @@ async def _call(fn: Callable[..., object], *args: Any) -> object:
     if inspect.isawaitable(result):
         return await result
     return result
-
-
-async def in_own_thread(fn: Callable[..., _T], *args: Any) -> _T:
-    """Return ``fn(*args)``, run in a daemon thread of its own.
-
-    Not `asyncio.to_thread`: a call that hangs past its deadline would keep a worker of the
-    loop's shared pool for good, and a few of them starve everything else that uses the pool
-    (shutdown included).
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_T] = loop.create_future()
-
-    def deliver(error: BaseException | None, value: Any) -> None:
-        if future.done():
-            return  # abandoned at its deadline: nobody wants the result any more
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)
-
-    def run() -> None:
-        error: BaseException | None = None
-        value: Any = None
-        try:
-            value = fn(*args)
-        except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
-            error = exc
-        except BaseException as exc:  # noqa: BLE001 - sys.exit() in user code is a failure
-            error = RuntimeError(f"{_qualname(fn)} raised {exc!r}")
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(deliver, error, value)
-
-    threading.Thread(target=run, name=f"selfheal-call-{_qualname(fn)}", daemon=True).start()
-    return await future
 
 
 def as_actions(steps: Sequence[Action] | Action) -> tuple[Action, ...]:

@@ -17,8 +17,8 @@ from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
+from selfheal._threads import in_own_thread
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
-from selfheal.recovery._actions import in_own_thread
 
 __all__ = ["RecoveryManager"]
 

@@ -14,9 +14,7 @@ journal itself and publishes it on the bus.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._threads import in_own_thread
 from selfheal.events import Event, EventBus, Severity, Subscription
 from selfheal.store._base import (
     Incident,
@@ -187,30 +186,9 @@ class Journal:
 
     async def stop(self) -> None:
         """Unsubscribe, commit what was accepted, close the store; safe to call twice."""
-        # A thread of its own, not asyncio.to_thread: the loop's shared pool may be full of
-        # hung user code at shutdown, and then what was accepted would never be committed.
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def settle(error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is None:
-                done.set_result(None)
-            else:
-                done.set_exception(error)
-
-        def run() -> None:
-            error: BaseException | None = None
-            try:
-                self.close()
-            except Exception as exc:  # noqa: BLE001 - handed to the awaiting task
-                error = exc
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-                loop.call_soon_threadsafe(settle, error)
-
-        threading.Thread(target=run, name="selfheal-journal-close", daemon=True).start()
-        await done
+        # Not asyncio.to_thread: the loop's shared pool may be full of hung user code at
+        # shutdown, and then what was accepted would never be committed.
+        await in_own_thread(self.close, name="journal-close")
 
     def __enter__(self) -> Journal:
         self.open()
