@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from selfheal import Event, EventBus
-from selfheal.health._api import HealthStatus
+from selfheal.interfaces import HealthStatus
 from selfheal.recovery import CallFunction, RecoveryEngine, Rule, Verify
 from selfheal.store import Journal
 

@@ -67,7 +67,7 @@ def test_events_json_type_and_limit(db: Path) -> None:
     ("args", "message"),
     [
         (("events", "--limit", "0"), "0 is not in the range 1<=x<=1000000000"),
-        (("events", "--type", "a..b"), "--type 'a..b': use a dotted pattern"),
+        (("events", "--type", "a..b"), "--type 'a..b' is not an event pattern: use dotted"),
         (("events", "--db", "x.db", "--config", "y.toml"), "give --db or --config, not both"),
         (("incidents", "--limit", "x"), "'x' is not a valid integer"),
     ],

@@ -7,7 +7,7 @@ from enum import Enum
 import pytest
 
 from selfheal import Event, EventBus, FeatureManager, FeatureUnavailableError
-from selfheal.health._api import HealthSource, HealthStatus
+from selfheal.interfaces import HealthSource, HealthStatus
 from selfheal.testing import FakeClock
 
 

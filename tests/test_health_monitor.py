@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from health_helpers import BlockingCheck, CountingCheck, until, wait_until
-from selfheal._component import Component
 from selfheal.events import Event, EventBus
 from selfheal.health import (
     CheckKind,
@@ -21,6 +20,7 @@ from selfheal.health import (
     HealthStatus,
     Probe,
 )
+from selfheal.interfaces import Component
 from selfheal.testing import FakeClock
 
 PASS, WARN, FAIL, UNKNOWN = (

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from selfheal import Event, EventBus
-from selfheal.health._api import HealthStatus
+from selfheal.interfaces import HealthStatus
 from selfheal.recovery import (
     CallFunction,
     FlapPolicy,

@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from selfheal import Event, EventBus
-from selfheal.health import _api as health_api
-from selfheal.health._api import HealthStatus
+from selfheal import Event, EventBus, interfaces
+from selfheal.interfaces import HealthStatus
 from selfheal.recovery import (
     CallFunction,
     CallWebhook,
@@ -33,7 +32,6 @@ from selfheal.recovery import (
     RunCommand,
     Verify,
 )
-from selfheal.supervisor import _api as supervisor_api
 from selfheal.testing import FakeClock
 
 
@@ -82,8 +80,8 @@ class Health:
 
 
 def test_fakes_implement_the_contracts() -> None:
-    assert isinstance(Programs(), supervisor_api.ProgramControl)
-    assert isinstance(Health(), health_api.HealthSource)
+    assert isinstance(Programs(), interfaces.ProgramControl)
+    assert isinstance(Health(), interfaces.HealthSource)
 
 
 @pytest.fixture
@@ -609,7 +607,7 @@ async def test_dry_run_never_notifies_but_says_whom_it_would(
 
 
 def test_engine_manager_and_journal_are_components(bus: EventBus, tmp_path: Path) -> None:
-    from selfheal._component import Component
+    from selfheal.interfaces import Component
     from selfheal.recovery import RecoveryManager
     from selfheal.store import Journal
 

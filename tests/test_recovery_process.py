@@ -20,11 +20,10 @@ from pathlib import Path
 import pytest
 
 from selfheal import Event, EventBus
-from selfheal.health._api import HealthSource, HealthStatus
 from selfheal.health.checks import Check, http_check
+from selfheal.interfaces import HealthSource, HealthStatus, ProgramControl
 from selfheal.recovery import RecoveryEngine, RestartProgram, Rule, Verify
 from selfheal.store import Journal
-from selfheal.supervisor._api import ProgramControl
 
 SERVER = """
 import http.server, sys

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from selfheal.errors import StateDirLockedError
 from selfheal.events import EventBus
 from selfheal.supervisor import (
     BackoffSpec,
@@ -293,7 +294,9 @@ async def test_liveness_passing_keeps_the_program(tmp_path: Path) -> None:
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     clock = FakeClock()
-    probe = ProbeSpec("tcp", f"127.0.0.1:{port}", interval=1.0, failure_threshold=1)
+    # The probe's timeout runs on the fake clock too: a long one, so that only the intervals
+    # are what the advances below move past.
+    probe = ProbeSpec("tcp", f"127.0.0.1:{port}", interval=1.0, timeout=60.0, failure_threshold=1)
     sup, rec = make(tmp_path, ProgramSpec("svc", SLEEP, liveness=probe), clock=clock)
     await sup.start()
     try:
@@ -505,8 +508,9 @@ async def test_a_second_supervisor_on_the_same_state_dir_is_refused(tmp_path: Pa
     await sup.start()
     try:
         other, _ = make(tmp_path)
-        with pytest.raises(RuntimeError, match="another supervisor"):
+        with pytest.raises(StateDirLockedError) as info:
             await other.start()
+        assert info.value.pid == os.getpid()
     finally:
         await sup.stop()
 

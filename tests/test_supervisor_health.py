@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from selfheal.events import EventBus
-from selfheal.health._api import HealthStatus
+from selfheal.interfaces import HealthStatus
 from selfheal.supervisor import ProbeSpec, ProcessState, ProgramHealth, ProgramSpec, Supervisor
 from selfheal.testing import FakeClock
 from supervisor_helpers import PY

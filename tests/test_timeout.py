@@ -20,8 +20,8 @@ async def _forever() -> None:
 
 
 def test_timeout_error_is_the_builtin_too() -> None:
-    assert issubclass(selfheal.TimeoutError, builtins.TimeoutError)
-    err = selfheal.TimeoutError("db", 1.5)
+    assert issubclass(selfheal.CallTimeoutError, builtins.TimeoutError)
+    err = selfheal.CallTimeoutError("db", 1.5)
     assert err.seconds == 1.5
     assert "'db' timed out after 1.5 s" in str(err)
 
@@ -55,7 +55,7 @@ async def test_expiry_on_the_loop_timer_raises_timeout_error() -> None:
     seen: list[Event] = []
     bus.subscribe("timeout.*.expired", seen.append)
     policy = Timeout(TINY, bus=bus, name="slow")
-    with pytest.raises(selfheal.TimeoutError) as info:
+    with pytest.raises(selfheal.CallTimeoutError) as info:
         await policy.acall(_forever)
     assert isinstance(info.value.__cause__, asyncio.CancelledError)
     assert [e.type for e in seen] == ["timeout.slow.expired"]
@@ -78,7 +78,7 @@ async def test_only_the_slow_calls_of_many_expire() -> None:
         *(policy.acall(work, i) for i in range(40)), return_exceptions=True
     )
     assert [r for r in results if isinstance(r, int)] == list(range(0, 40, 2))
-    assert all(isinstance(r, selfheal.TimeoutError) for r in results[1::2])
+    assert all(isinstance(r, selfheal.CallTimeoutError) for r in results[1::2])
     assert len(policy._timers[asyncio.get_running_loop()].queue) == 0
 
 
@@ -180,7 +180,7 @@ async def test_nested_on_the_loop_timer_inner_fires_at_the_outer_deadline() -> N
         await _forever()
 
     outer = Timeout(TINY)
-    with pytest.raises(selfheal.TimeoutError):
+    with pytest.raises(selfheal.CallTimeoutError):
         await outer.acall(Timeout(10).awrap(inner))
     loop = asyncio.get_running_loop()
     assert deadlines[0] is not None
@@ -230,7 +230,7 @@ async def test_an_enclosing_deadline_on_another_clock_does_not_cut_a_loop_timeou
 
 
 def test_timeout_error_pickles() -> None:
-    copy = pickle.loads(pickle.dumps(selfheal.TimeoutError("db", 1.5)))
+    copy = pickle.loads(pickle.dumps(selfheal.CallTimeoutError("db", 1.5)))
     assert (copy.name, copy.seconds, str(copy)) == ("db", 1.5, "'db' timed out after 1.5 s")
 
 
@@ -251,7 +251,7 @@ async def test_cut_short_by_an_enclosing_deadline_reports_the_time_it_had() -> N
     protected = selfheal.retry(on=ValueError, deadline=3, clock=clock)(
         Timeout(10, clock=clock, bus=bus, name="attempt")(_forever)
     )
-    with pytest.raises(selfheal.TimeoutError) as info:
+    with pytest.raises(selfheal.CallTimeoutError) as info:
         await protected()
     assert info.value.seconds == 3.0
     assert "after 3 s" in str(info.value)
@@ -261,7 +261,7 @@ async def test_cut_short_by_an_enclosing_deadline_reports_the_time_it_had() -> N
 @pytest.mark.anyio
 async def test_cut_short_on_the_loop_timer_reports_the_time_it_had() -> None:
     protected = selfheal.retry(on=ValueError, deadline=TINY)(Timeout(10)(_forever))
-    with pytest.raises(selfheal.TimeoutError) as info:
+    with pytest.raises(selfheal.CallTimeoutError) as info:
         await protected()
     assert 0.0 <= info.value.seconds <= TINY
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from selfheal._redact import is_secret_key, redact
+from selfheal.errors import ConfigError, ConfigIssue
 from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
 from selfheal.store.config import JournalConfig
 from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
@@ -55,40 +55,6 @@ class SelfhealConfig(BaseModel):
         if "url" in self.journal.model_fields_set:
             return self.journal.path_in(base_dir)
         return Path(base_dir) / self.control.state_dir / "journal.db"
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem in a config file.
-
-    Attributes:
-        key: Dotted path of the offending key, e.g. ``programs.web.command``.
-        line: 1-based line in the file where the key (or its table) stands, if found.
-        message: What is wrong and what would be valid.
-    """
-
-    key: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.key or '(top level)'}: {self.message}"
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; `issues` lists every problem found, not just the first.
-
-    Args:
-        source: The file name (or ``<string>``).
-        issues: The problems.
-    """
-
-    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
-        self.source = source
-        self.issues = list(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"{source}: {len(self.issues)} problem(s)\n{lines}")
 
 
 def load_config(path: str | Path) -> SelfhealConfig:

@@ -15,9 +15,10 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from selfheal._calls import is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
-from selfheal.policies._base import is_async_callable
 
 __all__ = ["FeatureManager", "FeatureUnavailableError"]
 
@@ -32,7 +33,7 @@ async def _resolved(value: Any) -> Any:
     return value
 
 
-class FeatureUnavailableError(Exception):
+class FeatureUnavailableError(PolicyError):
     """A feature is unavailable and has no fallback.
 
     Attributes:

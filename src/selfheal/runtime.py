@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._component import Component
+from selfheal.errors import StartError, StateDirLockedError
 from selfheal.events import EventBus
+from selfheal.interfaces import Component
 from selfheal.supervisor._spec import ProgramSpec, spec_from_dict, spec_to_dict
 
 if TYPE_CHECKING:
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["Daemon", "DaemonPlan", "Runtime", "StartError", "compile_plan", "main"]
 
 logger = logging.getLogger("selfheal.runtime")
-
-
-class StartError(Exception):
-    """Raised when the daemon cannot start; the message says what to do about it."""
 
 
 class Runtime:
@@ -580,9 +577,7 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
     daemon.runtime.bus.subscribe("*", log_event)
     try:
         asyncio.run(daemon.run())
-    except RuntimeError as exc:
-        if "another supervisor" not in str(exc):
-            raise
+    except StateDirLockedError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_LOCKED
     except OSError as exc:  # e.g. the control port is taken: say so, no traceback

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from selfheal._clock import SYSTEM_CLOCK
 from selfheal.cli._common import console, fail
+from selfheal.events import check_pattern
 from selfheal.store import (
     DEFAULT_PATH,
     Incident,
@@ -130,8 +131,11 @@ def _event_line(event: StoredEvent) -> Text:
 
 
 def _check_pattern(pattern: str | None) -> None:
-    if pattern is not None and (not pattern or any(not s for s in pattern.split("."))):
-        fail(f"--type {pattern!r}: use a dotted pattern like 'health.*' or 'process.*.exited'")
+    if pattern is not None:
+        try:
+            check_pattern(pattern)
+        except ValueError as exc:
+            fail(f"--type {exc}")
 
 
 @click.command("events")

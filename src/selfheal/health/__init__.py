@@ -5,7 +5,6 @@ endpoints are in `selfheal.web` and the checks that talk to Redis, PostgreSQL or
 their client libraries when they are created.
 """
 
-from selfheal.health._api import HealthSource, HealthStatus
 from selfheal.health._core import CheckKind, Transition
 from selfheal.health._monitor import HealthMonitor
 from selfheal.health._results import (
@@ -18,6 +17,7 @@ from selfheal.health._results import (
     ResultObserver,
 )
 from selfheal.health.checks import Check, CheckError
+from selfheal.interfaces import HealthSource, HealthStatus
 
 __all__ = [
     "AnyCheck",

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from selfheal.health._api import HealthStatus
+from selfheal.interfaces import HealthStatus
 
 __all__ = [
     "CheckKind",

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from selfheal.health._api import HealthStatus
 from selfheal.health._core import CheckKind, counted_status
 from selfheal.health._monitor import HealthMonitor
 from selfheal.health._results import CheckReport, Probe, ProbeReport
+from selfheal.interfaces import HealthStatus
 
 __all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "render", "route"]
 

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
+from selfheal._calls import is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._threads import in_own_thread
 from selfheal.events import EventBus, Severity
-from selfheal.health._api import HealthStatus
 from selfheal.health._core import (
     CheckKind,
     ThresholdState,
@@ -49,7 +49,8 @@ from selfheal.health._results import (
     ProbeReport,
     ResultObserver,
 )
-from selfheal.health._runner import Outcome, is_async_callable, run_check
+from selfheal.health._runner import Outcome, run_check
+from selfheal.interfaces import HealthStatus
 
 __all__ = [
     "AnyCheck",

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
 
-from selfheal.health._api import HealthStatus
 from selfheal.health._core import CheckKind
+from selfheal.interfaces import HealthStatus
 
 __all__ = [
     "PROBE_KINDS",

@@ -7,7 +7,6 @@ an exception, a False are all an `Outcome` that says what happened, already reda
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from selfheal._threads import start_in_thread
 from selfheal.health._results import AnyCheck
 from selfheal.health.checks import CheckError
 
-__all__ = ["Outcome", "is_async_callable", "run_check"]
+__all__ = ["Outcome", "run_check"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -42,15 +41,6 @@ class Outcome:
     observed: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     duration: float = 0.0
     timed_out: bool = False
-
-
-def is_async_callable(fn: object) -> bool:
-    """Return whether calling `fn` gives a coroutine (functions, partials, async __call__)."""
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
-    )
 
 
 async def run_check(

@@ -32,6 +32,7 @@ from urllib.parse import quote
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
 from selfheal._threads import start_in_thread
+from selfheal.errors import CheckError
 
 __all__ = [
     "Check",
@@ -52,10 +53,6 @@ _T = TypeVar("_T")
 
 #: What every check is: called with no arguments; raises when unhealthy.
 Check: TypeAlias = Callable[[], Awaitable[Mapping[str, Any] | None]]
-
-
-class CheckError(Exception):
-    """Raised by a check whose target answered, but wrongly (the message says how)."""
 
 
 def tcp_check(host: str, port: int) -> Check:

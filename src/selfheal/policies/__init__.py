@@ -1,11 +1,9 @@
 """Resilience policies: retry, circuit breaker, timeout, bulkhead, fallback and the pipeline."""
 
+from selfheal._deadline import current_deadline, remaining
+from selfheal.interfaces import BreakerRecord, BreakerState, BreakerStore
 from selfheal.policies._base import Policy
-from selfheal.policies._deadline import current_deadline, remaining
 from selfheal.policies.breaker import (
-    BreakerRecord,
-    BreakerState,
-    BreakerStore,
     CircuitBreaker,
     CircuitBreakerError,
     FailureRateWindow,
@@ -34,7 +32,7 @@ from selfheal.policies.retry import (
     retry_after_hint,
     set_testing,
 )
-from selfheal.policies.timeout import Timeout, TimeoutError
+from selfheal.policies.timeout import Timeout
 
 __all__ = [
     "Backoff",
@@ -64,7 +62,6 @@ __all__ = [
     "StopAfterDelay",
     "StopAtDeadline",
     "Timeout",
-    "TimeoutError",
     "current_deadline",
     "fallback",
     "is_testing",

@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar, overload
 
+from selfheal._calls import is_async_callable
+
 __all__ = ["Policy"]
 
 P = ParamSpec("P")
@@ -91,18 +93,3 @@ class Policy(ABC):
     async def acall(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await `fn(*args, **kwargs)` once under this policy."""
         return await self.awrap(fn)(*args, **kwargs)
-
-
-def is_async_callable(fn: object) -> bool:
-    """Return whether calling `fn` gives a coroutine.
-
-    True for an ``async def`` function or bound method, a partial of one, and an object whose
-    ``__call__`` is ``async def``.
-    """
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    if isinstance(fn, type):
-        return False  # calling a class builds an instance, whatever its __call__ is
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
-    )

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Literal
+
+from selfheal.interfaces import BreakerState
 
 __all__ = [
     "BreakerMachine",
@@ -26,19 +28,6 @@ __all__ = [
     "TrialEpoch",
     "transition",
 ]
-
-
-class BreakerState(StrEnum):
-    """The three states of a circuit breaker.
-
-    CLOSED lets calls through and counts failures; OPEN rejects every call until the recovery
-    timeout has passed; HALF_OPEN lets a bounded number of trial calls through, whose outcome
-    closes or reopens the breaker.
-    """
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
 
 
 class Signal(Enum):

@@ -13,25 +13,23 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import CoroutineType, TracebackType
 from typing import (
     Any,
     ClassVar,
     NoReturn,
     ParamSpec,
-    Protocol,
     TypeVar,
     cast,
-    runtime_checkable,
 )
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
+from selfheal.interfaces import BreakerRecord, BreakerState, BreakerStore
 from selfheal.policies._base import Policy
 from selfheal.policies._breaker_core import (
     BreakerMachine,
-    BreakerState,
     Change,
     ClosedEpoch,
     FailureRateWindow,
@@ -57,7 +55,7 @@ _Ticket = ClosedEpoch | TrialEpoch
 IgnoreSpec = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
 
-class CircuitBreakerError(Exception):
+class CircuitBreakerError(PolicyError):
     """Raised instead of calling through an open breaker (or a half-open one with no permit).
 
     Attributes:
@@ -84,39 +82,6 @@ class CircuitBreakerError(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.name, self.state, self.remaining))
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerRecord:
-    """What a `BreakerStore` keeps per breaker name.
-
-    Attributes:
-        state: The breaker's state.
-        opened_at: Wall-clock seconds (`Clock.time`) when it last opened, so that processes
-            on other machines can agree on when its recovery timeout ends.
-    """
-
-    state: BreakerState
-    opened_at: float
-
-
-@runtime_checkable
-class BreakerStore(Protocol):
-    """Where breakers keep their state so that it survives restarts or is shared.
-
-    A breaker loads its record when created, saves on every state change (under its lock, so
-    a store must be quick), and loads again when its recovery timeout ends, so a breaker
-    another instance re-opened or closed meanwhile follows that. The CLOSED success path
-    never touches the store. A shared store (Redis, later) implements the same two methods.
-    """
-
-    def load(self, name: str) -> BreakerRecord | None:
-        """Return the record of breaker `name`, or None if there is none."""
-        ...
-
-    def save(self, name: str, record: BreakerRecord) -> None:
-        """Store `record` as the state of breaker `name`."""
-        ...
 
 
 class MemoryBreakerStore:

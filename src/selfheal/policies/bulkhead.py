@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
+from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
 from selfheal.policies._naming import check_name, name_of
@@ -25,7 +26,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class BulkheadFullError(Exception):
+class BulkheadFullError(PolicyError):
     """A call was turned away: all slots busy and the waiting room full (or the wait too long).
 
     Attributes:

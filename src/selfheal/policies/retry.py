@@ -25,9 +25,10 @@ from datetime import timedelta
 from typing import Any, Final, ParamSpec, TypeAlias, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._deadline import DEADLINE, tighter
+from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
-from selfheal.policies._deadline import DEADLINE, tighter
 from selfheal.policies._naming import check_name, name_of
 
 __all__ = [
@@ -523,7 +524,7 @@ class RetryBudget:
 # --------------------------------------------------------------------------- errors and hints
 
 
-class RetryError(Exception):
+class RetryError(PolicyError):
     """Raised when a retry gives up; the last failure is its ``__cause__``.
 
     Attributes:

@@ -1,8 +1,9 @@
 """Timeout: bound how long a call may take, and tell the code inside how long it has left.
 
-**Async** (``async def``): the call is cancelled at the deadline and `TimeoutError` is raised,
-like `asyncio.timeout`, with the same care for cancellation: only our own cancel is turned
-into `TimeoutError` (``Task.uncancel``), a cancel from outside still cancels. With the system
+**Async** (``async def``): the call is cancelled at the deadline and `CallTimeoutError` (a
+builtin `TimeoutError`) is raised, like `asyncio.timeout`, with the same care for
+cancellation: only our own cancel is turned into `CallTimeoutError` (``Task.uncancel``), a
+cancel from outside still cancels. With the system
 clock the deadline is one event-loop timer (``loop.call_at``); no Task is created per call.
 With another clock (`selfheal.testing.FakeClock`) a small helper task sleeps on that clock,
 so tests move time by hand.
@@ -21,7 +22,6 @@ one: the inner `Timeout` fires at whichever comes first.
 from __future__ import annotations
 
 import asyncio
-import builtins
 import threading
 import time
 import weakref
@@ -30,35 +30,16 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
+from selfheal._deadline import DEADLINE, _Scope, tighter
+from selfheal.errors import CallTimeoutError
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
-from selfheal.policies._deadline import DEADLINE, _Scope, tighter
 from selfheal.policies._naming import check_name, name_of
 
-__all__ = ["Timeout", "TimeoutError"]
+__all__ = ["Timeout"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-class TimeoutError(builtins.TimeoutError):
-    """A call protected by `Timeout` ran out of time.
-
-    Subclasses the builtin `TimeoutError`, so ``except TimeoutError`` catches it either way.
-
-    Attributes:
-        name: The timeout's name.
-        seconds: The time the call was given: the `Timeout`'s seconds, or less when a nearer
-            enclosing deadline (a retry's ``deadline``, an outer `Timeout`) cut it short.
-    """
-
-    def __init__(self, name: str, seconds: float) -> None:
-        super().__init__(f"{name!r} timed out after {seconds:g} s")
-        self.name = name
-        self.seconds = seconds
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.name, self.seconds))
 
 
 # Timer callbacks may run a hair before their time (asyncio fires a handle up to the clock's
@@ -204,7 +185,7 @@ class Timeout(Policy):
         return timed
 
     def awrap(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-        """Return `fn` cancelled at the deadline, raising `TimeoutError`."""
+        """Return `fn` cancelled at the deadline, raising `CallTimeoutError`."""
         name = name_of(self.name, fn)
         if not isinstance(self.clock, SystemClock):
             return self._awrap_clock(fn, name)
@@ -325,4 +306,4 @@ class Timeout(Policy):
         if task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
             given = max(0.0, min(self.seconds, given))
             self._expired(name, interrupted=True, seconds=given)
-            raise TimeoutError(name, given) from exc
+            raise CallTimeoutError(name, given) from exc

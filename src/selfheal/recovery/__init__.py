@@ -7,13 +7,13 @@ only the standard library; `CallWebhook` imports httpx when it runs and
 `selfheal.recovery.config` (TOML rules) needs pydantic.
 """
 
+from selfheal.interfaces import Degradable
 from selfheal.recovery._actions import (
     Action,
     ActionContext,
     ActionError,
     CallFunction,
     CallWebhook,
-    Degradable,
     DegradeFeature,
     NoAction,
     RestartProgram,

@@ -17,15 +17,15 @@ import shlex
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import MASK, is_secret_key, redact, redact_url
 from selfheal._threads import in_own_thread
+from selfheal.errors import ActionError
 from selfheal.events import Event
-from selfheal.health._api import HealthSource
+from selfheal.interfaces import Degradable, HealthSource, ProgramControl
 from selfheal.recovery._core import render
-from selfheal.supervisor._api import ProgramControl
 
 __all__ = [
     "Action",
@@ -42,19 +42,6 @@ __all__ = [
 
 
 _T = TypeVar("_T")
-
-
-class ActionError(Exception):
-    """Raised by an action that ran but did not do its job (the message says why)."""
-
-
-@runtime_checkable
-class Degradable(Protocol):
-    """Anything that can switch a feature to its fallback (the `FeatureManager`, for one)."""
-
-    def degrade(self, name: str) -> object:
-        """Switch feature `name` to its fallback; may return an awaitable."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._deadline import timeout_after
 from selfheal._redact import redact, redact_value
-from selfheal.events import Event, EventBus, Severity, Subscription, matches
-from selfheal.health._api import HealthSource, HealthStatus
-from selfheal.recovery._actions import (
-    Action,
-    ActionContext,
-    Degradable,
-    DegradeFeature,
-    RestartProgram,
-)
+from selfheal.events import Event, EventBus, Severity, Subscription, check_pattern, matches
+from selfheal.interfaces import Degradable, HealthSource, HealthStatus, ProgramControl
+from selfheal.recovery._actions import Action, ActionContext, DegradeFeature, RestartProgram
 from selfheal.recovery._core import (
     Condition,
     Decision,
@@ -38,7 +33,6 @@ from selfheal.recovery._core import (
     event_fields,
     render,
 )
-from selfheal.supervisor._api import ProgramControl
 
 __all__ = ["RecoveryEngine", "Rule", "Verify"]
 
@@ -129,8 +123,10 @@ class Rule:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        if not self.on or any(not seg for seg in self.on.split(".")):
-            raise ValueError(f"Rule: on {self.on!r} must be an event pattern like 'health.*'")
+        try:
+            check_pattern(self.on)
+        except ValueError as exc:
+            raise ValueError(f"Rule: on {exc}") from None
         set_(self, "steps", tuple(self.steps))
         set_(self, "escalate", tuple(self.escalate))
         if not self.steps:
@@ -156,30 +152,6 @@ class Rule:
 
 def _next_rid() -> str:
     return f"{_RID_PREFIX}{next(_RID_COUNTER)}"
-
-
-async def with_timeout(aw: Awaitable[T], seconds: float, clock: Clock) -> T:
-    """Await `aw`, cancelling it after `seconds` on `clock` (so FakeClock drives deadlines).
-
-    Raises:
-        TimeoutError: When the deadline passed first.
-    """
-    task = asyncio.ensure_future(aw)
-    timer = asyncio.ensure_future(clock.asleep(seconds))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        task.cancel()
-        timer.cancel()
-        await asyncio.gather(task, timer, return_exceptions=True)
-        raise
-    if task.done():
-        timer.cancel()
-        await asyncio.gather(timer, return_exceptions=True)
-        return task.result()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    raise TimeoutError(f"timed out after {seconds:g}s")
 
 
 @dataclass(slots=True)
@@ -494,7 +466,8 @@ class RecoveryEngine:
     ) -> tuple[bool, dict[str, Any]]:
         detail: dict[str, Any] = {"action": action.describe()}
         try:
-            result = await with_timeout(action.run(ctx), limit, self.clock)
+            async with timeout_after(limit, self.clock, name=action.kind):
+                result = await action.run(ctx)
         except TimeoutError:
             detail["error"] = f"{action.kind} timed out after {limit:g}s"
             return False, detail
@@ -539,7 +512,8 @@ class RecoveryEngine:
             for name in names:
                 remaining = max(deadline - self.clock.monotonic(), verify.interval)
                 try:
-                    status = await with_timeout(health.check_now(name), remaining, self.clock)
+                    async with timeout_after(remaining, self.clock, name=name):
+                        status = await health.check_now(name)
                 except asyncio.CancelledError:
                     raise
                 except KeyError:

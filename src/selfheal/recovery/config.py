@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal.events import check_pattern
 from selfheal.recovery._actions import (
     Action,
     CallFunction,
@@ -193,9 +194,7 @@ class RecoveryRuleConfig(BaseModel):
     @field_validator("on")
     @classmethod
     def _pattern(cls, value: str) -> str:
-        if any(not seg for seg in value.split(".")):
-            raise ValueError("must be dotted non-empty segments, e.g. 'health.*.failed'")
-        return value
+        return check_pattern(value)
 
     @field_validator("flap", mode="before")
     @classmethod

@@ -4,16 +4,8 @@ Standard library only (``sqlite3``); `selfheal.store.config` (the ``[journal]`` 
 needs pydantic. A Redis backend can implement `JournalStore` later.
 """
 
-from selfheal.store._base import (
-    Incident,
-    IncidentTracker,
-    JournalStore,
-    MttrSummary,
-    RecoveryRecord,
-    Signal,
-    StoredEvent,
-    classify,
-)
+from selfheal.interfaces import Incident, JournalStore, MttrSummary, RecoveryRecord, StoredEvent
+from selfheal.store._base import IncidentTracker, Signal, classify
 from selfheal.store._journal import DROPPED, Journal, JournalOptions
 from selfheal.store._sqlite import (
     DEFAULT_PATH,

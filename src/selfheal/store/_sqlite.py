@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from selfheal._redact import MASK, is_secret_key, redact
-from selfheal.events import Event, matches
-from selfheal.store._base import Incident, MttrSummary, RecoveryRecord, StoredEvent
+from selfheal.errors import JournalError
+from selfheal.events import Event, matches, subject_of
+from selfheal.interfaces import Incident, MttrSummary, RecoveryRecord, StoredEvent
 
 __all__ = [
     "DEFAULT_PATH",
@@ -142,11 +143,11 @@ def _ENCODE(data: Any, original: Any = None) -> str:  # noqa: N802 - reads as a 
         return _SLOW_ENCODE({"unencodable": _repr(shown)[:2000]})
 
 
-class JournalNotFoundError(FileNotFoundError):
+class JournalNotFoundError(JournalError, FileNotFoundError):
     """Raised when a read-only store is opened on a path with no journal."""
 
 
-class JournalFormatError(sqlite3.DatabaseError):
+class JournalFormatError(JournalError, sqlite3.DatabaseError):
     """Raised when a SQLite file's tables are not those of a selfheal journal."""
 
 
@@ -259,21 +260,6 @@ def _clean(value: Any, path: frozenset[int]) -> Any:
     return [_clean(v, path) for v in value]
 
 
-_SUBJECTS: dict[tuple[str, str], str] = {}
-
-
-def _subject(etype: str, source: str) -> str:
-    key = (etype, source)
-    found = _SUBJECTS.get(key)
-    if found is None:
-        parts = etype.split(".")
-        found = ".".join(parts[1:-1]) if len(parts) >= 3 else source
-        if len(_SUBJECTS) > 10_000:  # types are few; never let odd ones grow it unbounded
-            _SUBJECTS.clear()
-        _SUBJECTS[key] = found
-    return found
-
-
 class SqliteJournalStore:
     """A `JournalStore` in one SQLite file.
 
@@ -380,7 +366,7 @@ class SqliteJournalStore:
     def _insert_events(self, conn: sqlite3.Connection, events: Sequence[Event], now: float) -> None:
         flat: list[Any] = []
         add = flat.extend
-        subject, encode = _subject, _encode
+        subject, encode = subject_of, _encode
         for e in events:
             add(
                 (

@@ -4,7 +4,7 @@ Standard library only (``import selfheal`` works without extras); the TOML model
 `selfheal.supervisor.config` (pydantic), the daemon wiring in `selfheal.runtime`.
 """
 
-from selfheal.supervisor._api import ProgramControl
+from selfheal.interfaces import ProgramControl
 from selfheal.supervisor._core import ReloadResult, Supervisor
 from selfheal.supervisor._health import ProgramHealth
 from selfheal.supervisor._spec import (

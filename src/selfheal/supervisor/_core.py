@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._deadline import timeout_after
+from selfheal.errors import StateDirLockedError
 from selfheal.events import EventBus, Severity
 from selfheal.supervisor._logs import OutputLog, log_path
 from selfheal.supervisor._notify import NotifySocket
@@ -809,7 +811,7 @@ class Supervisor:
         while True:
             error = ""
             try:
-                async with asyncio.timeout(probe.timeout):
+                async with timeout_after(probe.timeout, self.clock, name=kind):
                     await check()
             except TimeoutError:
                 error = f"timed out after {probe.timeout:g} s"
@@ -927,12 +929,10 @@ class Supervisor:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            other = os.read(fd, 32).decode(errors="replace").strip()
             os.close(fd)
-            raise RuntimeError(
-                f"another supervisor (pid {other}) is using {self.state_dir}; stop it first "
-                "or give this one another state_dir"
-            ) from None
+            pid = int(other) if other.isdigit() else None
+            raise StateDirLockedError(str(self.state_dir), pid) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd

@@ -9,9 +9,8 @@ dies during start-up is not called a success.
 
 from __future__ import annotations
 
-import asyncio
-
-from selfheal.health._api import HealthStatus
+from selfheal._deadline import timeout_after
+from selfheal.interfaces import HealthStatus
 from selfheal.supervisor._core import Supervisor, _build_check
 from selfheal.supervisor._states import ProcessState
 
@@ -70,7 +69,7 @@ class ProgramHealth:
             return status
         check = _build_check(probe, spec.cwd)
         try:
-            async with asyncio.timeout(probe.timeout):
+            async with timeout_after(probe.timeout, self.supervisor.clock, name=name):
                 await check()
         except Exception:  # noqa: BLE001 - any probe failure is a failed verification
             return HealthStatus.FAIL

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from selfheal.errors import ReloadError
 from selfheal.supervisor._core import Supervisor
 
 __all__ = ["ControlServer", "ReloadError", "control_app", "read_control_file"]
@@ -42,10 +43,6 @@ ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
 
 CONTROL_FILE = "control.json"
 TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
-
-
-class ReloadError(Exception):
-    """Raised by a reload callback when the new config cannot be used (message says why)."""
 
 
 def control_app(

@@ -1,173 +1,28 @@
-"""One event model: everything that notices something publishes, everything that reacts subscribes.
-
-Event types are dotted (``breaker.payments.opened``) and subscriptions match them with
-wildcards: ``*`` stands for exactly one segment, except as the last segment of a pattern, where
-it stands for one or more (so ``health.*`` sees every health event and ``*`` sees everything).
-"""
+"""The `EventBus`: sync and async subscribers, wildcards, handler isolation."""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
-import inspect
-import itertools
 import logging
-import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from enum import StrEnum
-from types import CoroutineType, MappingProxyType
+from types import CoroutineType
 from typing import Any, TypeAlias
 
+from selfheal._calls import describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal.events._event import Event, Severity
+from selfheal.events._vocabulary import check_pattern, matches
 
-__all__ = [
-    "AsyncHandler",
-    "Event",
-    "EventBus",
-    "Handler",
-    "Severity",
-    "Subscription",
-    "SyncHandler",
-    "matches",
-]
+__all__ = ["HANDLER_FAILED", "AsyncHandler", "EventBus", "Handler", "Subscription", "SyncHandler"]
 
 logger = logging.getLogger("selfheal.events")
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-# A process-unique prefix and a counter give ids that sort by creation and cost ~100 ns,
-# where uuid4 costs microseconds. A forked child gets a prefix of its own.
-_ID_PREFIX = ""
-_ID_COUNTER = itertools.count(1)
-
-
-def _new_id_prefix() -> None:
-    global _ID_PREFIX, _ID_COUNTER  # noqa: PLW0603 - per-process state, reset at fork
-    _ID_PREFIX = f"{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
-    _ID_COUNTER = itertools.count(1)
-
-
-_new_id_prefix()
-os.register_at_fork(after_in_child=_new_id_prefix)
-
-
-def _next_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNTER):x}"
-
-
-class Severity(StrEnum):
-    """How bad an event is; plain strings (``"critical"``) are accepted wherever this is."""
-
-    DEBUG = "debug"
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-    CRITICAL = "critical"
-
-
-@dataclass(frozen=True, slots=True, eq=False, init=False)
-class Event:
-    """Something that happened, published on an `EventBus`.
-
-    The field names are the article's, so ``Event(type=..., source=..., severity=...,
-    timestamp=..., data=...)`` works unchanged.
-
-    Attributes:
-        type: Dotted event type, e.g. ``health.database.failed``.
-        source: Who noticed it (a component or subject name).
-        severity: One of `Severity`, or any string.
-        timestamp: Wall-clock seconds since the epoch (from the publisher's `Clock`).
-        data: Details; kept as given, never copied, so publishers must not mutate it later.
-        id: Unique per process run; defaults to a fresh id.
-    """
-
-    type: str
-    source: str
-    severity: str
-    timestamp: float
-    data: Mapping[str, Any]
-    id: str
-
-    # Hand-written because every component builds events: setting the slots through their
-    # descriptors costs a third less than the generated frozen __init__ (object.__setattr__).
-    def __init__(  # noqa: PLR0917 - the article builds events positionally too
-        self,
-        type: str,
-        source: str = "",
-        severity: str = Severity.INFO,
-        timestamp: float = 0.0,
-        data: Mapping[str, Any] = _EMPTY,
-        id: str | None = None,
-    ) -> None:
-        _set_type(self, type)
-        _set_source(self, source)
-        _set_severity(self, severity)
-        _set_timestamp(self, timestamp)
-        _set_data(self, data)
-        _set_id(self, id if id is not None else f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
-
-    def __eq__(self, other: object) -> bool:
-        return self is other or (isinstance(other, Event) and other.id == self.id)
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-    @property
-    def subject(self) -> str:
-        """Return the middle of the type (``database`` in ``health.database.failed``).
-
-        For types of fewer than three segments the source stands in.
-        """
-        parts = self.type.split(".")
-        return ".".join(parts[1:-1]) if len(parts) >= 3 else self.source
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict of the event."""
-        return {
-            "id": self.id,
-            "type": self.type,
-            "source": self.source,
-            "severity": str(self.severity),
-            "timestamp": self.timestamp,
-            "data": dict(self.data),
-        }
-
-
-_set_type, _set_source, _set_severity, _set_timestamp, _set_data, _set_id = (
-    Event.__dict__[name].__set__
-    for name in ("type", "source", "severity", "timestamp", "data", "id")
-)
 
 SyncHandler: TypeAlias = Callable[[Event], object]
 AsyncHandler: TypeAlias = Callable[[Event], Awaitable[object]]
 Handler: TypeAlias = SyncHandler | AsyncHandler
-
-
-def matches(pattern: str, event_type: str) -> bool:
-    """Return whether a dotted `event_type` matches a subscription `pattern`.
-
-    ``*`` matches one segment; a trailing ``*`` matches one or more segments.
-
-    Args:
-        pattern: e.g. ``breaker.*.opened``, ``health.*`` or ``*``.
-        event_type: e.g. ``breaker.payments.opened``.
-
-    Returns:
-        True when the type matches.
-    """
-    if pattern == event_type:
-        return True
-    pats = pattern.split(".")
-    parts = event_type.split(".")
-    last = len(pats) - 1
-    for i, pat in enumerate(pats):
-        if i == last and pat == "*":
-            return len(parts) > i
-        if i >= len(parts) or (pat != "*" and pat != parts[i]):
-            return False
-    return len(parts) == len(pats)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -250,12 +105,11 @@ class EventBus:
         Raises:
             ValueError: If the pattern is empty or has an empty segment.
         """
-        if not pattern or any(not seg for seg in pattern.split(".")):
-            raise ValueError(
-                f"EventBus.subscribe: pattern {pattern!r} must be dotted non-empty segments, "
-                "e.g. 'health.*' or 'breaker.*.opened'"
-            )
-        is_async = _is_async_callable(handler)
+        try:
+            check_pattern(pattern)
+        except ValueError as exc:
+            raise ValueError(f"EventBus.subscribe: {exc}") from None
+        is_async = is_async_callable(handler)
         try:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -392,7 +246,7 @@ class EventBus:
             Severity.ERROR,
             self.clock.time(),
             {
-                "handler": _describe(sub.handler),
+                "handler": describe(sub.handler),
                 "pattern": sub.pattern,
                 "event_type": event.type,
                 "event_id": event.id,
@@ -407,15 +261,3 @@ class EventBus:
         # Other threads' loops keep their own handler tasks in the same set: not ours to await.
         while mine := [t for t in list(self._tasks) if t.get_loop() is loop]:
             await asyncio.gather(*mine, return_exceptions=True)
-
-
-def _is_async_callable(fn: object) -> bool:
-    while isinstance(fn, functools.partial):
-        fn = fn.func
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-        getattr(fn, "__call__", None)  # noqa: B004 - async __call__ on instances
-    )
-
-
-def _describe(fn: object) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
