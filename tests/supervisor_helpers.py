@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from selfheal.events import Event, EventBus
+from selfheal.supervisor import Supervisor
 
 PY = sys.executable
 
@@ -69,3 +70,22 @@ def read_int(path: Path, timeout: float = 10.0) -> int:
 def kill_quietly(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, 9)
+
+
+def abandon(sup: Supervisor) -> None:
+    """Make `sup` a daemon that died: let go of everything without stopping any child.
+
+    Its children keep running and stay in its children file; the lock is released as the
+    kernel would release it. The test process stays their parent, and reaps them itself.
+    """
+    driver = sup._driver
+    for child in driver.children.values():
+        assert child.watch is not None
+        assert child.popen is not None
+        child.watch.close()
+        child.popen.returncode = 0  # reaped by the test, not by Popen.__del__
+        child.close_output()
+        child.log.close()
+    assert sup._notify is not None
+    sup._notify.close()
+    sup._dir.close()

@@ -25,7 +25,7 @@ from selfheal.supervisor import (
 )
 from selfheal.supervisor._logs import OutputLog
 from selfheal.testing import FakeClock
-from supervisor_helpers import PY, Recorder, alive, kill_quietly, read_int, wait_until
+from supervisor_helpers import PY, Recorder, abandon, alive, kill_quietly, read_int, wait_until
 
 pytestmark = pytest.mark.anyio
 S = ProcessState
@@ -479,18 +479,7 @@ async def test_leftovers_of_a_dead_run_are_ended(tmp_path: Path) -> None:
     child = sup.pid("p")
     grandchild = read_int(pidfile)
     assert child is not None
-    # Simulate a daemon that died: forget everything without stopping the children.
-    for inst in sup._instances.values():
-        assert inst.watch is not None
-        assert inst.popen is not None
-        inst.watch.close()
-        inst.popen.returncode = 0  # this test reaps it by hand below
-        sup._close_output(inst)
-        inst.log.close()
-    assert sup._notify is not None
-    sup._notify.close()
-    sup._unlock()
-    sup._state_file.close()
+    abandon(sup)  # a daemon that died: its children are left running
     # The child is still our zombie-to-be; a fresh supervisor must end both.
     sup2, rec2 = make(tmp_path, ProgramSpec("p", SLEEP, autostart=False), leftover_grace=2.0)
     await sup2.start()

@@ -9,7 +9,7 @@ import pytest
 
 from selfheal.events import EventBus
 from selfheal.supervisor import ProgramSpec, Supervisor
-from supervisor_helpers import PY, Recorder, alive, kill_quietly, read_int, wait_until
+from supervisor_helpers import PY, Recorder, abandon, alive, kill_quietly, read_int, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -64,18 +64,7 @@ async def test_leftovers_of_a_dead_run_include_setsid_grandchildren(tmp_path: Pa
     child = sup.pid("p")
     grandchild = read_int(pidfile)
     assert child is not None
-    # A daemon that died: forget everything without stopping anything.
-    for inst in sup._instances.values():
-        assert inst.watch is not None
-        assert inst.popen is not None
-        inst.watch.close()
-        inst.popen.returncode = 0  # reaped by hand below
-        sup._close_output(inst)
-        inst.log.close()
-    assert sup._notify is not None
-    sup._notify.close()
-    sup._unlock()
-    sup._state_file.close()
+    abandon(sup)  # a daemon that died: its children are left running
     sup2, rec2 = make(tmp_path, pidfile, leftover_grace=0.2)
     try:
         await sup2.start()
