@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from selfheal.events import EventBus
-from selfheal.supervisor import ProgramSpec, Supervisor
+from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
+from selfheal.testing import FakeClock
 from supervisor_helpers import PY, Recorder, abandon, alive, kill_quietly, read_int, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -29,6 +32,13 @@ def make(tmp_path: Path, pidfile: Path, **kw: object) -> tuple[Supervisor, Recor
     spec = ProgramSpec("p", (PY, "-c", ESCAPER, str(pidfile)), stop_grace=2.0)
     sup = Supervisor([spec], bus=bus, state_dir=tmp_path / "state", **kw)  # type: ignore[arg-type]
     return sup, rec
+
+
+def ignores_sigterm(pid: int) -> bool:
+    """Whether `pid` has set SIGTERM to be ignored yet (its SigIgn mask in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 async def test_stopping_a_program_ends_its_setsid_grandchild(tmp_path: Path) -> None:
@@ -91,6 +101,31 @@ async def test_stopping_a_crashed_program_ends_what_escaped_its_run(tmp_path: Pa
         await rec.wait("process.p.exited")
         assert alive(grandchild)  # a crash does not sweep (the restart path stays fast)
         await sup.stop_program("p")  # a stop of the EXITED program does
+        assert wait_until(lambda: not alive(grandchild), 5)
+    finally:
+        await sup.stop()
+        kill_quietly(grandchild)
+
+
+async def test_the_grace_given_to_escapees_runs_on_the_supervisors_clock(tmp_path: Path) -> None:
+    # The grandchild ignores SIGTERM: only the end of a 30 s grace, on the fake clock, sends
+    # SIGKILL. On the real clock this test would run out of its 10 s.
+    pidfile = tmp_path / "gc.pid"
+    clock = FakeClock()
+    sup, _ = make(tmp_path, pidfile, clock=clock, leftover_grace=30.0)
+    await sup.start()
+    grandchild = read_int(pidfile)
+    try:
+        assert wait_until(lambda: ignores_sigterm(grandchild))
+        stopping = asyncio.ensure_future(sup.stop_program("p"))
+        await sup.wait_for("p", ProcessState.STOPPED)
+        await asyncio.sleep(0.2)  # real time: the /proc scan found it and sent SIGTERM
+        assert alive(grandchild)
+        assert not stopping.done()
+        async with asyncio.timeout(10):
+            while not stopping.done():
+                clock.advance(30.0)
+                await asyncio.sleep(0.01)
         assert wait_until(lambda: not alive(grandchild), 5)
     finally:
         await sup.stop()
