@@ -11,11 +11,9 @@ from collections.abc import Mapping
 
 from selfheal.supervisor._child import Child, children_of
 from selfheal.supervisor._spec import ProgramSpec
-from selfheal.supervisor._states import ProcessState
+from selfheal.supervisor._states import ACTIVE, ProcessState
 
 __all__ = ["deps_coming", "group_to_restart", "levels", "unready_deps"]
-
-_ACTIVE = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
 
 
 def unready_deps(child: Child, children: Mapping[str, Child]) -> list[str]:
@@ -79,4 +77,4 @@ def group_to_restart(failed: Child, children: Mapping[str, Child]) -> list[Child
     members = [c for c in children.values() if c.spec.group == spec.group]
     if spec.strategy == "rest_for_one":
         members = members[members.index(failed) + 1 :]
-    return [c for c in members if c is not failed and c.life.state in _ACTIVE]
+    return [c for c in members if c is not failed and c.life.state in ACTIVE]

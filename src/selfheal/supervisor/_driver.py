@@ -32,19 +32,23 @@ from selfheal.supervisor._proc import (
 )
 from selfheal.supervisor._spec import ProbeSpec
 from selfheal.supervisor._statedir import StateDir
-from selfheal.supervisor._states import Lifecycle, ProcessState, Trigger, transition
+from selfheal.supervisor._states import (
+    ACTIVE,
+    IDLE,
+    Lifecycle,
+    ProcessState,
+    Trigger,
+    transition,
+)
 
-__all__ = ["IDLE", "REQUEST_DONE", "Driver"]
+__all__ = ["Driver"]
 
 logger = logging.getLogger("selfheal.supervisor")
 
-_ACTIVE = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
-#: States with no process and nothing under way.
-IDLE = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 _STARTED_OR_GAVE_UP = frozenset({ProcessState.RUNNING, ProcessState.EXITED, ProcessState.FATAL})
-#: A start request is answered at its first failure too (BACKOFF): a command that cannot run
-#: is reported at once, not after the whole backoff ladder has ended in FATAL.
-REQUEST_DONE = _STARTED_OR_GAVE_UP | {ProcessState.BACKOFF}
+# A start request is answered at its first failure too (BACKOFF): a command that cannot run
+# is reported at once, not after the whole backoff ladder has ended in FATAL.
+_REQUEST_DONE = _STARTED_OR_GAVE_UP | {ProcessState.BACKOFF}
 _NOT_STARTING = frozenset(ProcessState) - {ProcessState.STARTING}
 _SIGNUMS = frozenset(int(s) for s in signal.Signals)
 
@@ -108,7 +112,7 @@ class Driver:
         if child.state_task is not None:
             child.state_task.cancel()
             child.state_task = None
-        if new.state not in _ACTIVE:
+        if new.state not in ACTIVE:
             child.cancel_run_tasks()
         state = new.state
         name = child.spec.name
@@ -336,14 +340,14 @@ class Driver:
         It also ends when the request can no longer succeed: the instance was stopped or
         replaced meanwhile, or it waits for dependencies that nobody is starting.
         """
-        if child.life.state in REQUEST_DONE and not child.waiting:
+        if child.life.state in _REQUEST_DONE and not child.waiting:
             return
         if child.waiting and not deps_coming(child, self.children):
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         child.requests.append(fut)
-        waiter = asyncio.ensure_future(child.wait(REQUEST_DONE))
+        waiter = asyncio.ensure_future(child.wait(_REQUEST_DONE))
         try:
             await asyncio.wait([fut, waiter], return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -18,12 +18,12 @@ from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus, Severity
 from selfheal.supervisor._child import Child, child_env, children_of
 from selfheal.supervisor._deps import levels, unready_deps
-from selfheal.supervisor._driver import IDLE, Driver
+from selfheal.supervisor._driver import Driver
 from selfheal.supervisor._logs import OutputLog, log_path
 from selfheal.supervisor._notify import NotifySocket
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._statedir import StateDir
-from selfheal.supervisor._states import ProcessState, Trigger
+from selfheal.supervisor._states import IDLE, ProcessState, Trigger
 
 __all__ = ["ReloadResult", "Supervisor"]
 
