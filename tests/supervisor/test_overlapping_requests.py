@@ -7,20 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from selfheal.events import EventBus
-from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
-from supervisor_helpers import PY, Recorder, alive
+from selfheal.supervisor import ProcessState, ProgramSpec
+from supervisor_helpers import PY, SLEEP, alive, make
 
 pytestmark = pytest.mark.anyio
 S = ProcessState
-
-SLEEP = (PY, "-c", "import time; time.sleep(60)")
-
-
-def make(tmp_path: Path, *specs: ProgramSpec) -> tuple[Supervisor, Recorder]:
-    bus = EventBus()
-    rec = Recorder(bus)
-    return Supervisor(specs, bus=bus, state_dir=tmp_path / "state"), rec
 
 
 async def test_two_overlapping_reloads_apply_once(tmp_path: Path) -> None:

@@ -1,28 +1,18 @@
-"""The control API in-process (TCP and unix socket), sd_notify attribution, log following."""
+"""The control API in-process: over TCP and a unix socket, with its token and its errors."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
-from selfheal.events import EventBus
 from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
-from selfheal.supervisor._notify import NotifySocket, parse_notify
 from selfheal.web.control import ControlServer, ReloadError, read_control_file
-from supervisor_helpers import PY, Recorder
+from supervisor_helpers import SLEEP, read
 
 pytestmark = pytest.mark.anyio
-SLEEP = (PY, "-c", "import time; time.sleep(60)")
 TOKEN = "t" * 32
-
-
-def read(path: Path) -> str:
-    return path.read_text()
 
 
 async def served(tmp_path: Path, **kw: object) -> tuple[Supervisor, ControlServer]:
@@ -90,76 +80,3 @@ async def test_unix_socket_and_status_token(tmp_path: Path) -> None:
         await server.stop()
         await sup.stop()
     assert not path.exists()
-
-
-async def test_notify_from_a_stranger_is_dropped(tmp_path: Path) -> None:
-    bus = EventBus()
-    rec = Recorder(bus)
-    notify_child = (
-        PY,
-        "-c",
-        "import os, socket, time\nopen(os.environ['GO'], 'w').close()\ntime.sleep(60)\n",
-    )
-    go = tmp_path / "go"
-    prog = ProgramSpec("n", notify_child, ready="notify", env=(("GO", str(go)),))
-    sup = Supervisor([prog], bus=bus, state_dir=tmp_path / "state")
-    await sup.start()
-    try:
-        await rec.wait("process.n.started")
-        address = next(
-            line.split("=", 1)[1]
-            for line in read(Path(f"/proc/{sup.pid('n')}/environ")).split("\0")
-            if line.startswith("NOTIFY_SOCKET=")
-        )
-        # This test process is no program's: its READY=1 must not count.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"READY=1", address.replace("@", "\0", 1))
-        await asyncio.sleep(0.1)
-        assert sup.state("n") is ProcessState.STARTING
-    finally:
-        await sup.stop()
-
-
-async def test_notify_socket_falls_back_to_an_abstract_address(tmp_path: Path) -> None:
-    got: list[tuple[int | None, dict[str, str]]] = []
-    received = asyncio.Event()
-
-    def on_message(pid: int | None, fields: dict[str, str]) -> None:
-        got.append((pid, fields))
-        received.set()
-
-    deep = tmp_path / ("d" * 120) / "notify.sock"
-    sock = NotifySocket(deep, on_message)
-    sock.attach(asyncio.get_running_loop())
-    try:
-        assert sock.address.startswith("@selfheal-")
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(b"READY=1\nSTATUS=a=b", "\0" + sock.address[1:])
-        async with asyncio.timeout(5):
-            await received.wait()
-        assert got == [(os.getpid(), {"READY": "1", "STATUS": "a=b"})]
-    finally:
-        sock.close()
-
-
-def test_parse_notify() -> None:
-    assert parse_notify(b"READY=1\nWATCHDOG=1\n\nbogus\nSTATUS=x=y") == {
-        "READY": "1",
-        "WATCHDOG": "1",
-        "STATUS": "x=y",
-    }
-
-
-def test_follow_survives_rotation(tmp_path: Path) -> None:
-    from selfheal.cli._supervisor import _follow
-
-    path = tmp_path / "p.log"
-    path.write_text("old\n")
-    follow = _follow(path)
-    with path.open("a") as f:
-        f.write("one\n")
-    assert next(follow) == "one\n"
-    path.rename(tmp_path / "p.log.1")
-    path.write_text("two\n")
-    assert next(follow) == "two\n"
-    follow.close()

@@ -1,4 +1,4 @@
-"""Programs' output files: rotation under heavy output, and files moved or removed under us."""
+"""Programs' output: the last lines in exit events, files that rotate, moved or removed under us."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from selfheal.events import EventBus
-from selfheal.supervisor import LogSpec, ProgramSpec, Supervisor
+from selfheal.supervisor import LogSpec, ProcessState, ProgramSpec, Supervisor
 from selfheal.supervisor._logs import OutputLog
-from supervisor_helpers import PY, Recorder
+from supervisor_helpers import PY, Recorder, make
 
 pytestmark = pytest.mark.anyio
+S = ProcessState
 
 # About 8 MiB in 64 KiB writes, as fast as the pipe takes it, then a last line.
 FLOOD = (
@@ -58,3 +59,50 @@ def test_rotation_after_the_file_was_removed_keeps_logging(tmp_path: Path) -> No
     assert path.with_name("a.log.1").read_bytes() == b"c" * 2000 + b"\n"
     assert path.read_bytes() == b"back\n"
     log.close()
+
+
+async def test_exited_event_has_the_last_lines(tmp_path: Path) -> None:
+    prog = ProgramSpec(
+        "noisy",
+        (PY, "-c", "import sys\nfor i in range(50): print('line', i)\nsys.exit(4)"),
+        restart="never",
+        log=LogSpec(tail_lines=3),
+    )
+    sup, rec = make(tmp_path, prog)
+    await sup.start()
+    try:
+        exited = await rec.wait("process.noisy.exited")
+        assert exited.data["exit_code"] == 4
+        assert exited.data["tail"] == ["line 47", "line 48", "line 49"]
+        await sup.wait_for("noisy", S.EXITED)
+        log = (tmp_path / "state" / "logs" / "noisy.log").read_text()
+        assert log.count("line") == 50
+    finally:
+        await sup.stop()
+
+
+def test_output_log_rotates_by_size(tmp_path: Path) -> None:
+    log = OutputLog(tmp_path / "x.log", LogSpec(max_bytes=1024, backups=2, tail_lines=2))
+    for i in range(100):
+        log.write(f"line {i:04d} {'x' * 40}\n".encode())
+    log.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["x.log", "x.log.1", "x.log.2"]
+    assert all(p.stat().st_size <= 1024 for p in tmp_path.iterdir())
+    assert "line 0099" in (tmp_path / "x.log").read_text()
+    assert log.tail()[-1].startswith("line 0099")
+
+
+def test_follow_survives_rotation(tmp_path: Path) -> None:
+    from selfheal.cli._supervisor import _follow
+
+    path = tmp_path / "p.log"
+    path.write_text("old\n")
+    follow = _follow(path)
+    with path.open("a") as f:
+        f.write("one\n")
+    assert next(follow) == "one\n"
+    path.rename(tmp_path / "p.log.1")
+    path.write_text("two\n")
+    assert next(follow) == "two\n"
+    follow.close()

@@ -10,12 +10,10 @@ from selfheal.events import EventBus
 from selfheal.interfaces import HealthStatus
 from selfheal.supervisor import ProbeSpec, ProcessState, ProgramHealth, ProgramSpec, Supervisor
 from selfheal.testing import FakeClock
-from supervisor_helpers import PY
+from supervisor_helpers import SLEEP
 
 pytestmark = pytest.mark.anyio
 H = HealthStatus
-
-SLEEP = (PY, "-c", "import time; time.sleep(60)")
 
 
 def make(tmp_path: Path, *specs: ProgramSpec, clock: FakeClock | None = None) -> Supervisor:
