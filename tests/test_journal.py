@@ -11,6 +11,7 @@ import pytest
 
 from selfheal import Event, EventBus
 from selfheal.config import ConfigError, parse_config
+from selfheal.events import Signal, classify
 from selfheal.store import (
     DROPPED,
     Incident,
@@ -20,9 +21,7 @@ from selfheal.store import (
     JournalOptions,
     JournalStore,
     RecoveryRecord,
-    Signal,
     SqliteJournalStore,
-    classify,
     path_from_url,
 )
 from selfheal.testing import FakeClock

@@ -1,19 +1,9 @@
-"""What the journal stores, the `JournalStore` protocol, and incident tracking (no I/O).
+"""Incident tracking: events in, incident and recovery records out (no I/O).
 
-An incident of a subject is opened by its first failure signal and closed by its recovery:
-
-- failure: the last segment of the type is ``failed``, ``failure``, ``fatal``, ``opened``,
-  ``unhealthy``, ``down``, ``crashed`` or ``recovery_failed``; or it is ``exited`` with a
-  non-zero ``exit_code``/``returncode`` or a ``signal`` in its data, unless ``expected`` is true.
-- recovery: the last segment is ``recovered``, ``succeeded``, ``closed``, ``passed``,
-  ``healthy`` or ``up``; or the type is ``process.<name>.started`` / ``.running``. While a
-  recovery of the subject is running (``recovery.<subject>.started`` seen, no outcome yet),
-  only its outcome closes the incident, so time to recover is time to a *verified* recovery.
-- neither: everything else, including ``recovery.*.started|escalated|suppressed``,
-  ``journal.*`` and ``eventbus.*``.
-
-The subject is `Event.subject` (``web`` in ``process.web.exited``); for the article's
-``system.database.failure.recovered`` it is the failed event's subject (``database``).
+An incident of a subject is opened by its first failure signal and closed by its recovery,
+as `selfheal.events.classify` tells them apart. While a recovery of the subject is running
+(``recovery.<subject>.started`` seen, no outcome yet), only its outcome closes the incident, so
+time to recover is time to a *verified* recovery.
 
 Time to recover (TTR) is the close event's timestamp minus the opening one's. Time to detect
 (TTD) is, in order of preference:
@@ -32,19 +22,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 
-from selfheal.events import SIGNAL_SEGMENTS, Event, Signal, classify
-from selfheal.interfaces import Incident, JournalStore, MttrSummary, RecoveryRecord, StoredEvent
+from selfheal.events import SIGNAL_SEGMENTS, Event, Signal, classify, parse_type
+from selfheal.interfaces import Incident, RecoveryRecord
 
-__all__ = [
-    "Incident",
-    "IncidentTracker",
-    "JournalStore",
-    "MttrSummary",
-    "RecoveryRecord",
-    "Signal",
-    "StoredEvent",
-    "classify",
-]
+__all__ = ["IncidentTracker"]
+
+#: Failures a supervisor learns from the kernel as they happen: detected in no time.
+_IMMEDIATE = frozenset({"exited", "fatal"})
 
 
 class IncidentTracker:
@@ -76,9 +60,10 @@ class IncidentTracker:
             The incident created or changed (to be stored), and the recovery record created or
             changed, each None when untouched.
         """
-        if event.type.rpartition(".")[2] not in SIGNAL_SEGMENTS:
+        parts = parse_type(event.type)
+        if parts.what not in SIGNAL_SEGMENTS:
             return None, None
-        if event.type.startswith("recovery."):
+        if parts.area == "recovery":
             rec_change, inc_change = self._recovery_event(event, timestamp)
             if rec_change is not None or inc_change is not None:
                 return inc_change, rec_change
@@ -99,7 +84,7 @@ class IncidentTracker:
             since = event.data.get("since")
             if isinstance(since, int | float) and not isinstance(since, bool) and since <= ts:
                 ttd, source = ts - float(since), "since"
-            elif event.type.endswith((".exited", ".fatal")):
+            elif parse_type(event.type).what in _IMMEDIATE:
                 ttd, source = 0.0, "immediate"
             elif subject in self._last_good and self._last_good[subject] <= ts:
                 ttd, source = ts - self._last_good[subject], "last_good"
@@ -114,7 +99,7 @@ class IncidentTracker:
         if current is None:
             return None
         running = self._running_by_subject.get(subject, 0) > 0
-        if running and not event.type.startswith("recovery."):
+        if running and parse_type(event.type).area != "recovery":
             # A program that started again before the running recovery verified it.
             return None
         del self._open[subject]
@@ -125,11 +110,10 @@ class IncidentTracker:
     def _recovery_event(
         self, event: Event, ts: float
     ) -> tuple[RecoveryRecord | None, Incident | None]:
-        parts = event.type.split(".")
+        _, subject, outcome = parse_type(event.type)
         rid = event.data.get("recovery_id")
-        if len(parts) < 3 or not isinstance(rid, str):
+        if not subject or not isinstance(rid, str):
             return None, None
-        subject, outcome = ".".join(parts[1:-1]), parts[-1]
         rule = str(event.data.get("rule", ""))
         if outcome == "started":
             record = RecoveryRecord(rid, subject, rule, ts)
