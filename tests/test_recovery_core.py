@@ -16,12 +16,14 @@ from selfheal.recovery import (
     FlapDetector,
     FlapPolicy,
     Governor,
+    Limits,
     RateLimit,
     TokenBucket,
     Verdict,
     compile_when,
+    event_fields,
+    render,
 )
-from selfheal.recovery._core import Limits, event_fields, render
 
 
 def ev(type_: str = "process.web.exited", source: str = "sup", **data: object) -> Event:
