@@ -322,7 +322,7 @@ def test_a_signal_during_start_up_is_a_clean_shutdown(tmp_path: Path) -> None:
         def in_daemon(pid: int = proc.pid) -> bool:
             # Exec'ed into the lean daemon, still importing: no handler is installed yet.
             try:
-                return b"selfheal.runtime" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                return b"selfheal.cli.daemon" in Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 return False
 
