@@ -1,4 +1,4 @@
-"""Test seams that ship as public API: a clock whose time moves only when told.
+"""A clock whose time moves only when told.
 
 Use `FakeClock` wherever a component takes `clock=`; no test should wait on real time for a
 timer to fire.
