@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
 import pytest
@@ -128,3 +129,39 @@ def test_registration_replaces_and_validates() -> None:
     assert calls == ["new"]
     with pytest.raises(TypeError, match="must be callable"):
         manager.register_recovery("system.y.failure", "not a function")  # type: ignore[arg-type]
+
+
+def test_the_published_error_hides_secrets() -> None:
+    bus = EventBus()
+    failed: list[Event] = []
+    bus.subscribe("db.failed.recovery_failed", failed.append)
+    manager = RecoveryManager(bus)
+
+    def recover(event: Event) -> None:
+        raise ConnectionError("cannot connect to postgresql://app:hunter2@db.internal:5432/app")
+
+    manager.register_recovery("db.failed", recover)
+    bus.emit("db.failed", "app")
+    assert manager.wait(5)
+    assert len(failed) == 1
+    assert "hunter2" not in failed[0].data["error"]
+
+
+def test_a_recovery_that_exits_releases_its_key() -> None:
+    # SystemExit (or KeyboardInterrupt) in a recovery thread skipped the bookkeeping: the
+    # (type, source) stayed "in progress" and that failure was never recovered again.
+    bus = EventBus()
+    manager = RecoveryManager(bus)
+    calls: list[int] = []
+
+    def recover(event: Event) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            sys.exit(3)
+
+    manager.register_recovery("db.failed", recover)
+    bus.emit("db.failed", "app")
+    assert manager.wait(5)
+    bus.emit("db.failed", "app")
+    assert manager.wait(5)
+    assert len(calls) == 2

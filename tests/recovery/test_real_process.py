@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from selfheal import Event, EventBus
+from selfheal import EventBus
 from selfheal.health.checks import Check, http_check
 from selfheal.interfaces import HealthSource, HealthStatus, ProgramControl
 from selfheal.recovery import RecoveryEngine, RestartProgram, Rule, Verify
 from selfheal.store import Journal
+from selfheal.testing import EventRecorder
 
 SERVER = """
 import http.server, sys
@@ -129,26 +130,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def until_event(bus: EventBus, event_type: str, seconds: float = 15) -> Event:
-    got: asyncio.Future[Event] = asyncio.get_running_loop().create_future()
-
-    async def seen(event: Event) -> None:
-        if not got.done():
-            got.set_result(event)
-
-    with bus.subscribe(event_type, seen):
-        return await asyncio.wait_for(got, seconds)
-
-
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[tuple[EventBus, list[Event], Journal, int]]:
+async def world(tmp_path: Path) -> AsyncIterator[tuple[EventBus, EventRecorder, Journal, int]]:
     bus = EventBus()
-    seen: list[Event] = []
-    bus.subscribe("*", seen.append)
+    recorder = EventRecorder(bus)
     journal = Journal(bus, tmp_path / "journal.db")
     await journal.start()
     try:
-        yield bus, seen, journal, free_port()
+        yield bus, recorder, journal, free_port()
     finally:
         await journal.stop()
 
@@ -160,9 +149,9 @@ def test_local_implementations_satisfy_the_contracts() -> None:
 
 @pytest.mark.anyio
 async def test_killed_program_is_restarted_and_verified(
-    world: tuple[EventBus, list[Event], Journal, int],
+    world: tuple[EventBus, EventRecorder, Journal, int],
 ) -> None:
-    bus, seen, journal, port = world
+    bus, rec, journal, port = world
     programs = SubprocessPrograms(bus, {"web": [sys.executable, "-c", SERVER, str(port)]})
     health = ChecksHealth({"web-http": http_check(f"http://127.0.0.1:{port}/")})
     rule = Rule(
@@ -177,19 +166,17 @@ async def test_killed_program_is_restarted_and_verified(
         await programs.start_program("web")
         first_pid = programs.procs["web"].pid
         await until_pass(health)
-        succeeded = asyncio.ensure_future(until_event(bus, "recovery.web.succeeded"))
-        await asyncio.sleep(0)  # let it subscribe
         os.kill(first_pid, signal.SIGKILL)
-        await succeeded
+        await rec.wait("recovery.web.succeeded", within=15)
         assert programs.restarts == ["web"]
         assert programs.procs["web"].pid != first_pid
         assert await health.check_now("web-http") == HealthStatus.PASS
     finally:
         await engine.stop()
         await programs.close()
-    exited = next(e for e in seen if e.type == "process.web.exited")
+    (exited,) = rec.of("process.web.exited")
     assert exited.data == {"exit_code": -signal.SIGKILL, "signal": signal.SIGKILL}
-    done = next(e for e in seen if e.type == "recovery.web.succeeded")
+    (done,) = rec.of("recovery.web.succeeded")
     assert done.data["tries"][0]["checks"] == {"web-http": "pass"}
 
     assert journal.flush(timeout=10)
@@ -218,9 +205,9 @@ async def until_pass(health: ChecksHealth) -> None:
 
 @pytest.mark.anyio
 async def test_restart_that_does_not_fix_it_escalates_to_the_next_step(
-    world: tuple[EventBus, list[Event], Journal, int],
+    world: tuple[EventBus, EventRecorder, Journal, int],
 ) -> None:
-    bus, seen, _journal, port = world
+    bus, rec, _journal, port = world
     programs = SubprocessPrograms(
         bus,
         {
@@ -238,17 +225,15 @@ async def test_restart_that_does_not_fix_it_escalates_to_the_next_step(
     await engine.start()
     try:
         await programs.start_program("web")
-        succeeded = asyncio.ensure_future(until_event(bus, "recovery.web.succeeded"))
-        await asyncio.sleep(0)  # let it subscribe
         os.kill(programs.procs["web"].pid, signal.SIGKILL)
-        await succeeded
+        await rec.wait("recovery.web.succeeded", within=15)
     finally:
         await engine.stop()
         with contextlib.suppress(Exception):
             await programs.close()
-    outcomes = [e.type for e in seen if e.type.startswith("recovery.")]
+    outcomes = [e.type for e in rec.of("recovery.*")]
     assert outcomes == ["recovery.web.started", "recovery.web.escalated", "recovery.web.succeeded"]
-    escalated = seen[[e.type for e in seen].index("recovery.web.escalated")]
+    (escalated,) = rec.of("recovery.web.escalated")
     assert escalated.data["reason"] == "step_failed"
     assert "web-http not passing within 1s" in escalated.data["error"]
     assert programs.restarts == ["web", "standby"]
