@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli_helpers import cli_streams
 from selfheal import EventBus
 from selfheal.cli import main
 from selfheal.store import Journal
@@ -36,13 +38,8 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
 def test_events_table(db: Path) -> None:
-    code, out, _ = run("events", "--db", str(db))
+    code, out, _ = cli_streams("events", "--db", str(db))
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == 5
@@ -52,7 +49,9 @@ def test_events_table(db: Path) -> None:
 
 
 def test_events_json_type_and_limit(db: Path) -> None:
-    code, out, _ = run("events", "--db", str(db), "--json", "--type", "health.*", "--limit", "2")
+    code, out, _ = cli_streams(
+        "events", "--db", str(db), "--json", "--type", "health.*", "--limit", "2"
+    )
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert [(r["type"], r["subject"]) for r in rows] == [
@@ -73,14 +72,14 @@ def test_events_json_type_and_limit(db: Path) -> None:
     ],
 )
 def test_bad_arguments_are_clear_errors(db: Path, args: tuple[str, ...], message: str) -> None:
-    code, out, err = run(*args)
+    code, out, err = cli_streams(*args)
     assert code == 2
     assert message in err
     assert "Traceback" not in out + err
 
 
 def test_missing_journal_is_a_clear_error(tmp_path: Path) -> None:
-    code, _, err = run("incidents", "--db", str(tmp_path / "none.db"))
+    code, _, err = cli_streams("incidents", "--db", str(tmp_path / "none.db"))
     assert code == 2
     assert f"error: no journal at {tmp_path / 'none.db'}" in err
     assert not (tmp_path / "none.db").exists()
@@ -91,7 +90,7 @@ def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path, content: 
     path = tmp_path / "other.db"
     path.write_bytes(content)
     for command in ("events", "incidents"):
-        code, out, err = run(command, "--db", str(path))
+        code, out, err = cli_streams(command, "--db", str(path))
         assert code == 2
         assert "error: cannot read the journal" in err
         assert "Traceback" not in out + err
@@ -100,17 +99,17 @@ def test_a_file_that_is_not_a_journal_is_a_clear_error(tmp_path: Path, content: 
 def test_journal_found_through_the_config(db: Path, tmp_path: Path) -> None:
     config = tmp_path / "selfheal.toml"
     config.write_text(f'[journal]\nurl = "sqlite:///{db}"\n')
-    code, out, _ = run("events", "--config", str(config), "--json", "--limit", "1")
+    code, out, _ = cli_streams("events", "--config", str(config), "--json", "--limit", "1")
     assert code == 0
     assert json.loads(out)["type"] == "app.deploy"
     config.write_text('[journal]\nurl = "postgres://x"\n')
-    code, _, err = run("events", "--config", str(config))
+    code, _, err = cli_streams("events", "--config", str(config))
     assert code == 2
     assert "line 2: journal.url" in err
 
 
 def test_incidents_table_and_mttr(db: Path) -> None:
-    code, out, _ = run("incidents", "--db", str(db))
+    code, out, _ = cli_streams("incidents", "--db", str(db))
     assert code == 0
     assert "Incidents (newest first)" in out
     assert "MTTR per subject" in out
@@ -120,7 +119,7 @@ def test_incidents_table_and_mttr(db: Path) -> None:
 
 
 def test_incidents_json(db: Path) -> None:
-    code, out, _ = run("incidents", "--db", str(db), "--json")
+    code, out, _ = cli_streams("incidents", "--db", str(db), "--json")
     assert code == 0
     doc = json.loads(out)
     incidents = {i["subject"]: i for i in doc["incidents"]}
@@ -131,7 +130,7 @@ def test_incidents_json(db: Path) -> None:
     mttr = {s["subject"]: s for s in doc["mttr"]}
     assert mttr["db"]["mttr"] == 2.5
     assert mttr["web"]["open"] == 1
-    code, out, _ = run("incidents", "--db", str(db), "--json", "--open")
+    code, out, _ = cli_streams("incidents", "--db", str(db), "--json", "--open")
     assert [i["subject"] for i in json.loads(out)["incidents"]] == ["web"]
 
 
@@ -160,3 +159,53 @@ def test_follow_prints_events_as_the_daemon_writes(db: Path) -> None:
                 proc.wait()
         assert proc.stderr is not None
         assert "Traceback" not in proc.stderr.read()
+
+
+FOREIGN = {
+    # Tables of the same names with other columns (another tool's database).
+    "other-columns": [
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, payload TEXT)",
+        "INSERT INTO events VALUES (1, 'x')",
+        "CREATE TABLE incidents (id INTEGER PRIMARY KEY)",
+        "INSERT INTO incidents VALUES (1)",
+    ],
+    # The right columns, wrong values (hand-edited, or written by an older bug).
+    "odd-values": [
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT, type TEXT,"
+        " source TEXT, severity TEXT, subject TEXT, ts REAL, data TEXT)",
+        "INSERT INTO events (id, type, source, severity, subject, ts, data)"
+        " VALUES ('a', 'x.y.z', 's', 'info', 'y', 'yesterday', 42)",
+        "INSERT INTO events (id, type, source, severity, subject, ts, data)"
+        " VALUES ('b', 'x.y.z', 's', 'info', 'y', NULL, NULL)",
+    ],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FOREIGN))
+@pytest.mark.parametrize("command", [("events",), ("events", "--json"), ("incidents",)])
+def test_foreign_sqlite_file_is_a_clear_error(
+    tmp_path: Path, kind: str, command: tuple[str, ...]
+) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        for statement in FOREIGN[kind]:
+            conn.execute(statement)
+    conn.close()
+    result = CliRunner().invoke(main, [*command, "--db", str(path)])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code in (0, 1, 2)
+    if result.exit_code != 0:
+        assert "journal" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["events", "incidents"])
+def test_a_huge_limit_is_a_clear_error(tmp_path: Path, command: str) -> None:
+    # SQLite integers are 64-bit: --limit 10**20 ended in an OverflowError traceback.
+    path = tmp_path / "j.db"
+    bus = EventBus()
+    with Journal(bus, path):
+        bus.emit("health.db.failed", "health", "error")
+    result = CliRunner().invoke(main, [command, "--db", str(path), "--limit", str(10**20)])
+    assert result.exit_code == 2, result.output
+    assert "--limit" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)

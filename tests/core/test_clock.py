@@ -1,3 +1,5 @@
+"""The clock: the system one, and FakeClock, whose time moves only when a test says so."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,3 +1,5 @@
+"""selfheal.toml: one model of the whole file, errors naming the key, its line and what is valid."""
+
 from __future__ import annotations
 
 from pathlib import Path

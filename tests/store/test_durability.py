@@ -1,7 +1,10 @@
-"""A journal whose process is killed with SIGKILL keeps every event it reported as committed."""
+"""What the journal accepted is on disk: after a SIGKILL (what it reported as committed), a
+stop while the loop's thread pool is saturated, or an interpreter exit without close()."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import os
 import signal
@@ -10,7 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from selfheal.store import SqliteJournalStore
+import pytest
+
+from selfheal import EventBus
+from selfheal.store import Journal, SqliteJournalStore
 
 WRITER = """
 import json, sys
@@ -73,3 +79,52 @@ def test_sigkill_keeps_every_committed_event(tmp_path: Path) -> None:
     assert numbers[: last_reported + 1] == list(range(last_reported + 1))
     assert numbers == list(range(len(numbers)))
     store.close()
+
+
+@pytest.mark.anyio
+async def test_stop_commits_while_the_default_executor_is_saturated(db: Path) -> None:
+    # stop() ran close() through asyncio.to_thread: with every worker of the loop's default
+    # pool held by hung user code, stop() never ran, and the daemon's shutdown hung with the
+    # accepted events uncommitted.
+    loop = asyncio.get_running_loop()
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    loop.set_default_executor(pool)
+    release = threading.Event()
+    blocker = loop.run_in_executor(None, release.wait, 10)
+    bus = EventBus()
+    journal = Journal(bus, db)
+    await journal.start()
+    try:
+        for n in range(100):
+            bus.emit("app.tick", "t", n=n)
+        await asyncio.wait_for(journal.stop(), 5)
+    finally:
+        release.set()
+        await blocker
+        pool.shutdown(wait=False)
+    assert len(SqliteJournalStore(db, readonly=True).events(limit=1000)) == 100
+
+
+EXITS_WITHOUT_CLOSE = """
+import sys
+from selfheal import EventBus
+from selfheal.store import Journal
+
+bus = EventBus()
+journal = Journal(bus, sys.argv[1])
+journal.open()
+for n in range(20_000):
+    bus.emit("load.writer.tick", "writer", n=n)
+# No close(): the script ends (or sys.exit() is called) with events still buffered.
+"""
+
+
+def test_events_accepted_before_a_normal_exit_are_committed(db: Path) -> None:
+    # The writer is a daemon thread: at interpreter exit it was simply stopped, and every
+    # event accepted but not yet committed was lost without a word.
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_CLOSE, str(db)], timeout=60, check=False
+    )
+    assert done.returncode == 0
+    store = SqliteJournalStore(db, readonly=True)
+    assert len(store.events(limit=100_000)) == 20_000
