@@ -11,16 +11,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from selfheal.cli import main
+from cli_helpers import StartDaemon, cli
+from health_helpers import free_port
 from supervisor_helpers import PY, alive, wait_until
 
 CONFIG = """
@@ -42,17 +39,6 @@ cooldown = 0.1
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
 def web_process(config: Path) -> dict[str, Any] | None:
     code, out = cli("status", "--json", "-c", str(config))
     if code != 0:
@@ -61,25 +47,11 @@ def web_process(config: Path) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[Path]:
+def daemon(tmp_path: Path, start_daemon: StartDaemon) -> Path:
     config = tmp_path / "selfheal.toml"
     config.write_text(CONFIG.format(py=json.dumps(PY), port=free_port()))
-    control = tmp_path / "state" / "control.json"
-    with (tmp_path / "daemon.err").open("ab") as err:
-        proc = subprocess.Popen(
-            [PY, "-m", "selfheal", "run", str(config)],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        assert wait_until(lambda: control.exists() or proc.poll() is not None, 20)
-        assert proc.poll() is None, (tmp_path / "daemon.err").read_text()
-        yield config
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+    start_daemon(config)
+    return config
 
 
 def test_killed_program_is_restarted_by_a_rule_verified_and_journaled(daemon: Path) -> None:

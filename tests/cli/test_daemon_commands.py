@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from selfheal.cli import main
+from cli_helpers import StartDaemon, cli
 from supervisor_helpers import PY, alive, kill_quietly, wait_until
 
 SPAWNER = """
@@ -44,22 +42,6 @@ def write_config(d: Path, version: str = "1") -> Path:
     return path
 
 
-def start_daemon(config: Path) -> subprocess.Popen[bytes]:
-    control = config.parent / "state" / "control.json"
-    control.unlink(missing_ok=True)
-    log = config.parent / "daemon.err"
-    with log.open("ab") as err:
-        proc = subprocess.Popen(
-            [PY, "-m", "selfheal", "run", str(config)],
-            cwd=config.parent,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    assert wait_until(lambda: control.exists() or proc.poll() is not None, 20)
-    assert proc.poll() is None, log.read_text()
-    return proc
-
-
 def pids(d: Path) -> tuple[int, int]:
     path = d / "pids.txt"
     assert wait_until(lambda: path.exists() and len(path.read_text().split()) == 2)
@@ -67,21 +49,10 @@ def pids(d: Path) -> tuple[int, int]:
     return int(child), int(grandchild)
 
 
-def cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.output
-
-
 @pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+def daemon(tmp_path: Path, start_daemon: StartDaemon) -> tuple[Path, subprocess.Popen[bytes]]:
     config = write_config(tmp_path)
-    proc = start_daemon(config)
-    try:
-        yield config, proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
+    return config, start_daemon(config)
 
 
 def test_status_control_and_token_enforcement(
@@ -161,7 +132,9 @@ def test_reload_restarts_only_the_changed_program(
     assert {p["name"]: p["pid"] for p in final} == after
 
 
-def test_sigkilled_daemon_leaves_no_orphans_after_restart(tmp_path: Path) -> None:
+def test_sigkilled_daemon_leaves_no_orphans_after_restart(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
     config = write_config(tmp_path)
     first = start_daemon(config)
     child, grandchild = pids(tmp_path)
@@ -232,7 +205,7 @@ def test_second_daemon_on_the_same_state_dir_is_refused(
     assert b"another supervisor" in result.stderr
 
 
-def test_run_stops_cleanly_on_sigint(tmp_path: Path) -> None:
+def test_run_stops_cleanly_on_sigint(tmp_path: Path, start_daemon: StartDaemon) -> None:
     config = write_config(tmp_path)
     proc = start_daemon(config)
     child, grandchild = pids(tmp_path)
@@ -277,7 +250,9 @@ def test_program_names_reach_the_daemon_intact(
     assert {p["name"]: p["state"] for p in json.loads(out)["processes"]}["other"] == "RUNNING"
 
 
-def test_start_that_cannot_succeed_says_why_at_once(tmp_path: Path) -> None:
+def test_start_that_cannot_succeed_says_why_at_once(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
     config = tmp_path / "selfheal.toml"
     config.write_text(
         '[control]\nstate_dir = "state"\n'
@@ -334,7 +309,9 @@ def test_a_signal_during_start_up_is_a_clean_shutdown(tmp_path: Path) -> None:
         assert not (tmp_path / "state" / "control.json").exists()
 
 
-def test_reload_applies_recovery_rules_and_names_what_needs_a_restart(tmp_path: Path) -> None:
+def test_reload_applies_recovery_rules_and_names_what_needs_a_restart(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
     program = f"[programs.api]\ncommand = [{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']\n"
     config = tmp_path / "selfheal.toml"
     config.write_text('[control]\nstate_dir = "state"\n' + program + 'restart = "never"\n')
@@ -414,7 +391,9 @@ def test_an_unusable_journal_is_a_one_line_error(tmp_path: Path) -> None:
     assert not (tmp_path / "pids.txt").exists()  # nothing was started
 
 
-def test_a_second_signal_during_shutdown_does_not_abandon_the_programs(tmp_path: Path) -> None:
+def test_a_second_signal_during_shutdown_does_not_abandon_the_programs(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
     stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
     config = tmp_path / "selfheal.toml"
     config.write_text(
