@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from health_helpers import free_port
 from selfheal import EventBus
 from selfheal.health.checks import Check, http_check
 from selfheal.interfaces import HealthSource, HealthStatus, ProgramControl
@@ -122,12 +122,6 @@ class ChecksHealth:
             status = HealthStatus.PASS
         self.last[name] = status
         return status
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
