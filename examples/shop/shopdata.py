@@ -20,8 +20,62 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-WORDS = ["alpine", "amber", "arctic", "atlas", "birch", "cedar", "cobalt", "coral", "delta", "ember", "falcon", "fern", "glacier", "harbor", "indigo", "iris", "jade", "juniper", "kestrel", "lagoon", "lunar", "maple", "meadow", "nova", "onyx", "orchid", "pebble", "quartz", "raven", "river", "sable", "sierra", "solar", "spruce", "storm", "summit", "tidal", "topaz", "tundra", "velvet", "willow", "zephyr"]
-KINDS = ["backpack", "boots", "jacket", "lantern", "mug", "stove", "tent", "thermos", "rope", "compass"]
+WORDS = [
+    "alpine",
+    "amber",
+    "arctic",
+    "atlas",
+    "birch",
+    "cedar",
+    "cobalt",
+    "coral",
+    "delta",
+    "ember",
+    "falcon",
+    "fern",
+    "glacier",
+    "harbor",
+    "indigo",
+    "iris",
+    "jade",
+    "juniper",
+    "kestrel",
+    "lagoon",
+    "lunar",
+    "maple",
+    "meadow",
+    "nova",
+    "onyx",
+    "orchid",
+    "pebble",
+    "quartz",
+    "raven",
+    "river",
+    "sable",
+    "sierra",
+    "solar",
+    "spruce",
+    "storm",
+    "summit",
+    "tidal",
+    "topaz",
+    "tundra",
+    "velvet",
+    "willow",
+    "zephyr",
+]
+KINDS = [
+    "backpack",
+    "boots",
+    "jacket",
+    "lantern",
+    "mug",
+    "stove",
+    "tent",
+    "thermos",
+    "rope",
+    "compass",
+]
 
 
 @dataclass(frozen=True, slots=True)
