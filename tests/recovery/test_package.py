@@ -1,4 +1,4 @@
-"""The recovery and store packages need only the standard library (exports: test_exported_members)."""
+"""The recovery and store packages need only the standard library."""
 
 from __future__ import annotations
 
