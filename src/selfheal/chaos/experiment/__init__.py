@@ -43,6 +43,8 @@ from selfheal.chaos.experiment._report import (
     Outcome,
     RunRecord,
     SteadyStateCheck,
+    scrub,
+    secret_values,
 )
 from selfheal.chaos.experiment._runner import ExperimentRunner, Progress, run_experiment
 from selfheal.chaos.experiment._safety import (
@@ -106,4 +108,6 @@ __all__ = [
     "parse_tolerance",
     "refuse_in_production",
     "run_experiment",
+    "scrub",
+    "secret_values",
 ]

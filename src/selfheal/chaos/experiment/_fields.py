@@ -28,7 +28,7 @@ class ExperimentIssue:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path or '(top level)'}: {self.message}"
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 class ExperimentError(Exception):

@@ -16,7 +16,15 @@ from typing import Any
 
 from selfheal._redact import MASK, redact_value
 
-__all__ = ["EXIT_CODES", "ActivityResult", "Outcome", "RunRecord", "SteadyStateCheck"]
+__all__ = [
+    "EXIT_CODES",
+    "ActivityResult",
+    "Outcome",
+    "RunRecord",
+    "SteadyStateCheck",
+    "scrub",
+    "secret_values",
+]
 
 
 class Outcome(StrEnum):
@@ -230,7 +238,31 @@ class RunRecord:
             "method": [r.to_dict() for r in self.method],
             "rollbacks": [r.to_dict() for r in self.rollbacks],
         }
-        return redact_value(_mask(_jsonable(data), self.secret_values))  # type: ignore[no-any-return]
+        return scrub(_jsonable(data), self.secret_values)  # type: ignore[no-any-return]
+
+
+def secret_values(secrets: Mapping[str, Mapping[str, Any]]) -> tuple[str, ...]:
+    """Return the secret values worth masking (text of four characters or more).
+
+    Args:
+        secrets: An experiment's resolved secrets, by scope.
+    """
+    return tuple(
+        str(v)
+        for scope in secrets.values()
+        for v in scope.values()
+        if isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) >= 4
+    )
+
+
+def scrub(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """Return `value` (text or JSON-like data) with `secrets` and credential-like parts masked.
+
+    Args:
+        value: What is about to be shown or written.
+        secrets: Exact values to mask wherever they appear (see `secret_values`).
+    """
+    return redact_value(_mask(value, tuple(secrets)))
 
 
 def _jsonable(value: Any) -> Any:

@@ -38,6 +38,7 @@ from selfheal.chaos.experiment._report import (
     Outcome,
     RunRecord,
     SteadyStateCheck,
+    secret_values,
 )
 from selfheal.chaos.experiment._safety import refuse_in_production
 from selfheal.events import EventBus, Severity
@@ -145,19 +146,13 @@ class _Run:
         self.on_progress = runner.on_progress
         self.handle_signals = runner.handle_signals
         self.t0 = self.clock.monotonic()
-        secret_values = tuple(
-            str(v)
-            for scope in experiment.secrets.values()
-            for v in scope.values()
-            if isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) >= 4
-        )
         self.record = RunRecord(
             experiment=experiment.name,
             title=experiment.title,
             source=experiment.source,
             seed=seed,
             started_at=self.clock.time(),
-            secret_values=secret_values,
+            secret_values=secret_values(experiment.secrets),
         )
         self.context = ActivityContext(
             experiment=experiment.name,
