@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from selfheal.cli import main
-from supervisor_helpers import PY, alive, wait_until
+from supervisor_helpers import PY, alive, running_daemon, wait_until
 
 CONFIG = """
 [control]
@@ -64,22 +63,8 @@ def web_process(config: Path) -> dict[str, Any] | None:
 def daemon(tmp_path: Path) -> Iterator[Path]:
     config = tmp_path / "selfheal.toml"
     config.write_text(CONFIG.format(py=json.dumps(PY), port=free_port()))
-    control = tmp_path / "state" / "control.json"
-    with (tmp_path / "daemon.err").open("ab") as err:
-        proc = subprocess.Popen(
-            [PY, "-m", "selfheal", "run", str(config)],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        assert wait_until(lambda: control.exists() or proc.poll() is not None, 20)
-        assert proc.poll() is None, (tmp_path / "daemon.err").read_text()
+    with running_daemon(config):
         yield config
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=20)
 
 
 def test_killed_program_is_restarted_by_a_rule_verified_and_journaled(daemon: Path) -> None:

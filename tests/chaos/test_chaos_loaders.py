@@ -377,3 +377,13 @@ def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
     path.write_text("")
     with pytest.raises(ExperimentError, match=r"expected a \.toml, \.json, \.yaml or \.yml file"):
         load_experiment(path)
+
+
+def test_the_experiment_package_needs_only_the_standard_library() -> None:
+    code = (
+        "import sys, selfheal.chaos.experiment\n"
+        "third = {'pydantic', 'click', 'rich', 'httpx', 'yaml', 'jsonpath_ng', 'chaoslib'}\n"
+        "loaded = third & {m.split('.')[0] for m in sys.modules}\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

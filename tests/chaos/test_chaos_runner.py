@@ -300,6 +300,7 @@ def test_sigterm_mid_method_rolls_back_and_restores_handlers(world: World) -> No
     assert record.outcome is Outcome.ABORTED
     assert record.interrupted_by == "SIGTERM"
     assert record.reason == "interrupted by SIGTERM; rolled back"
+    assert [(r.name, r.status) for r in record.method] == [("kill", "interrupted")]
     assert "noop" not in world.names()
     assert world.names()[-2:] == ["restore", "health"]
     assert types(events)[-2:] == ["chaos.svc.aborted", "chaos.svc.rolled_back"]

@@ -60,8 +60,9 @@ class ActivityResult:
         phase: ``before``, ``during``, ``method``, ``after``, ``abort``, ``rollback`` or
             ``after_rollback``.
         provider: One-line summary of the provider.
-        status: ``succeeded``, ``failed`` (its provider raised) or ``abandoned`` (a background
-            activity still running when the run was aborted).
+        status: ``succeeded``, ``failed`` (its provider raised), ``interrupted`` (by a signal
+            while it ran) or ``abandoned`` (a background activity still running when the run
+            was aborted).
         output: What the provider returned.
         error: Why it failed.
         tolerance: The tolerance's summary, for probes that have one.

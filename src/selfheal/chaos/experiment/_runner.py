@@ -280,13 +280,13 @@ class _Run:
             self.background.append((activity, phase, future))
             return
         self._wait(activity.pauses.before)
-        results.append(self._call(activity, phase))
+        self._call(activity, phase, results)
         self._wait(activity.pauses.after)
 
     def _in_background(self, activity: Activity, phase: str) -> ActivityResult:
         # Nobody checks anything from this thread: its pauses are plain sleeps.
         self.clock.sleep(activity.pauses.before)
-        result = self._call(activity, phase, background=True)
+        result = self._call(activity, phase, [], background=True)
         self.clock.sleep(activity.pauses.after)
         return result
 
@@ -314,7 +314,15 @@ class _Run:
             background=True,
         )
 
-    def _call(self, activity: Activity, phase: str, *, background: bool = False) -> ActivityResult:
+    def _call(
+        self,
+        activity: Activity,
+        phase: str,
+        into: list[ActivityResult],
+        *,
+        background: bool = False,
+    ) -> ActivityResult:
+        """Run one activity; its result goes `into` the list first, so an interrupt shows."""
         result = ActivityResult(
             name=activity.name,
             kind=str(activity.kind),
@@ -326,9 +334,14 @@ class _Run:
         )
         if not background:
             self._progress("start", phase, activity.name)
+        into.append(result)
         start = self.clock.monotonic()
         try:
             result.output = activity.provider.run(self.context)
+        except _Stop as stop:
+            result.status, result.error = "interrupted", stop.reason
+            result.duration = self.clock.monotonic() - start
+            raise
         except ActivityError as exc:
             result.status, result.error = "failed", str(exc)
         except Exception as exc:  # noqa: BLE001 - a plug-in provider's bug fails one activity
@@ -350,8 +363,7 @@ class _Run:
     def _check(self, probes: tuple[Activity, ...], phase: str) -> SteadyStateCheck:
         check = SteadyStateCheck(phase, True, self.clock.time(), self._elapsed())
         for probe in probes:
-            result = self._call(probe, phase)
-            check.probes.append(result)
+            result = self._call(probe, phase, check.probes)
             if not result.tolerance_met:
                 check.met = False
                 break

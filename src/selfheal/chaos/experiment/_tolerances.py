@@ -22,6 +22,7 @@ simply not within tolerance.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -207,14 +208,7 @@ class ProbeTolerance:
 
     def within(self, value: Any, context: ActivityContext) -> bool:
         """Return whether the provider, given `value`, returns something true."""
-        ctx = ActivityContext(
-            experiment=context.experiment,
-            clock=context.clock,
-            random=context.random,
-            configuration=context.configuration,
-            secrets=context.secrets,
-            arguments={**context.arguments, "value": value},
-        )
+        ctx = dataclasses.replace(context, arguments={**context.arguments, "value": value})
         try:
             return bool(self.provider.run(ctx))
         except ActivityError:
