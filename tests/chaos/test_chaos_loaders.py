@@ -315,6 +315,11 @@ within = 5
             "name: expected lowercase letters, digits, '-' and '_' only",
         ),
         (
+            one('type = "process", path = "true"', "[recovery]\ninterval = inf\n"),
+            "toml",
+            "recovery.interval: expected a number of seconds > 0, got inf",
+        ),
+        (
             one('type = "process", path = "true"', "[abort]\ninterval = 1\n"),
             "toml",
             "abort: needs probes, max_duration, or both",

@@ -8,6 +8,7 @@ at once, like `selfheal check` does for ``selfheal.toml``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,7 +137,7 @@ class Fields:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.problem(key, f"expected a number of seconds {bound}, got {_kind(value)}")
             return None
-        if value < 0 or (positive and value == 0) or value != value:  # noqa: PLR0124 - NaN
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
             self.problem(key, f"expected a number of seconds {bound}, got {value!r}")
             return None
         return float(value)
