@@ -44,6 +44,11 @@ __all__ = ["ChaosMonkey", "ChaosReport", "ChaosTarget", "Disruption"]
 
 logger = logging.getLogger("selfheal.chaos")
 
+# A relative sleep to an absolute time can land a rounding error late, so that a clock
+# advanced exactly to a fault's limit would not wake the loop: it wakes this much early and
+# takes the steps due within it.
+_SLACK = 1e-6
+
 
 @runtime_checkable
 class Disruption(Protocol):
@@ -418,9 +423,17 @@ class ChaosMonkey:
 
     def _on_kill_switch(self, reason: str) -> None:
         loop = self._loop
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # loop already closed: nothing to abort
-                loop.call_soon_threadsafe(self._abort_soon, f"kill switch: {reason}")
+        if loop is None:
+            return
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:  # engaged on the monkey's own loop: abort before anything else runs
+            self._abort_soon(f"kill switch: {reason}")
+            return
+        with contextlib.suppress(RuntimeError):  # loop already closed: nothing to abort
+            loop.call_soon_threadsafe(self._abort_soon, f"kill switch: {reason}")
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -434,7 +447,7 @@ class ChaosMonkey:
                 if stop_reason is not None:
                     self._end = (stop_reason, True)
                     break
-                step = schedule.pop(self.clock.monotonic())
+                step = schedule.pop(self.clock.monotonic() + _SLACK)
                 if step is None:
                     await self._sleep_until(schedule.next_due())
                 elif step.action is Action.SKIP:
@@ -464,11 +477,16 @@ class ChaosMonkey:
         if math.isinf(when):
             await asyncio.wait({wake})
             return
-        sleeper = asyncio.ensure_future(self.clock.asleep(when - self.clock.monotonic()))
+        sleeper = asyncio.ensure_future(self._sleep_to(when))
         try:
             await asyncio.wait({sleeper, wake}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sleeper.cancel()
+
+    async def _sleep_to(self, when: float) -> None:
+        # The delay is measured when the sleeper task runs, not when it is created: time
+        # may move in between (a FakeClock advanced by a test, a busy loop).
+        await self.clock.asleep(max(0.0, when - self.clock.monotonic() - _SLACK))
 
     async def _inject(self, target: ChaosTarget, limit: float) -> None:
         # Marked first: a stop while the call runs must roll back what it may have done.
