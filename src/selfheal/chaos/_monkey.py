@@ -325,7 +325,9 @@ class ChaosMonkey:
     def _begin(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
         self._loop, self._end = loop, None
         self._wake = loop.create_future()
-        self._task = loop.create_task(self._run(), name="selfheal-chaos-monkey")
+        # The schedule starts now, not when the task first runs: time may move in between.
+        started = self.clock.monotonic()
+        self._task = loop.create_task(self._run(started), name="selfheal-chaos-monkey")
         logger.warning(
             "Chaos Monkey has been activated! seed=%r (pass seed=%r to repeat this run)",
             self.seed,
@@ -437,9 +439,9 @@ class ChaosMonkey:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, started: float) -> None:
         schedule = self._schedule()
-        schedule.start(self.clock.monotonic())
+        schedule.start(started)
         unwatch = watch_kill_switch(self._on_kill_switch)
         try:
             while self._end is None:

@@ -67,7 +67,7 @@ class TimeWindow:
         if not parts or len(parts) > 2:
             raise ValueError(f"time window {text!r}: {_EXAMPLE}")
         days, start, end = _ALL_DAYS, dt.time(0, 0), dt.time(0, 0)
-        if ":" in parts[-1]:
+        if len(parts) == 2 or parts[0][:1].isdigit():
             start, end = _parse_times(parts.pop(), text)
         if parts:
             days = _parse_days(parts[0], text)
