@@ -19,6 +19,7 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 PACKAGES = [
     "selfheal",
+    "selfheal.chaos",
     "selfheal.events",
     "selfheal.features",
     "selfheal.testing",
