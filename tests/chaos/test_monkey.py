@@ -353,3 +353,36 @@ def test_bad_registration_names_the_argument(kwargs: dict[str, float], message: 
 def test_bad_target_name() -> None:
     with pytest.raises(ValueError, match=r"target 'a\.\.b'"):
         ChaosMonkey(True).register_target("a..b", lambda: None, lambda: None)
+
+
+def test_kill_switch_reaches_a_monkey_in_its_thread() -> None:
+    clock = FakeClock()
+    monkey, _, targets = monkey_with(clock, duration=10**6)
+    first = next(s for s in monkey.plan(86400) if s.action is Action.INJECT)
+    done = threading.Event()
+    assert monkey.bus is not None
+    monkey.bus.subscribe("chaos.monkey.aborted", lambda _: done.set())
+    injected = threading.Event()
+    monkey.bus.subscribe("chaos.*.injected", lambda _: injected.set())
+    monkey.start()
+    clock.advance(first.at)
+    assert injected.wait(10)
+    kill_switch("from another thread")
+    assert done.wait(10)  # rolled back on the monkey's own loop, without stop()
+    assert not targets[first.target].disrupted
+    report = monkey.stop()
+    assert report is not None
+    assert report.aborted
+    assert report.rolled_back == (first.target,)
+
+
+async def test_as_component_starts_and_stops(clock: FakeClock) -> None:
+    from selfheal.interfaces import Component
+
+    monkey, _, _ = monkey_with(clock)
+    component = monkey.as_component()
+    assert isinstance(component, Component)
+    await component.start()
+    assert monkey.running
+    await component.stop()
+    assert not monkey.running
