@@ -85,7 +85,7 @@ def test_a_fault_outlives_a_sigkilled_injector_only_until_its_limit(
         "import asyncio, os, signal, sys\n"
         f"sys.path.insert(0, {str(src)!r})\n"
         "from selfheal.chaos import StopProcess\n"
-        f"asyncio.run(StopProcess({child.pid}, grace=0.1).inject(limit=1.5))\n"
+        f"asyncio.run(StopProcess({child.pid}, grace=0.1).inject(limit=3.0))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
     injector = subprocess.run([sys.executable, "-c", code], check=False, timeout=30)

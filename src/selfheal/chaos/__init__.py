@@ -40,9 +40,6 @@ if TYPE_CHECKING:
     )
     from selfheal.chaos._monkey import (
         ChaosMonkey,
-        ChaosReport,
-        ChaosTarget,
-        Disruption,
     )
     from selfheal.chaos._process import (
         KillProcess,
@@ -62,6 +59,11 @@ if TYPE_CHECKING:
         ChaosSchedule,
         Step,
     )
+    from selfheal.chaos._targets import (
+        ChaosReport,
+        ChaosTarget,
+        Disruption,
+    )
     from selfheal.chaos._windows import (
         TimeWindow,
     )
@@ -72,10 +74,10 @@ _LAZY: dict[str, str] = {
     "Action": "selfheal.chaos._schedule",
     "ChaosMonkey": "selfheal.chaos._monkey",
     "ChaosRefusedError": "selfheal.chaos._safety",
-    "ChaosReport": "selfheal.chaos._monkey",
+    "ChaosReport": "selfheal.chaos._targets",
     "ChaosSchedule": "selfheal.chaos._schedule",
-    "ChaosTarget": "selfheal.chaos._monkey",
-    "Disruption": "selfheal.chaos._monkey",
+    "ChaosTarget": "selfheal.chaos._targets",
+    "Disruption": "selfheal.chaos._targets",
     "FaultHandle": "selfheal.chaos._inject",
     "FaultPoint": "selfheal.chaos._inject",
     "InjectedFaultError": "selfheal.chaos._faults",

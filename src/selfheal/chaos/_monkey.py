@@ -1,18 +1,14 @@
 """`ChaosMonkey`: the article's random disruptions, made safe and repeatable.
 
-The article's loop woke every ten seconds, drew from the global `random`, recovered a target
-with a 10 % chance per check and had no time limit. Here the schedule is a seeded Poisson
-process per target (`ChaosSchedule`: same seed, same schedule), every disruption has a time
-limit after which it is rolled back (its duration, cut at the end of its time window), the
-loop sleeps on the injected clock until the next decision, and the safeguards (production
-refusal, windows, kill switches, a cap on simultaneous faults) are checked before every
-fault. Stopping or aborting rolls back every target still disrupted; an abort then checks the
-steady state.
+The article's loop woke every ten seconds, drew from the global `random` and recovered a
+target by a 10 % chance per check, with no time limit. Here the schedule is a seeded Poisson
+process per target (`ChaosSchedule`), every disruption is rolled back at its time limit, the
+loop sleeps on the injected clock until the next decision, and the `Safeguards` are checked
+before every fault. Stopping or aborting rolls back every target still disrupted.
 
-One implementation serves both worlds: the loop is a task on an event loop; ``await
-monkey.astart()`` runs it on yours, ``monkey.start()`` on a loop in a daemon thread, as the
-article's ``start()`` did. Sync disrupt and recover functions run in a thread of their own,
-async ones on the loop, each under the monkey's ``timeout``.
+One implementation, two front ends: the loop is an asyncio task; ``await astart()`` runs it
+on your loop, ``start()`` on a loop in a daemon thread, as the article's ``start()`` did.
+Sync user functions run in a thread of their own, async ones on the loop, under ``timeout``.
 """
 
 from __future__ import annotations
@@ -20,27 +16,24 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import inspect
 import logging
 import math
 import random
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from selfheal._calls import describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._deadline import timeout_after
 from selfheal._threads import in_own_thread
 from selfheal.chaos._args import check_name, positive_seconds
 from selfheal.chaos._killswitch import watch_kill_switch
 from selfheal.chaos._safety import Safeguards, chaos_enabled
 from selfheal.chaos._schedule import Action, ChaosSchedule, Step
+from selfheal.chaos._targets import ChaosReport, ChaosTarget, Disruption, call_user
 from selfheal.events import EventBus, Severity
 
-__all__ = ["ChaosMonkey", "ChaosReport", "ChaosTarget", "Disruption"]
+__all__ = ["ChaosMonkey"]
 
 logger = logging.getLogger("selfheal.chaos")
 
@@ -48,72 +41,6 @@ logger = logging.getLogger("selfheal.chaos")
 # advanced exactly to a fault's limit would not wake the loop: it wakes this much early and
 # takes the steps due within it.
 _SLACK = 1e-6
-
-
-@runtime_checkable
-class Disruption(Protocol):
-    """A fault the monkey can inject and roll back (`KillProcess`, `StopProcess`...).
-
-    Either method may be sync or async. `inject` receives the fault's time limit, so a fault
-    that outlives its injector (a stopped process) can arm a dead-man switch of its own.
-    """
-
-    def inject(self, limit: float | None = None) -> object:
-        """Cause the disruption; it must be undone by `rollback` within `limit` seconds."""
-        ...
-
-    def rollback(self) -> object:
-        """Undo the disruption; safe to call when nothing (or only part) was injected."""
-        ...
-
-
-@dataclass(slots=True)
-class ChaosTarget:
-    """A registered target and what happened to it.
-
-    Attributes:
-        name: The target's name (the middle of its event types).
-        disrupt: Causes the disruption (sync or async; given the limit if `takes_limit`).
-        recover: Undoes it (sync or async).
-        frequency: Average seconds between disruptions.
-        duration: Time limit of each disruption in seconds.
-        takes_limit: Whether `disrupt` takes the time limit (a `Disruption`'s `inject`).
-        disrupted: Whether a disruption is in place (or its rollback failed).
-        disruptions: How many disruptions were injected.
-        failures: How many injections or rollbacks failed.
-        last_disruption: Wall time of the latest injection (0.0 before the first).
-    """
-
-    name: str
-    disrupt: Callable[..., object]
-    recover: Callable[[], object]
-    frequency: float
-    duration: float
-    takes_limit: bool = False
-    disrupted: bool = False
-    disruptions: int = 0
-    failures: int = 0
-    last_disruption: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosReport:
-    """How a monkey's run ended.
-
-    Attributes:
-        reason: ``stopped``, or why it was aborted (the kill switch's reason...).
-        aborted: Whether it was an abort (kill switch, `abort`) rather than a stop.
-        rolled_back: Targets rolled back at the end.
-        failed: Targets whose rollback failed: they may still be disrupted.
-        steady_state: After an abort, whether the steady-state check passed; None if there
-            is no check or it was a stop.
-    """
-
-    reason: str
-    aborted: bool
-    rolled_back: tuple[str, ...] = ()
-    failed: tuple[str, ...] = ()
-    steady_state: bool | None = None
 
 
 class ChaosMonkey:
@@ -186,8 +113,6 @@ class ChaosMonkey:
         """Return the names of the targets currently disrupted."""
         return [t.name for t in self.targets.values() if t.disrupted]
 
-    # -- registration ------------------------------------------------------------------------
-
     def register_target(
         self,
         name: str,
@@ -247,8 +172,6 @@ class ChaosMonkey:
             raise RuntimeError(f"register_target({name!r}): stop the monkey first")
         self.targets[name] = ChaosTarget(name, disrupt, recover, frequency, duration, takes_limit)
 
-    # -- the schedule ------------------------------------------------------------------------
-
     def _schedule(self) -> ChaosSchedule:
         offset = self.clock.time() - self.clock.monotonic()
         schedule = ChaosSchedule(self.seed, self.safeguards, offset)
@@ -271,8 +194,6 @@ class ChaosMonkey:
             if step is not None:
                 steps.append(step)
         return steps
-
-    # -- starting and stopping ---------------------------------------------------------------
 
     def _may_start(self) -> bool:
         if not self.enabled:
@@ -437,8 +358,6 @@ class ChaosMonkey:
         with contextlib.suppress(RuntimeError):  # loop already closed: nothing to abort
             loop.call_soon_threadsafe(self._abort_soon, f"kill switch: {reason}")
 
-    # -- the loop ----------------------------------------------------------------------------
-
     async def _run(self, started: float) -> None:
         schedule = self._schedule()
         schedule.start(started)
@@ -531,7 +450,10 @@ class ChaosMonkey:
                 (rolled if ok else failed).append(target.name)
         steady: bool | None = None
         if aborted and self.steady_state is not None:
-            steady = await self._check_steady_state()
+            check = await call_user(
+                self.steady_state, clock=self.clock, limit=self.timeout, what="chaos-steady"
+            )
+            steady = check.error is None and check.result is not False
         self.last_report = ChaosReport(reason, aborted, tuple(rolled), tuple(failed), steady)
         if self.bus is not None:
             kind = "aborted" if aborted else "stopped"
@@ -546,57 +468,17 @@ class ChaosMonkey:
                 steady_state=steady,
             )
 
-    async def _check_steady_state(self) -> bool:
-        check = self.steady_state
-        assert check is not None  # the caller checked
-        holder: list[object] = []
-
-        def keep(value: object) -> None:
-            holder.append(value)
-
-        error = await self._call(check, what="chaos-steady-state", keep=keep)
-        return error is None and holder[:1] != [False]
-
-    async def _call(
-        self,
-        fn: Callable[..., object],
-        *args: Any,
-        what: str,
-        keep: Callable[[object], None] | None = None,
-    ) -> Exception | None:
-        """Run a user function under the timeout; return its error instead of raising."""
-        try:
-            async with timeout_after(self.timeout, self.clock, name=what):
-                if is_async_callable(fn):
-                    result = await fn(*args)  # type: ignore[misc]
-                else:
-                    result = await in_own_thread(fn, *args, name=what)
-                    if inspect.isawaitable(result):
-                        result = await result
-        except Exception as exc:  # noqa: BLE001 - reported as an event, never raised
-            return exc
-        if keep is not None:
-            keep(result)
-        return None
+    async def _call(self, fn: Callable[..., object], *args: Any, what: str) -> Exception | None:
+        outcome = await call_user(fn, *args, clock=self.clock, limit=self.timeout, what=what)
+        return outcome.error
 
     def _emit(self, target: ChaosTarget, what: str, severity: Severity, **data: Any) -> None:
         if self.bus is not None:
             self.bus.emit(f"chaos.{target.name}.{what}", "chaos", severity, **data)
 
     def status(self) -> dict[str, dict[str, Any]]:
-        """Return per target: disrupted, disruptions, failures, last_disruption, frequency."""
-        return {
-            t.name: {
-                "disrupted": t.disrupted,
-                "disruptions": t.disruptions,
-                "failures": t.failures,
-                "last_disruption": t.last_disruption,
-                "frequency": t.frequency,
-                "duration": t.duration,
-                "disrupt": describe(t.disrupt),
-            }
-            for t in self.targets.values()
-        }
+        """Return per target: disrupted, disruptions, failures, last_disruption, frequency..."""
+        return {t.name: t.to_dict() for t in self.targets.values()}
 
 
 class _MonkeyComponent:
