@@ -47,6 +47,18 @@ def test_clock_is_fresh(fake_clock):
 
 
 @pytest.fixture
+def by_name(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Arguments loading the plugin by module name, with entry points off.
+
+    Once selfheal is installed with its entry point, pytest registers the plugin as
+    ``selfheal`` by itself; loading the same module again under its module name would be
+    refused, so these runs switch entry points off.
+    """
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    return ["-p", PLUGIN]
+
+
+@pytest.fixture
 def stub() -> Iterator[str]:
     server = serve()
     try:
@@ -62,27 +74,44 @@ def stub_log(url: str) -> list[dict[str, Any]]:
     return log
 
 
-def test_fixtures_with_the_plugin_loaded_by_name(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(USER_TESTS)
-    result = pytester.runpytest("-p", PLUGIN, "-W", "error")
-    result.assert_outcomes(passed=3)
-
-
-def test_the_entry_point_loads_it_under_warnings_as_errors(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A distribution declaring the entry point exactly as pyproject.toml does.
+def with_entry_point(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put a distribution on the path declaring the entry point as pyproject.toml does."""
     site = pytester.mkdir("site")
     info = site / "selfheal_probe-0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: selfheal-probe\nVersion: 0\n")
     (info / "entry_points.txt").write_text(f"[pytest11]\nselfheal = {PLUGIN}\n")
     monkeypatch.setenv("PYTHONPATH", f"{site}:{SRC}")
+
+
+def test_fixtures_with_the_plugin_loaded_by_name(
+    pytester: pytest.Pytester, by_name: list[str]
+) -> None:
+    pytester.makepyfile(USER_TESTS)
+    result = pytester.runpytest(*by_name, "-W", "error")
+    result.assert_outcomes(passed=3)
+
+
+def test_the_entry_point_loads_it_under_warnings_as_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_entry_point(pytester, monkeypatch)
+    monkeypatch.delenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", raising=False)
     pytester.makeini("[pytest]\nfilterwarnings = error\n")
     pytester.makepyfile(USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=3)
     result.stdout.no_fnmatch_line("*Warning*")
+
+
+def test_with_autoload_off_dash_p_selfheal_loads_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with_entry_point(pytester, monkeypatch)
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makepyfile(USER_TESTS)
+    result = pytester.runpytest_subprocess("-p", "selfheal", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
 
 
 def test_pyproject_declares_the_entry_point() -> None:
@@ -107,7 +136,7 @@ def test_importing_the_plugin_costs_only_the_standard_library() -> None:
 
 
 def test_fault_proxy_on_a_given_api(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stub: str
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, stub: str, by_name: list[str]
 ) -> None:
     monkeypatch.setenv("SELFHEAL_FAULT_PROXY_URL", stub)
     pytester.makepyfile(
@@ -128,7 +157,7 @@ def test_fault_proxy_on_a_given_api(
             named.destroy()  # gone already: the fixture's cleanup must not mind
         """
     )
-    result = pytester.runpytest("-p", PLUGIN, "-W", "error")
+    result = pytester.runpytest(*by_name, "-W", "error")
     result.assert_outcomes(passed=1)
     calls = [(c["method"], c["path"]) for c in stub_log(stub)]
     assert calls[0] == ("POST", "/proxies")
@@ -139,7 +168,7 @@ def test_fault_proxy_on_a_given_api(
 
 
 def test_fault_proxy_starts_the_configured_server_for_the_session(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, by_name: list[str]
 ) -> None:
     pytester.makeini(f"[pytest]\nselfheal_fault_proxy_command = {{python}} {STUB} {{port}}\n")
     pytester.makepyfile(
@@ -153,15 +182,17 @@ def test_fault_proxy_starts_the_configured_server_for_the_session(
             assert fault_proxy_server.version() == "2.5.0-stub"
         """
     )
-    result = pytester.runpytest_subprocess("-p", PLUGIN, "-W", "error")
+    result = pytester.runpytest_subprocess(*by_name, "-W", "error")
     result.assert_outcomes(passed=2)
 
 
-def test_a_server_that_does_not_start_fails_with_its_output(pytester: pytest.Pytester) -> None:
+def test_a_server_that_does_not_start_fails_with_its_output(
+    pytester: pytest.Pytester, by_name: list[str]
+) -> None:
     crash = "import sys; print('boom: no such option', file=sys.stderr); sys.exit(3)"
     pytester.makeini(f'[pytest]\nselfheal_fault_proxy_command = {{python}} -c "{crash}"\n')
     pytester.makepyfile("def test_x(fault_proxy):\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", PLUGIN)
+    result = pytester.runpytest_subprocess(*by_name)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*did not answer*exit code 3*", "*boom: no such option*"])
 
