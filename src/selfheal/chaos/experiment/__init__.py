@@ -12,6 +12,11 @@ returning a `RunRecord` (outcome, exit code, time to detect and to recover).
 New provider types (a selfheal fault) plug in through a `ProviderRegistry`.
 """
 
+from selfheal.chaos._safety import (
+    ENVIRONMENT_VARIABLE,
+    ChaosRefusedError,
+    refuse_in_production,
+)
 from selfheal.chaos.experiment._fields import ExperimentError, ExperimentIssue, Fields
 from selfheal.chaos.experiment._loaders import FORMATS, load_experiment, parse_experiment
 from selfheal.chaos.experiment._model import (
@@ -47,11 +52,6 @@ from selfheal.chaos.experiment._report import (
     secret_values,
 )
 from selfheal.chaos.experiment._runner import ExperimentRunner, Progress, run_experiment
-from selfheal.chaos.experiment._safety import (
-    ENVIRONMENT_VARIABLE,
-    ChaosRefusedError,
-    refuse_in_production,
-)
 from selfheal.chaos.experiment._tolerances import (
     Among,
     Equals,

@@ -27,6 +27,7 @@ from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._threads import start_in_thread
+from selfheal.chaos._safety import refuse_in_production
 from selfheal.chaos.experiment._model import (
     Activity,
     ActivityContext,
@@ -40,7 +41,6 @@ from selfheal.chaos.experiment._report import (
     SteadyStateCheck,
     secret_values,
 )
-from selfheal.chaos.experiment._safety import refuse_in_production
 from selfheal.events import EventBus, Severity
 
 __all__ = ["ExperimentRunner", "Progress", "run_experiment"]
