@@ -1,4 +1,4 @@
-"""Helpers shared by the health tests: counting checks, bounded waits, free ports, redis-server."""
+"""Helpers shared by the health tests: checks, bounded waits, servers on loopback."""
 
 from __future__ import annotations
 
@@ -126,6 +126,31 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+
+@contextlib.contextmanager
+def serving(app: Any, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve an ASGI app with a real uvicorn on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        lifespan=lifespan,
+        timeout_graceful_shutdown=0.2,  # a handler that hangs must not hold the shutdown
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -13,6 +13,7 @@ from selfheal.interfaces import HealthStatus
 __all__ = [
     "PROBE_KINDS",
     "AnyCheck",
+    "Check",
     "CheckOptions",
     "CheckReport",
     "CheckResult",
@@ -24,6 +25,10 @@ __all__ = [
 #: A health check: a zero-argument function or coroutine function that raises (or returns
 #: False) when unhealthy and may return a mapping of observed values.
 AnyCheck: TypeAlias = Callable[[], Any]
+
+#: What every built-in check is (`selfheal.health.checks`): an async callable of no arguments
+#: that raises when unhealthy and may return observed values.
+Check: TypeAlias = Callable[[], Awaitable[Mapping[str, Any] | None]]
 
 
 class Probe(StrEnum):
