@@ -134,6 +134,9 @@ class ProbeReport:
         valid_until: The monotonic time until which the same report stays true if no new
             result arrives (the first moment a result in it goes stale); -inf if a result
             in it is already stale (its age changes every moment).
+        counted: What each of `checks` counts as in this probe, in the same order (an
+            UNKNOWN decided: PASS in ``livez``, else FAIL or WARN; an unstarted startup
+            check FAIL).
     """
 
     probe: Probe
@@ -143,6 +146,7 @@ class ProbeReport:
     draining: bool = False
     generation: int = 0
     valid_until: float = float("inf")
+    counted: tuple[HealthStatus, ...] = ()
 
 
 #: Called with every recorded result and the check's status before it (metrics use this).
