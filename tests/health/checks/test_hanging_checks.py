@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,7 +12,6 @@ import pytest
 
 from health_helpers import until
 from selfheal.health import HealthMonitor, HealthStatus
-from selfheal.health import checks as checks_module
 from selfheal.health.checks import disk_space_check
 from selfheal.testing import FakeClock
 
@@ -28,7 +26,7 @@ def dead_mount(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
         release.wait(30)
         return real(path)
 
-    monkeypatch.setattr(checks_module.shutil, "disk_usage", hang)
+    monkeypatch.setattr(shutil, "disk_usage", hang)
     yield release
     release.set()
 
@@ -81,25 +79,3 @@ async def test_the_monitor_reports_a_permanently_hanging_builtin_check_as_failin
     finally:
         dead_mount.set()
         await monitor.stop()
-
-
-@pytest.mark.anyio
-async def test_async_stop_of_the_monitoring_thread_needs_no_pool_worker() -> None:
-    # stop() joined the monitoring thread through asyncio.to_thread: with the loop's shared
-    # pool full of hung user code, stop() never ran and shutdown hung.
-    loop = asyncio.get_running_loop()
-    pool = concurrent.futures.ThreadPoolExecutor(1)
-    loop.set_default_executor(pool)
-    release = threading.Event()
-    blocker = loop.run_in_executor(None, release.wait, 10)
-    monitor = HealthMonitor()
-    monitor.register("ok", lambda: None, interval=10)
-    monitor.start_monitoring()
-    try:
-        await asyncio.wait_for(monitor.stop(), 5)
-        assert not monitor.running
-    finally:
-        release.set()
-        await blocker
-        pool.shutdown(wait=False)
-        monitor.stop_monitoring()

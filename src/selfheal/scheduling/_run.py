@@ -1,7 +1,7 @@
-"""Running one check once: in a task or a daemon thread, raced against its timeout.
+"""Running one job once: in a task or a daemon thread, under `timeout_after` on the clock.
 
-The I/O half of the monitor. `run_check` never raises for anything the check does: a hang,
-an exception, a False are all an `Outcome` that says what happened, already redacted.
+`run_once` never raises for anything the job does: a hang, an exception, a False are all an
+`Outcome` that says what happened, already redacted.
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from types import MappingProxyType
 from typing import Any
 
 from selfheal._clock import Clock
+from selfheal._deadline import timeout_after
 from selfheal._redact import redact, redact_value
 from selfheal._threads import start_in_thread
-from selfheal.health._results import AnyCheck
-from selfheal.health.checks import CheckError
+from selfheal.errors import CallTimeoutError, CheckError
 
-__all__ = ["Outcome", "run_check"]
+__all__ = ["Outcome", "run_once"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one run of a check gave.
+    """What one run of a job gave.
 
     Attributes:
         ok: Whether it passed.
@@ -43,8 +43,8 @@ class Outcome:
     timed_out: bool = False
 
 
-async def run_check(
-    check: AnyCheck,
+async def run_once(
+    fn: Callable[[], Any],
     *,
     name: str,
     is_async: bool,
@@ -52,16 +52,18 @@ async def run_check(
     clock: Clock,
     on_finish: Callable[[], None],
 ) -> Outcome:
-    """Run `check` once, racing `clock.asleep(timeout)`.
+    """Run `fn` once, abandoning it after `timeout` seconds on `clock`.
 
     Args:
-        check: The check.
-        name: Its name (for the thread's name).
-        is_async: Whether it is a coroutine function (else it runs in a daemon thread).
+        fn: The job: a function or coroutine function of no arguments. It fails by raising or
+            by returning False; a mapping it returns is kept as what it observed.
+        name: The name of the thread a sync `fn` runs in (``selfheal-<name>``) and of the
+            deadline.
+        is_async: Whether `fn` is a coroutine function (else it runs in a daemon thread).
         timeout: Seconds after which the run is abandoned and counts as failed.
         clock: The clock the timeout and the duration are measured on.
-        on_finish: Called once the check's code has really returned, which for an abandoned
-            run is after this function returned (the monitor's "still busy" marker).
+        on_finish: Called once `fn`'s code has really returned, which for an abandoned run is
+            after this function returned (the scheduler's "still busy" marker).
 
     Returns:
         The outcome.
@@ -70,7 +72,7 @@ async def run_check(
     start = clock.monotonic()
     work: asyncio.Future[Any]
     if is_async:
-        work = loop.create_task(_invoke_async(check))
+        work = loop.create_task(_invoke_async(fn))
 
         def task_done(task: asyncio.Future[Any]) -> None:
             if not task.cancelled():
@@ -79,18 +81,22 @@ async def run_check(
 
         work.add_done_callback(task_done)
     else:
-        work = _start_thread(check, name, loop, on_finish)
-    timer = loop.create_task(clock.asleep(timeout))
+        work = _start_thread(fn, name, loop, on_finish)
+    timed_out = False
     try:
-        done, _ = await asyncio.wait((work, timer), return_when=asyncio.FIRST_COMPLETED)
+        async with timeout_after(timeout, clock, name=name):
+            # wait(), not await: the deadline cancels this task, never the work itself, so a
+            # job that swallows its cancellation cannot hold the run past its timeout.
+            await asyncio.wait((work,))
+    except CallTimeoutError:
+        timed_out = not work.done()  # done in the same loop turn as the deadline: in time
     finally:
-        timer.cancel()
         if not work.done():
-            # Abandon it: an async check is cancelled (and stays "busy" until it really
-            # ends); a sync check's thread cannot be stopped and ends on its own.
+            # Abandon it: an async job is cancelled (and stays "busy" until it really ends);
+            # a sync job's thread cannot be stopped and ends on its own.
             work.cancel()
     duration = clock.monotonic() - start
-    if work not in done:
+    if timed_out:
         return Outcome(False, f"timed out after {timeout:g} s", duration=duration, timed_out=True)
     if work.cancelled():
         return Outcome(False, "the check was cancelled", duration=duration)
@@ -112,22 +118,22 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-async def _invoke_async(check: AnyCheck) -> Any:
-    return await check()
+async def _invoke_async(fn: Callable[[], Any]) -> Any:
+    return await fn()
 
 
 def _start_thread(
-    check: AnyCheck, name: str, loop: asyncio.AbstractEventLoop, on_finish: Callable[[], None]
+    fn: Callable[[], Any], name: str, loop: asyncio.AbstractEventLoop, on_finish: Callable[[], None]
 ) -> asyncio.Future[Any]:
-    """Run a sync check in a daemon thread of its own and return a future of its outcome.
+    """Run a sync job in a daemon thread of its own and return a future of its outcome.
 
-    A thread per run, not a pool: a hung check keeps its thread, and a pool would run out
-    of workers (starving the other checks) or block interpreter exit joining it.
+    A thread per run, not a pool: a hung job keeps its thread, and a pool would run out of
+    workers (starving the other jobs) or block interpreter exit joining it.
     """
 
     def call() -> Any:
         try:
-            value = check()
+            value = fn()
             if inspect.isawaitable(value):
                 close = getattr(value, "close", None)
                 if close is not None:
@@ -139,4 +145,4 @@ def _start_thread(
         finally:
             on_finish()
 
-    return asyncio.wrap_future(start_in_thread(call, name=f"health-{name}"), loop=loop)
+    return asyncio.wrap_future(start_in_thread(call, name=name), loop=loop)

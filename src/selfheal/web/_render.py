@@ -1,7 +1,7 @@
 """The health endpoints' answers, with no server: path and query in, status and body out.
 
 The Starlette app (`selfheal.web.health_app`) and the WSGI app (`selfheal.web.wsgi`) are thin
-drivers around `render`, so both answer byte for byte the same. Answers come from the
+drivers around `Renderer`, so both answer byte for byte the same. Answers come from the
 monitor's cached results only: rendering never runs a check.
 
 The JSON follows the IETF draft "Health Check Response Format for HTTP APIs"
@@ -22,12 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from selfheal.health._core import CheckKind, counted_status
-from selfheal.health._monitor import HealthMonitor
-from selfheal.health._results import CheckReport, Probe, ProbeReport
-from selfheal.interfaces import HealthStatus
+from selfheal.health import CheckReport, HealthMonitor, HealthStatus, Probe, ProbeReport
 
-__all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "render", "route"]
+__all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "route"]
 
 HEALTH_JSON = "application/health+json"
 _TEXT = "text/plain; charset=utf-8"
@@ -125,31 +122,6 @@ def route(path: str) -> tuple[Probe, str | None] | None:
     return probe, None
 
 
-def render(
-    monitor: HealthMonitor,
-    probe: Probe,
-    *,
-    check: str | None,
-    query: Mapping[str, Sequence[str]],
-    authorization: str | None,
-    options: HttpOptions,
-) -> HttpAnswer:
-    """Answer one request to a health endpoint from the monitor's cached results.
-
-    Args:
-        monitor: Where the results come from.
-        probe: ``livez``, ``readyz`` or ``healthz``.
-        check: A single check to answer for (``/readyz/<check>``), or None for all.
-        query: The query parameters, each with all its values (``verbose``, ``exclude``).
-        authorization: The ``Authorization`` header value, if any.
-        options: Token and service fields.
-
-    Returns:
-        The answer.
-    """
-    return Renderer(monitor, options)(probe, check=check, query=query, authorization=authorization)
-
-
 class Renderer:
     """Answers the requests of one app, reusing a rendered answer while it stays true.
 
@@ -180,7 +152,17 @@ class Renderer:
         query: Mapping[str, Sequence[str]],
         authorization: str | None,
     ) -> HttpAnswer:
-        """Answer one request (see `render`)."""
+        """Answer one request to a health endpoint from the monitor's cached results.
+
+        Args:
+            probe: ``livez``, ``readyz`` or ``healthz``.
+            check: A single check to answer for (``/readyz/<check>``), or None for all.
+            query: The query parameters, each with all its values (``verbose``, ``exclude``).
+            authorization: The ``Authorization`` header value, if any.
+
+        Returns:
+            The answer.
+        """
         monitor = self._monitor
         exclude = tuple(
             name for value in query.get("exclude", ()) for name in value.split(",") if name
@@ -211,15 +193,6 @@ class Renderer:
         return answer
 
 
-def _counted_status(check: CheckReport, probe: Probe) -> HealthStatus:
-    return counted_status(
-        check.status,
-        critical=check.critical,
-        liveness=probe == Probe.LIVEZ,
-        startup=check.kind == CheckKind.STARTUP,
-    )
-
-
 def _reason(check: CheckReport, details: bool) -> str:
     """Return why a check is not passing; the check's own output only with details."""
     if check.result is None:
@@ -234,8 +207,7 @@ def _reason(check: CheckReport, details: bool) -> str:
 def _verbose(report: ProbeReport, details: bool) -> str:
     """Return the Kubernetes ``?verbose`` text: one ``[+]``/``[-]`` line per check."""
     lines = []
-    for check in report.checks:
-        status = _counted_status(check, report.probe)
+    for check, status in zip(report.checks, report.counted, strict=True):
         if status == HealthStatus.FAIL:
             lines.append(f"[-]{check.name} failed: {_reason(check, details)}")
         elif status == HealthStatus.WARN:
@@ -266,7 +238,10 @@ def _json(report: ProbeReport, details: bool, options: HttpOptions) -> str:
     }
     body: dict[str, Any] = {"status": report.status.value}
     body.update({key: value for key, value in fields.items() if value is not None})
-    checks = dict(_check_object(check, report.probe, details) for check in report.checks)
+    checks = dict(
+        _check_object(check, status, details)
+        for check, status in zip(report.checks, report.counted, strict=True)
+    )
     if report.draining:
         checks["shutdown"] = [{"status": "fail", "output": "draining"}]
     body["checks"] = checks
@@ -276,7 +251,7 @@ def _json(report: ProbeReport, details: bool, options: HttpOptions) -> str:
 
 
 def _check_object(
-    check: CheckReport, probe: Probe, details: bool
+    check: CheckReport, status: HealthStatus, details: bool
 ) -> tuple[str, list[dict[str, Any]]]:
     """Return the draft's ``"<component>:<measurement>": [{...}]`` entry of one check.
 
@@ -287,7 +262,6 @@ def _check_object(
     result = check.result
     observed: Mapping[str, Any] = result.observed if result is not None else {}
     measurement = str(observed.get("measurement", "responseTime"))
-    status = _counted_status(check, probe)
     item: dict[str, Any] = {
         "componentType": str(observed.get("componentType", "component")),
         "status": status.value,

@@ -1,107 +1,30 @@
-"""The health endpoints over HTTP: ASGI in process, real uvicorn and a real WSGI server."""
+"""The health endpoints over HTTP: ASGI in process, and a real uvicorn with real dependencies."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
-import threading
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
+from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from health_helpers import CountingCheck, free_port, redis_server, until, wait_until
+from health_helpers import (
+    AUTH,
+    TOKEN,
+    CountingCheck,
+    HealthAppSetup,
+    assert_health_json,
+    redis_server,
+    serving,
+    until,
+    wait_until,
+)
 from selfheal.health import HealthMonitor, HealthStatus
 from selfheal.health.checks import postgres_check, redis_check
 from selfheal.testing import FakeClock
-from selfheal.web import health_app, health_wsgi_app
-
-TOKEN = "s3cret-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-# The draft's fields (draft-inadarei-api-health-check-06, sections 3 and 4).
-TOP_FIELDS = {
-    "status",
-    "version",
-    "releaseId",
-    "notes",
-    "output",
-    "checks",
-    "links",
-    "serviceId",
-    "description",
-}
-CHECK_FIELDS = {
-    "componentId",
-    "componentType",
-    "observedValue",
-    "observedUnit",
-    "status",
-    "affectedEndpoints",
-    "time",
-    "output",
-    "links",
-}
-
-
-def assert_health_json(doc: dict[str, Any]) -> None:
-    """Check a body against the draft's shape and field types."""
-    assert set(doc) <= TOP_FIELDS, set(doc) - TOP_FIELDS
-    assert doc["status"] in ("pass", "warn", "fail")
-    for key, items in doc.get("checks", {}).items():
-        assert key.count(":") <= 1
-        assert isinstance(items, list)
-        assert items
-        for item in items:
-            assert set(item) <= CHECK_FIELDS, set(item) - CHECK_FIELDS
-            assert item["status"] in ("pass", "warn", "fail")
-            if "time" in item:
-                datetime.fromisoformat(item["time"])  # ISO 8601 / RFC 3339
-                assert item["time"].endswith("Z")
-            if "observedValue" in item:
-                assert isinstance(item["observedUnit"], str)
-            if "componentType" in item:
-                assert isinstance(item["componentType"], str)
-            if item["status"] == "pass":
-                assert "output" not in item  # the draft: SHOULD be omitted for pass
-            else:
-                assert isinstance(item["output"], str)
-
-
-class Setup:
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.monitor = HealthMonitor(clock=clock)
-        self.db = CountingCheck()
-        self.cache = CountingCheck()
-        self.loop = CountingCheck(result={"observedValue": 1.5, "observedUnit": "ms"})
-        self.monitor.register("db", self.db, interval=10, jitter=0)
-        self.monitor.register("cache", self.cache, interval=10, jitter=0, critical=False)
-        self.monitor.register("loop", self.loop, interval=10, jitter=0, kind="liveness")
-        self.app = health_app(self.monitor, token=TOKEN, version="1.0", service_id="shop")
-
-    async def refresh(self) -> None:
-        for name in self.monitor.names():
-            await self.monitor.check_now(name)
-
-
-@pytest.fixture
-async def setup(clock: FakeClock) -> Setup:
-    s = Setup(clock)
-    await s.refresh()
-    return s
-
-
-@pytest.fixture
-async def client(setup: Setup) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=setup.app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
+from selfheal.web import health_app
 
 
 @pytest.mark.anyio
@@ -125,7 +48,9 @@ async def test_all_passing(client: httpx.AsyncClient) -> None:
 
 
 @pytest.mark.anyio
-async def test_fail_is_503_and_warn_is_200(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_fail_is_503_and_warn_is_200(
+    setup: HealthAppSetup, client: httpx.AsyncClient
+) -> None:
     setup.cache.fail = "cache at redis://:hunter2@cache:6379 timed out"
     await setup.refresh()
     response = await client.get("/readyz")
@@ -144,7 +69,9 @@ async def test_fail_is_503_and_warn_is_200(setup: Setup, client: httpx.AsyncClie
 
 
 @pytest.mark.anyio
-async def test_details_only_with_the_token(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_details_only_with_the_token(
+    setup: HealthAppSetup, client: httpx.AsyncClient
+) -> None:
     setup.db.fail = "auth failed for postgresql://app:hunter2@db/app"
     await setup.refresh()
     anonymous = (await client.get("/healthz")).json()
@@ -168,7 +95,9 @@ async def test_details_only_with_the_token(setup: Setup, client: httpx.AsyncClie
 
 
 @pytest.mark.anyio
-async def test_verbose_is_the_kubernetes_text_form(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_verbose_is_the_kubernetes_text_form(
+    setup: HealthAppSetup, client: httpx.AsyncClient
+) -> None:
     setup.db.fail = "connection refused"
     setup.cache.fail = "slow"
     await setup.refresh()
@@ -191,7 +120,7 @@ async def test_verbose_is_the_kubernetes_text_form(setup: Setup, client: httpx.A
 
 @pytest.mark.anyio
 async def test_exclude_is_repeatable_and_comma_separated(
-    setup: Setup, client: httpx.AsyncClient
+    setup: HealthAppSetup, client: httpx.AsyncClient
 ) -> None:
     setup.db.fail = "down"
     setup.cache.fail = "down"
@@ -204,7 +133,7 @@ async def test_exclude_is_repeatable_and_comma_separated(
 
 
 @pytest.mark.anyio
-async def test_single_check_paths(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_single_check_paths(setup: HealthAppSetup, client: httpx.AsyncClient) -> None:
     setup.db.fail = "down"
     await setup.refresh()
     response = await client.get("/healthz/db")
@@ -249,7 +178,7 @@ async def test_unknown_and_stale_results_are_not_passed_off_as_healthy(
 
 
 @pytest.mark.anyio
-async def test_draining_fails_readiness(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_draining_fails_readiness(setup: HealthAppSetup, client: httpx.AsyncClient) -> None:
     setup.monitor.start_draining(5)
     response = await client.get("/readyz")
     assert response.status_code == 503
@@ -281,52 +210,10 @@ def test_lifespan_starts_the_monitor_and_installs_the_drain_handler() -> None:
 
 
 @pytest.mark.anyio
-async def test_requests_never_run_checks(setup: Setup, client: httpx.AsyncClient) -> None:
+async def test_requests_never_run_checks(setup: HealthAppSetup, client: httpx.AsyncClient) -> None:
     before = (setup.db.calls, setup.cache.calls, setup.loop.calls)
     await asyncio.gather(*(client.get(p) for p in ("/readyz", "/livez", "/healthz") * 50))
     assert (setup.db.calls, setup.cache.calls, setup.loop.calls) == before
-
-
-@pytest.mark.anyio
-async def test_metrics_parse_with_prometheus_parser(
-    setup: Setup, client: httpx.AsyncClient
-) -> None:
-    setup.db.fail = "down"
-    await setup.refresh()
-    setup.db.fail = None
-    await setup.refresh()
-    response = await client.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    status = {
-        (s.labels["check"], s.labels["status"]): s.value
-        for s in families["selfheal_health_check_status"].samples
-    }
-    assert status[("db", "pass")] == 1
-    assert status[("db", "fail")] == 0
-    assert sum(v for (check, _), v in status.items() if check == "cache") == 1
-    counts = {
-        s.labels["check"]: s.value
-        for s in families["selfheal_health_check_duration_seconds"].samples
-        if s.name.endswith("_count")
-    }
-    assert counts == {"db": 3, "cache": 3, "loop": 3}  # the fixture ran each once
-    transitions = {
-        (s.labels["from_status"], s.labels["to_status"]): s.value
-        for s in families["selfheal_health_check_transitions"].samples
-        if s.name.endswith("_total") and s.labels["check"] == "db"
-    }
-    # unknown -> pass (setup), pass -> fail, fail -> pass
-    assert transitions == {("unknown", "pass"): 1, ("pass", "fail"): 1, ("fail", "pass"): 1}
-    runs = {
-        (s.labels["check"], s.labels["result"]): s.value
-        for s in families["selfheal_health_check_runs"].samples
-        if s.name.endswith("_total")
-    }
-    assert runs[("db", "failed")] == 1
-    probes = {s.labels["probe"]: s.value for s in families["selfheal_health_probe_status"].samples}
-    assert probes == {"livez": 1, "readyz": 1, "healthz": 1}
 
 
 def test_bad_options_are_rejected() -> None:
@@ -337,9 +224,6 @@ def test_bad_options_are_rejected() -> None:
         health_app(monitor, token="")
 
 
-# -- real servers over loopback ---------------------------------------------------------
-
-
 @pytest.fixture
 def uvicorn_app() -> Iterator[tuple[str, HealthMonitor]]:
     """health_app under a real uvicorn; its lifespan starts and stops the monitor."""
@@ -348,17 +232,8 @@ def uvicorn_app() -> Iterator[tuple[str, HealthMonitor]]:
     monitor.register(
         "postgres", postgres_check("postgresql://postgres@127.0.0.1:5432/test"), interval=30
     )
-    port = free_port()
-    config = uvicorn.Config(
-        health_app(monitor), host="127.0.0.1", port=port, log_level="error", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started)
-    yield f"http://127.0.0.1:{port}", monitor
-    server.should_exit = True
-    thread.join(10)
+    with serving(health_app(monitor), lifespan="on") as url:
+        yield url, monitor
 
 
 def test_real_uvicorn_serves_background_results(
@@ -399,47 +274,3 @@ async def test_private_redis_stops_then_readiness_fails_and_recovers() -> None:
                 assert (await client.get("/readyz")).status_code == 200
         finally:
             await monitor.stop()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@pytest.mark.anyio
-async def test_wsgi_app_answers_like_the_asgi_app(setup: Setup, client: httpx.AsyncClient) -> None:
-    setup.db.fail = "token=abc refused"
-    await setup.refresh()
-    wsgi = health_wsgi_app(
-        setup.monitor, token=TOKEN, version="1.0", service_id="shop", start_monitoring=False
-    )
-    server = make_server("127.0.0.1", 0, wsgi, handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as real:
-            for path, headers in (
-                ("/readyz", {}),
-                ("/readyz", AUTH),
-                ("/livez", {}),
-                ("/healthz/db?verbose", AUTH),
-                ("/readyz?exclude=db&verbose", {}),
-                ("/livez/db", {}),
-            ):
-                over_wsgi = await real.get(path, headers=headers)
-                over_asgi = await client.get(path, headers=headers)
-                assert over_wsgi.status_code == over_asgi.status_code, path
-                assert over_wsgi.content == over_asgi.content, path
-                assert over_wsgi.headers["content-type"] == over_asgi.headers["content-type"]
-            assert "abc" not in (await real.get("/readyz", headers=AUTH)).text
-            assert (await real.get("/nothing")).status_code == 404
-            assert (await real.post("/readyz")).status_code == 405
-            metrics = (await real.get("/metrics")).text
-            assert {f.name for f in text_string_to_metric_families(metrics)} >= {
-                "selfheal_health_check_status"
-            }
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)

@@ -1,10 +1,10 @@
-"""Secrets the redaction missed, taken from real error messages, env dumps and webhook URLs."""
+"""Secrets never reach output: URLs, key=value pairs, bearer tokens, env dumps, webhooks."""
 
 from __future__ import annotations
 
 import pytest
 
-from selfheal._redact import is_secret_key, redact, redact_url
+from selfheal._redact import MASK, is_secret_key, redact, redact_url, redact_value
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,34 @@ def test_glued_secret_names_are_secret_keys() -> None:
 )
 def test_redact_url_hides_secret_paths(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://app:s3cr3t@db:5432/x", "postgresql://app:***@db:5432/x"),
+        ("redis://:pw@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("GET https://h/x?token=abc&x=1", "GET https://h/x?token=***&x=1"),
+        ("host=db password=hunter2 user=a", "host=db password=*** user=a"),
+        ('{"password": "x y", "user": "u"}', '{"password": "***", "user": "u"}'),
+        ("Authorization: Bearer abc.def-ghi", "Authorization: Bearer ***"),
+        ("api_key: AKIA123", "api_key: ***"),
+        ("DB_PASSWORD=x", "DB_PASSWORD=***"),
+        ("passport=1 bypass=2 author=joe", "passport=1 bypass=2 author=joe"),
+        ("connect to 127.0.0.1:5432 refused", "connect to 127.0.0.1:5432 refused"),
+        ("http://example.com:8080/x", "http://example.com:8080/x"),
+        ("", ""),
+    ],
+)
+def test_redact(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+def test_redact_value_walks_structures() -> None:
+    assert redact_value({"password": "x", "n": [1, "token=5", None], "ok": True}) == {
+        "password": MASK,
+        "n": [1, "token=***", None],
+        "ok": True,
+    }
+    assert is_secret_key("db_token")
+    assert not is_secret_key("tokens_used_total_count_of_things_not_secret_x")
