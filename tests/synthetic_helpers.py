@@ -186,3 +186,10 @@ def counting(fn: Callable[[str], Any] | None = None) -> tuple[list[str], Callabl
         return None
 
     return calls, scenario
+
+
+def shop_answers(base_url: str) -> None:
+    """A scenario for ``call = "synthetic_helpers:shop_answers"`` in config tests."""
+    import httpx
+
+    httpx.get(f"{base_url}/flaky", timeout=5).raise_for_status()
