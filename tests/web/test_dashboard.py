@@ -170,3 +170,39 @@ def test_the_page_is_live_and_refuses_buttons_without_the_token(
         finally:
             browser.close()
     assert all("401" in error for error in errors), errors
+
+
+@pytest.mark.anyio
+async def test_the_snapshot_reads_real_components(tmp_path: Path) -> None:
+    import selfheal
+    from selfheal.chaos import ChaosMonkey
+    from selfheal.testing import FakeClock
+    from selfheal.web.dashboard import ComponentsSnapshot
+
+    clock = FakeClock()
+    monitor = selfheal.HealthMonitor(clock=clock)
+
+    async def db() -> None:
+        raise ConnectionError("postgresql://app:hunter2@db/app refused")
+
+    monitor.register("db", db, interval=5, timeout=1)
+    await monitor.check_now("db")
+    breaker = selfheal.CircuitBreaker(failure_threshold=1, name="orders", clock=clock)
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    features = selfheal.FeatureManager(clock=clock)
+    features.register("recommendations", breaker, fallback_func=list)
+    monkey = ChaosMonkey(enabled=False, clock=clock)
+    monkey.register_target("cache", lambda: None, lambda: None, frequency=60)
+
+    snap = ComponentsSnapshot(
+        "shop", monitor=monitor, features=features, breakers=[breaker], chaos=monkey, clock=clock
+    ).snapshot()
+
+    assert snap["checks"][0]["name"] == "db"
+    assert snap["checks"][0]["status"] == "fail"
+    assert snap["breakers"] == [{"name": "orders", "state": "open"}]
+    assert snap["features"] == [{"name": "recommendations", "available": False}]
+    assert snap["chaos"]["enabled"] is False
+    assert snap["chaos"]["runs"][0]["name"] == "cache"
+    json.dumps(snap)  # the page gets it as JSON

@@ -15,13 +15,13 @@ and observed values only for the authorised (the output of an unauthorised reque
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from selfheal._auth import bearer_matches
 from selfheal.health import CheckReport, HealthMonitor, HealthStatus, Probe, ProbeReport
 
 __all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "route"]
@@ -76,12 +76,9 @@ class HttpOptions:
         """
         if self.show_details == "always":
             return True
-        if self.show_details == "never" or self.token is None or not authorization:
+        if self.show_details == "never":
             return False
-        scheme, _, given = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return False
-        return hmac.compare_digest(given.strip().encode(), self.token.encode())
+        return bearer_matches(authorization, self.token)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,9 @@ from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
 from selfheal._redact import redact_value
 from selfheal.events import Event, EventBus
+from selfheal.web._snapshot import ComponentsSnapshot
 
-__all__ = ["DashboardActions", "DashboardSource", "dashboard_app"]
+__all__ = ["ComponentsSnapshot", "DashboardActions", "DashboardSource", "dashboard_app"]
 
 
 @runtime_checkable
