@@ -64,6 +64,9 @@ async def test_get_status_has_the_articles_keys_and_ours(clock: FakeClock) -> No
     assert status["success_ratio"] == 1.0
     assert status["suite"] == "web"
     assert status["frequency"] == 600
+    assert status["history"] == [
+        {"outcome": "passed", "at": clock.time(), "duration": 0.0, "attempts": 1}
+    ]
 
 
 @pytest.mark.anyio
@@ -156,3 +159,23 @@ async def test_run_scenario_is_refused_inside_a_running_loop(clock: FakeClock) -
     tester.register_scenario("s", Outcomes(True), frequency=60)
     with pytest.raises(RuntimeError, match=r"use await tester\.arun"):
         tester.run_scenario("s")
+
+
+@pytest.mark.anyio
+async def test_the_dashboard_shows_statuses_and_recent_runs(clock: FakeClock) -> None:
+    import json
+
+    from selfheal.web.dashboard import ComponentsSnapshot
+
+    tester = SyntheticTester(URL, clock=clock)
+    tester.register_scenario("checkout", Outcomes(True, False), frequency=60)
+    await tester.arun("checkout")
+    await tester.arun("checkout")
+
+    snapshot = json.loads(json.dumps(ComponentsSnapshot(synthetic=tester, clock=clock).snapshot()))
+
+    (row,) = snapshot["synthetic"]
+    assert row["name"] == "checkout"
+    assert row["status"] == "failing"
+    assert (row["success_count"], row["failure_count"], row["success_ratio"]) == (1, 1, 0.5)
+    assert [h["outcome"] for h in row["history"]] == ["passed", "failed"]

@@ -171,6 +171,7 @@ class ScenarioReport:
         passed_after_retry: Runs that passed only after a retry, since registration.
         consecutive_failures: Failed runs in a row up to the latest.
         success_ratio: Passed runs over the runs in the history ring (None if empty).
+        history: The runs in the history ring, oldest first.
     """
 
     name: str
@@ -187,6 +188,7 @@ class ScenarioReport:
     passed_after_retry: int
     consecutive_failures: int
     success_ratio: float | None
+    history: tuple[RunRecord, ...] = ()
 
     @property
     def health(self) -> HealthStatus:
@@ -197,7 +199,9 @@ class ScenarioReport:
         """Return the article's ``get_status`` entry, plus what selfheal keeps.
 
         ``success_count``, ``failure_count`` and ``last_run`` (wall-clock end of the latest
-        run, None before the first) are the article's keys.
+        run, None before the first) are the article's keys. ``history`` lists the runs in the
+        ring, oldest first, as ``{"outcome", "at", "duration", "attempts"}`` (``at``: wall
+        clock), for a status page's strip of recent runs.
         """
         last = self.last
         return {
@@ -219,6 +223,15 @@ class ScenarioReport:
             "critical": self.options.critical,
             "suite": self.options.suite,
             "frequency": self.options.frequency,
+            "history": [
+                {
+                    "outcome": r.outcome.value,
+                    "at": r.time,
+                    "duration": r.duration,
+                    "attempts": r.attempts,
+                }
+                for r in self.history
+            ],
         }
 
 

@@ -275,6 +275,7 @@ class SyntheticTester:
             passed_after_retry=counts[2],
             consecutive_failures=failing,
             success_ratio=sum(r.passed for r in runs) / len(runs) if runs else None,
+            history=tuple(runs),
         )
 
     def reports(self) -> list[ScenarioReport]:
