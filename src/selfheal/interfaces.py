@@ -9,7 +9,7 @@ with their package (`selfheal.supervisor.Supervisor` is a `ProgramControl`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -32,7 +32,10 @@ __all__ = [
     "MttrSummary",
     "ProgramControl",
     "RecoveryRecord",
+    "SharedBreakerStore",
     "StoredEvent",
+    "TrialOutcome",
+    "TrialPermit",
 ]
 
 
@@ -164,6 +167,71 @@ class BreakerStore(Protocol):
 
     def save(self, name: str, record: BreakerRecord) -> None:
         """Store `record` as the state of breaker `name`."""
+        ...
+
+
+class TrialOutcome(StrEnum):
+    """How a half-open trial call ended, as a shared store is told."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    IGNORED = "ignored"  # neither: an ignored error or a cancellation gives the permit back
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPermit:
+    """A permit for one half-open trial call, granted by a `SharedBreakerStore`.
+
+    Attributes:
+        name: The breaker.
+        token: The permit's id in the store; empty for a permit decided locally (the store
+            was unreachable, or already closed), which there is nothing to give back for.
+        epoch: The half-open period it belongs to.
+    """
+
+    name: str
+    token: str = ""
+    epoch: int = 0
+
+    @property
+    def local(self) -> bool:
+        """Return whether the permit was decided locally, without the store."""
+        return not self.token
+
+
+@runtime_checkable
+class SharedBreakerStore(BreakerStore, Protocol):
+    """A `BreakerStore` shared by a fleet (`selfheal.store.redis.RedisBreakerStore`).
+
+    `load` and `save` never wait on the network: `load` reads a local cache and `save`
+    queues the change, so a breaker may call them under its lock. Changes made elsewhere
+    arrive through `watch`. Trial permits are fleet-wide: `acquire_trial` (or its async twin,
+    which never blocks the event loop) asks the store, and must be called without holding a
+    lock.
+    """
+
+    def watch(self, name: str, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call `callback` (in a store thread) whenever the shared record of `name` changed.
+
+        Returns:
+            A function that stops the watching.
+        """
+        ...
+
+    def acquire_trial(
+        self, name: str, *, max_calls: int, recovery_timeout: float
+    ) -> TrialPermit | None:
+        """Return a trial permit for `name`, or None when the fleet has none to spare."""
+        ...
+
+    async def aacquire_trial(
+        self, name: str, *, max_calls: int, recovery_timeout: float
+    ) -> TrialPermit | None:
+        """Async twin of `acquire_trial`."""
+        ...
+
+    def release_trial(self, permit: TrialPermit, outcome: TrialOutcome) -> None:
+        """Give `permit` back with the trial's outcome (queued; never waits)."""
         ...
 
 
