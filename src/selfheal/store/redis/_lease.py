@@ -206,6 +206,18 @@ class RecoveryLease:
             return op.parse(await client.get(self._keys[0]))
         return op.parse(await op.script.acall(client, self._keys, list(op.args)))
 
+    def close(self) -> None:
+        """Close the sync client if this lease made it from a URL."""
+        if self._url is not None:
+            self._redis.close()
+
+    async def aclose(self) -> None:
+        """Close the clients this lease made from a URL (the asyncio one on its loop)."""
+        if self._url is not None and self._aredis is not None:
+            client, self._aredis = self._aredis, None
+            await client.aclose()
+        self.close()
+
     # -- sync ------------------------------------------------------------------------------
 
     def acquire(self) -> int | None:

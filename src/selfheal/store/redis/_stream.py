@@ -68,6 +68,8 @@ return added
 # Per script call: Lua's unpack and the argument list stay small, and one call stays short
 # (a script blocks the whole Redis while it runs).
 _CHUNK = 256
+# Events the outbox sends in one script call, at most.
+_DRAIN_MAX = 1024
 _MARKER_TTL_MS = 86_400_000
 # Seconds of clock difference between a publisher and Redis allowed when `since` bounds a scan.
 _SKEW = 60.0
@@ -237,7 +239,14 @@ class RedisJournalStore:
                 if not self._outbox:
                     self._sender = None
                     return
-                batch = self._outbox[0]
+                # Batches are numbered one after another: the first ones travel as one, so
+                # the outbox drains faster than publishers fill it.
+                taken: list[tuple[int, list[Any], int]] = []
+                for queued in self._outbox:
+                    if taken and sum(b[2] for b in taken) + queued[2] > _DRAIN_MAX:
+                        break
+                    taken.append(queued)
+                batch = (taken[0][0], [a for b in taken for a in b[1]], sum(b[2] for b in taken))
             try:
                 self._send(batch)
             except self._errors as exc:
@@ -249,7 +258,8 @@ class RedisJournalStore:
                 continue
             delay = 0.05
             with self._lock:
-                self._outbox.popleft()
+                for _ in taken:
+                    self._outbox.popleft()
                 self._buffered -= batch[2]
                 self._changed.notify_all()
 
