@@ -9,6 +9,7 @@ with their package (`selfheal.supervisor.Supervisor` is a `ProgramControl`,
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -29,13 +30,16 @@ __all__ = [
     "HealthStatus",
     "Incident",
     "JournalStore",
+    "LeaseGrant",
     "MttrSummary",
     "ProgramControl",
+    "RecoveryLeases",
     "RecoveryRecord",
     "SharedBreakerStore",
     "StoredEvent",
     "TrialOutcome",
     "TrialPermit",
+    "breaker_store_from_url",
 ]
 
 
@@ -232,6 +236,60 @@ class SharedBreakerStore(BreakerStore, Protocol):
 
     def release_trial(self, permit: TrialPermit, outcome: TrialOutcome) -> None:
         """Give `permit` back with the trial's outcome (queued; never waits)."""
+        ...
+
+
+def breaker_store_from_url(url: str, *, bus: object = None) -> SharedBreakerStore:
+    """Return this process's shared breaker store of a fleet URL (one per URL).
+
+    Args:
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` (see
+            `selfheal.store.redis.parse_url`).
+        bus: Where the store publishes ``fleet.redis.down`` / ``.up`` (the first bus given
+            for a URL is kept).
+
+    Raises:
+        ValueError: For a URL that names no supported store; the message says what is valid.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if not scheme.startswith(("redis", "unix")):
+        raise ValueError(
+            f"breaker store url {url!r}: use 'redis://host:6379/0' (or rediss://, unix://, "
+            "redis+sentinel://), or pass a BreakerStore object"
+        )
+    # By name: a policy (a lower layer) must not import the store package it names.
+    module = importlib.import_module("selfheal.store.redis")
+    store: SharedBreakerStore = module.RedisBreakerStore.shared(url, bus=bus)
+    return store
+
+
+# --------------------------------------------------------------------------- recovery leases
+
+
+@runtime_checkable
+class LeaseGrant(Protocol):
+    """A node's right to run one recovery, from `RecoveryLeases.claim`."""
+
+    async def check(self) -> bool:
+        """Return whether the node still holds it (ask before every action)."""
+        ...
+
+    async def end(self, *, hold: float) -> None:
+        """Give it up, keeping the recovery marked done for `hold` seconds."""
+        ...
+
+
+@runtime_checkable
+class RecoveryLeases(Protocol):
+    """Lets one node of a fleet run the recovery of an incident (`selfheal.store.redis`)."""
+
+    async def claim(
+        self, key: str, *, on_wait: Callable[[str], object] | None = None
+    ) -> LeaseGrant | None:
+        """Wait until this node may run the recovery of `key` (a grant), or another finished it.
+
+        `on_wait` is called once, with the holder's name, if another node is working on it.
+        """
         ...
 
 

@@ -159,7 +159,8 @@ def test_exactly_max_calls_trial_permits_across_nodes(stores: Factory) -> None:
     assert len({p.epoch for p in granted}) == 1
 
 
-def test_successful_trials_close_the_breaker_for_everyone(stores: Factory) -> None:
+def _opened_on_two_nodes(stores: Factory) -> tuple[RedisBreakerStore, RedisBreakerStore, Watcher]:
+    """Return node a, which opened breaker db, node b, and a watcher of it on b."""
     a, b = stores(), stores()
     a.load("db")
     b.load("db")
@@ -169,6 +170,11 @@ def test_successful_trials_close_the_breaker_for_everyone(stores: Factory) -> No
     _open(a)
     assert a.sync(5)
     wait_until(lambda: watcher.state is OPEN)
+    return a, b, watcher
+
+
+def test_successful_trials_close_the_breaker_for_everyone(stores: Factory) -> None:
+    a, b, watcher = _opened_on_two_nodes(stores)
     first = a.acquire_trial("db", max_calls=2, recovery_timeout=0)
     second = b.acquire_trial("db", max_calls=2, recovery_timeout=0)
     assert first is not None
@@ -185,15 +191,7 @@ def test_successful_trials_close_the_breaker_for_everyone(stores: Factory) -> No
 
 
 def test_a_failed_trial_reopens_and_a_stale_permit_counts_for_nothing(stores: Factory) -> None:
-    a, b = stores(), stores()
-    a.load("db")
-    b.load("db")
-    assert a.ready(5)
-    assert b.ready(5)
-    watcher = Watcher(b, "db")
-    _open(a)
-    assert a.sync(5)
-    wait_until(lambda: watcher.state is OPEN)
+    a, b, watcher = _opened_on_two_nodes(stores)
     opened = watcher.seen[-1]
     first = a.acquire_trial("db", max_calls=2, recovery_timeout=0)
     second = b.acquire_trial("db", max_calls=2, recovery_timeout=0)

@@ -16,11 +16,14 @@ See docs/fleet.md for what runs where and what happens when Redis is down.
 
 from selfheal.store.redis._breaker import RedisBreakerStore
 from selfheal.store.redis._client import RedisURL, connect, connect_async, parse_url
+from selfheal.store.redis._fleet import FleetGrant, FleetLeases
 from selfheal.store.redis._folder import IncidentFolder
 from selfheal.store.redis._lease import LeaseInfo, LeaseLostError, RecoveryLease, node_name
 from selfheal.store.redis._stream import RedisJournalStore
 
 __all__ = [
+    "FleetGrant",
+    "FleetLeases",
     "IncidentFolder",
     "LeaseInfo",
     "LeaseLostError",

@@ -47,6 +47,12 @@ logger = logging.getLogger("selfheal.breaker.redis")
 _Callback = Callable[[], object]
 _CLOSED = BreakerState.CLOSED
 
+# One store per URL and process, so that every breaker naming a URL shares one connection, one
+# subscriber and one I/O thread. A forked child has none of the parent's threads: it starts over.
+_SHARED: dict[str, RedisBreakerStore] = {}
+_SHARED_LOCK = threading.Lock()
+os.register_at_fork(after_in_child=_SHARED.clear)
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -125,6 +131,22 @@ class RedisBreakerStore:
         self._io = threading.Thread(target=self._io_loop, name="selfheal-breakers-io", daemon=True)
         self._io.start()
         self._subscriber = _Subscriber(self)
+
+    @classmethod
+    def shared(cls, url: str, *, bus: EventBus | None = None) -> RedisBreakerStore:
+        """Return this process's store for `url` (made on first use, with default options).
+
+        Args:
+            url: The fleet URL.
+            bus: Where to publish ``fleet.redis.*``; the first bus given is kept.
+        """
+        with _SHARED_LOCK:
+            store = _SHARED.get(url)
+            if store is None or store._closing:
+                store = _SHARED[url] = cls(url, bus=bus)
+            elif store.bus is None:
+                store.bus = bus
+            return store
 
     def __repr__(self) -> str:
         return (
@@ -412,9 +434,12 @@ class RedisBreakerStore:
             pending = self._pending.get(op.name)
             if pending is not None and pending[0] is op.record:
                 del self._pending[op.name]
-            elif pending is not None and applied:
-                # A newer decision, made on top of this one: it expects this version now.
-                self._pending[op.name] = (pending[0], reply.ver)
+            elif pending is not None:
+                # A newer decision came while this one travelled: send it next. Made on top of
+                # this one, it expects this version now if this one applied.
+                if applied:
+                    self._pending[op.name] = (pending[0], reply.ver)
+                self._ops.append(_Op(op.name, []))
             if applied:
                 # The cache keeps the record as this node decided it (its breaker has it).
                 entry.ver = max(entry.ver, reply.ver)

@@ -24,7 +24,7 @@ from dataclasses import fields
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal.events import Event
+from selfheal.events import SIGNAL_SEGMENTS, Event
 from selfheal.interfaces import Incident, RecoveryRecord
 from selfheal.store import IncidentTracker
 from selfheal.store._journal import _track as track
@@ -245,6 +245,8 @@ class IncidentFolder:
             if not entry or _sid(sid) <= self._pos:
                 continue  # deleted by trimming, or folded before
             last = sid
+            if entry.get("type", "").rpartition(".")[2] not in SIGNAL_SEGMENTS:
+                continue  # neither failure nor recovery: nothing to fold, no data to decode
             event = _event(entry)
             if event is not None:
                 events.append(event)

@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from selfheal.errors import JournalError
@@ -39,20 +39,20 @@ __all__ = ["RedisJournalStore"]
 
 logger = logging.getLogger("selfheal.journal.redis")
 
-_FIELDS = 8  # id, type, source, severity, subject, ts, data, node
-# ARGV: maxlen (0: none), first batch number, marker ttl ms, then _FIELDS values per event.
+# ARGV: maxlen (0: none), first batch number, marker ttl ms, node, then one JSON array per
+# event: [id, type, source, severity, subject, ts, data as JSON text]. One argument per event,
+# not seven: packing arguments is most of what redis-py spends on a batch.
 _XADD_BATCH = Script(
     """
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 local first = tonumber(ARGV[2])
-local n = (#ARGV - 3) / 8
+local n = #ARGV - 4
 local added = 0
 for i = 0, n - 1 do
   if first + i > last then
-    local o = 4 + i * 8
-    local entry = {'id', ARGV[o], 'type', ARGV[o + 1], 'source', ARGV[o + 2],
-      'severity', ARGV[o + 3], 'subject', ARGV[o + 4], 'ts', ARGV[o + 5],
-      'data', ARGV[o + 6], 'node', ARGV[o + 7]}
+    local e = cjson.decode(ARGV[5 + i])
+    local entry = {'id', e[1], 'type', e[2], 'source', e[3], 'severity', e[4],
+      'subject', e[5], 'ts', e[6], 'data', e[7], 'node', ARGV[4]}
     if ARGV[1] == '0' then
       redis.call('XADD', KEYS[1], '*', unpack(entry))
     else
@@ -67,7 +67,8 @@ return added
 )
 # Per script call: Lua's unpack and the argument list stay small, and one call stays short
 # (a script blocks the whole Redis while it runs).
-_CHUNK = 256
+_CHUNK = 512
+_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 # Events the outbox sends in one script call, at most.
 _DRAIN_MAX = 1024
 _MARKER_TTL_MS = 86_400_000
@@ -181,14 +182,12 @@ class RedisJournalStore:
 
     def _encode(self, events: Sequence[Event], now: float) -> list[tuple[int, list[Any], int]]:
         out: list[tuple[int, list[Any], int]] = []
-        node = self.node
+        dumps = _DUMPS
         for start in range(0, len(events), _CHUNK):
             chunk = events[start : start + _CHUNK]
-            args: list[Any] = []
-            add = args.extend
-            for e in chunk:
-                add(
-                    (
+            args = [
+                dumps(
+                    [
                         e.id,
                         e.type,
                         e.source,
@@ -196,9 +195,10 @@ class RedisJournalStore:
                         subject_of(e.type, e.source),
                         repr(float(e.timestamp or now)),
                         _encode(e.data),
-                        node,
-                    )
+                    ]
                 )
+                for e in chunk
+            ]
             out.append((self._batch_no + 1, args, len(chunk)))
             self._batch_no += len(chunk)
         return out
@@ -227,7 +227,7 @@ class RedisJournalStore:
         _XADD_BATCH(
             self._redis,
             [self.keys.stream, self.keys.publisher(self.node)],
-            [maxlen, first, _MARKER_TTL_MS, *args],
+            [maxlen, first, _MARKER_TTL_MS, self.node, *args],
         )
         self.stored += count
 
@@ -276,7 +276,17 @@ class RedisJournalStore:
             return self._changed.wait_for(lambda: not self._outbox, timeout)
 
     def prune(self, *, before: float | None, max_rows: int | None) -> int:
-        """Trim the stream, delete closed incidents and ended recoveries; return events cut."""
+        """Trim the stream, delete closed incidents and ended recoveries; return events cut.
+
+        Nothing happens while Redis is unreachable: another pass comes.
+        """
+        try:
+            return self._prune(before, max_rows)
+        except self._errors as exc:
+            logger.debug("redis journal: retention pass skipped: %r", exc)
+            return 0
+
+    def _prune(self, before: float | None, max_rows: int | None) -> int:
         deleted = 0
         r, keys = self._redis, self.keys
         if before is not None:
@@ -317,12 +327,23 @@ class RedisJournalStore:
     # ----------------------------------------------------------------- queries
 
     def open_incidents(self) -> list[Incident]:
-        """Return the fleet's open incidents."""
-        return self.incidents(open_only=True)
+        """Return the fleet's open incidents ([] while Redis is unreachable).
+
+        A `Journal` asks this as it opens; the fleet's incidents are folded elsewhere, so an
+        unreachable Redis must not keep a node from starting.
+        """
+        try:
+            return self.incidents(open_only=True)
+        except JournalError as exc:
+            logger.warning("redis journal: %s", exc)
+            return []
 
     def next_incident_id(self) -> int:
         """Return an id above every incident's (ids are assigned by the folder)."""
-        return int(self._redis.get(self.keys.next_incident) or 1)
+        try:
+            return int(self._redis.get(self.keys.next_incident) or 1)
+        except self._errors:
+            return 1
 
     def events(
         self,
@@ -358,9 +379,9 @@ class RedisJournalStore:
         out: list[StoredEvent] = []
         while len(out) < limit:
             if newest:
-                page = self._redis.xrevrange(self.keys.stream, high, low, count=_PAGE)
+                page = self._read(self._redis.xrevrange, self.keys.stream, high, low, _PAGE)
             else:
-                page = self._redis.xrange(self.keys.stream, low, high, count=_PAGE)
+                page = self._read(self._redis.xrange, self.keys.stream, low, high, _PAGE)
             for sid, fields in page:
                 event = _stored(sid, fields)
                 if _wanted(event, since, type):
@@ -377,14 +398,23 @@ class RedisJournalStore:
 
     def incidents(self, *, open_only: bool = False, limit: int | None = None) -> list[Incident]:
         """Return the fleet's incidents, newest first."""
-        rows = [incident_from_json(v) for v in self._redis.hvals(self.keys.incidents)]
+        rows = [incident_from_json(v) for v in self._read(self._redis.hvals, self.keys.incidents)]
         if open_only:
             rows = [i for i in rows if i.is_open]
         rows.sort(key=lambda i: i.id, reverse=True)
         return rows if limit is None else rows[:limit]
 
     def _all_recoveries(self) -> list[RecoveryRecord]:
-        return [recovery_from_json(v) for v in self._redis.hvals(self.keys.recoveries)]
+        return [recovery_from_json(v) for v in self._read(self._redis.hvals, self.keys.recoveries)]
+
+    def _read(self, command: Callable[..., Any], *args: Any) -> Any:
+        """Run a read command; Redis not answering is a `JournalError` naming the URL."""
+        try:
+            return command(*args)
+        except self._errors as exc:
+            raise JournalError(
+                f"cannot reach the fleet's journal at {self._url.safe}: {exc}"
+            ) from exc
 
     def recoveries(self, *, limit: int = 100) -> list[RecoveryRecord]:
         """Return the fleet's recoveries, newest first."""
