@@ -21,7 +21,7 @@ from rich.text import Text
 
 from selfheal._clock import SYSTEM_CLOCK
 from selfheal.cli._common import console, fail
-from selfheal.errors import JournalError
+from selfheal.errors import ConfigError, JournalError
 from selfheal.events import check_pattern
 from selfheal.store import (
     DEFAULT_PATH,
@@ -79,7 +79,7 @@ def _open_store(db: str | None, config_path: str | None) -> JournalStore:
     if db and config_path:
         fail("give --db or --config, not both")
     if config_path:
-        from selfheal.config import ConfigError, load_config
+        from selfheal.config import load_config
 
         try:
             config = load_config(config_path)

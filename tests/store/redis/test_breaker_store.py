@@ -274,8 +274,8 @@ def test_degraded_when_redis_pauses_then_reconciled(own_redis: FleetRedis) -> No
             assert local.state is OPEN
         finally:
             own_redis.resume()
-        wait_until(lambda: not a.degraded, 10)
-        assert [e.type for e in events] == ["fleet.redis.down", "fleet.redis.up"]
+        wait_until(lambda: [e.type for e in events] == ["fleet.redis.down", "fleet.redis.up"], 10)
+        assert not a.degraded
         # The OPEN decided alone opened the fleet.
         wait_until(lambda: watcher.state is OPEN, 10)
         assert a.reconciled >= 1

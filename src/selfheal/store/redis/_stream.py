@@ -29,7 +29,7 @@ from typing import Any
 from selfheal.errors import JournalError
 from selfheal.events import Event, matches, subject_of
 from selfheal.interfaces import Incident, MttrSummary, RecoveryRecord, StoredEvent
-from selfheal.store._sqlite import _encode
+from selfheal.store._encoding import encode_data as _encode
 from selfheal.store.redis._client import Script, connect, parse_url, redis_errors
 from selfheal.store.redis._folder import IncidentFolder, incident_from_json, recovery_from_json
 from selfheal.store.redis._keys import StreamKeys, seq_of, stream_id_of
