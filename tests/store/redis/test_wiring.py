@@ -85,6 +85,12 @@ def test_a_url_names_one_store_per_process(redis_url: str) -> None:
     second = CircuitBreaker(5, 30, name="u2", store=redis_url)
     assert first._store is second._store
     assert first._store is breaker_store_from_url(redis_url)
+    assert isinstance(first._store, RedisBreakerStore)
+    first._store.close()  # the next breaker naming the URL gets a new one
+    third = CircuitBreaker(5, 30, name="u4", store=redis_url)
+    assert third._store is not first._store
+    assert isinstance(third._store, RedisBreakerStore)
+    third._store.close()
     with pytest.raises(ValueError, match="use 'redis://host:6379/0'"):
         CircuitBreaker(5, 30, name="u3", store="memcached://x")
 
