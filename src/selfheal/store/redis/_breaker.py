@@ -12,12 +12,8 @@ talks to Redis at all:
   thread's answer (a thread waits on a future, a coroutine awaits it), never longer than
   `timeout`.
 
-When Redis cannot be reached (or answers slower than `timeout`) the store is *degraded*: it
-publishes ``fleet.redis.down`` on its bus, breakers go on deciding on their own state, trial
-permits are decided locally (each node admits its own), and the latest change of each breaker
-waits. When Redis answers again the store reconciles (an OPEN decided alone opens the fleet
-if it is CLOSED; other changes apply only if nobody changed the record meanwhile), reloads
-every record, tells the breakers what changed, and publishes ``fleet.redis.up``.
+When Redis cannot be reached the store is *degraded*: breakers decide on their own state,
+trial permits are local, and it reconciles when Redis answers again (``docs/fleet.md``).
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
@@ -39,6 +34,8 @@ from selfheal.interfaces import BreakerRecord, BreakerState, TrialOutcome, Trial
 from selfheal.store.redis._breaker_script import BREAKER, Reply, parse_message
 from selfheal.store.redis._client import connect, parse_url, redis_errors
 from selfheal.store.redis._lease import node_name
+from selfheal.store.redis._ops import Entry, Op, is_noscript, permit, state_word
+from selfheal.store.redis._subscriber import Subscriber
 
 __all__ = ["RedisBreakerStore"]
 
@@ -52,22 +49,6 @@ _CLOSED = BreakerState.CLOSED
 _SHARED: dict[str, RedisBreakerStore] = {}
 _SHARED_LOCK = threading.Lock()
 os.register_at_fork(after_in_child=_SHARED.clear)
-
-
-@dataclass(slots=True)
-class _Entry:
-    record: BreakerRecord | None = None
-    ver: int = 0
-    opened_ms: int = -1  # Redis's time of the opening `record` stands for
-    watchers: list[_Callback] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Op:
-    name: str
-    args: list[Any]
-    future: concurrent.futures.Future[Reply] | None = None
-    record: BreakerRecord | None = None  # a save's record
 
 
 class RedisBreakerStore:
@@ -117,8 +98,8 @@ class RedisBreakerStore:
         )
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._entries: dict[str, _Entry] = {}
-        self._ops: deque[_Op] = deque()
+        self._entries: dict[str, Entry] = {}
+        self._ops: deque[Op] = deque()
         # The latest unsent change per breaker: (record, version it was decided on).
         self._pending: dict[str, tuple[BreakerRecord, int]] = {}
         self._permits = itertools.count(1)
@@ -130,7 +111,7 @@ class RedisBreakerStore:
         self.reconciled = 0
         self._io = threading.Thread(target=self._io_loop, name="selfheal-breakers-io", daemon=True)
         self._io.start()
-        self._subscriber = _Subscriber(self)
+        self._subscriber = Subscriber(self)
 
     @classmethod
     def shared(cls, url: str, *, bus: EventBus | None = None) -> RedisBreakerStore:
@@ -178,7 +159,7 @@ class RedisBreakerStore:
             first = name not in self._pending
             self._pending[name] = (record, entry.ver)
             if first and not self._degraded:
-                self._ops.append(_Op(name, []))  # empty args: send what is pending then
+                self._ops.append(Op(name, []))  # empty args: send what is pending then
                 self._wake.notify()
 
     # -- the fleet's extras ----------------------------------------------------------------
@@ -215,7 +196,7 @@ class RedisBreakerStore:
             reply = op.future.result(self.timeout)
         except self._no_answer:
             return TrialPermit(name)
-        return _permit(name, op, reply)
+        return permit(name, op, reply)
 
     async def aacquire_trial(
         self, name: str, *, max_calls: int, recovery_timeout: float
@@ -228,9 +209,9 @@ class RedisBreakerStore:
             reply = await asyncio.wait_for(asyncio.wrap_future(op.future), self.timeout)
         except self._no_answer:
             return TrialPermit(name)
-        return _permit(name, op, reply)
+        return permit(name, op, reply)
 
-    def _trial_op(self, name: str, max_calls: int, recovery_timeout: float) -> _Op:
+    def _trial_op(self, name: str, max_calls: int, recovery_timeout: float) -> Op:
         token = f"{self.node}:{next(self._permits)}"
         args = [
             "trial",
@@ -239,7 +220,7 @@ class RedisBreakerStore:
             token,
             max(1, round(self.trial_ttl * 1000)),
         ]
-        op = _Op(name, args, concurrent.futures.Future())
+        op = Op(name, args, concurrent.futures.Future())
         with self._lock:
             if self._degraded or self._closing:
                 op.future = None
@@ -255,7 +236,7 @@ class RedisBreakerStore:
         with self._lock:
             if not self._degraded and not self._closing:
                 args = ["done", permit.token, permit.epoch, str(outcome)]
-                self._ops.append(_Op(permit.name, args))
+                self._ops.append(Op(permit.name, args))
                 self._wake.notify()
 
     def ready(self, timeout: float | None = None) -> bool:
@@ -294,14 +275,14 @@ class RedisBreakerStore:
 
     # -- the cache -------------------------------------------------------------------------
 
-    def _new_entry(self, name: str) -> _Entry:
+    def _new_entry(self, name: str) -> Entry:
         # Called with the lock held.
-        entry = self._entries[name] = _Entry()
-        self._ops.append(_Op(name, ["get"]))
+        entry = self._entries[name] = Entry()
+        self._ops.append(Op(name, ["get"]))
         self._wake.notify()
         return entry
 
-    def _register(self, name: str) -> _Entry:
+    def _register(self, name: str) -> Entry:
         with self._lock:
             return self._entries.get(name) or self._new_entry(name)
 
@@ -340,14 +321,14 @@ class RedisBreakerStore:
             except Exception:
                 logger.exception("breaker store: watcher of %s failed", name)
 
-    def _reseed(self, name: str, entry: _Entry) -> None:
+    def _reseed(self, name: str, entry: Entry) -> None:
         # Called with the lock held. Redis holds nothing for `name`: new, or Redis restarted
         # empty. An OPEN breaker puts its state back, so the fleet does not forget the trip.
         entry.ver = 0
         record = entry.record
         if record is not None and record.state is not _CLOSED and name not in self._pending:
             self._pending[name] = (record, 0)
-            self._ops.append(_Op(name, []))
+            self._ops.append(Op(name, []))
             self._wake.notify()
 
     def _on_message(self, data: str) -> None:
@@ -357,7 +338,7 @@ class RedisBreakerStore:
 
     # -- the I/O thread --------------------------------------------------------------------
 
-    def _take(self) -> list[_Op] | None:
+    def _take(self) -> list[Op] | None:
         with self._lock:
             self._wake.wait_for(lambda: bool(self._ops) or self._closing or self._resync)
             if self._closing and not self._ops:
@@ -370,7 +351,7 @@ class RedisBreakerStore:
                     pending = self._pending.get(op.name)
                     if pending is not None:
                         op.record, ver = pending
-                        op.args = ["save", _state_word(op.record.state), ver, "cas"]
+                        op.args = ["save", state_word(op.record.state), ver, "cas"]
             return [op for op in ops if op.args]
 
     def _io_loop(self) -> None:
@@ -394,7 +375,7 @@ class RedisBreakerStore:
                 self._busy = False
                 self._wake.notify_all()
 
-    def _run(self, ops: list[_Op]) -> list[Any]:
+    def _run(self, ops: list[Op]) -> list[Any]:
         pipe = self._redis.pipeline(transaction=False)
         for op in ops:
             BREAKER(
@@ -403,7 +384,7 @@ class RedisBreakerStore:
                 [op.args[0], self.channel, op.name, self.node, *op.args[1:]],
             )
         replies: list[Any] = pipe.execute(raise_on_error=False)
-        if any(_is_noscript(r) for r in replies):
+        if any(is_noscript(r) for r in replies):
             # Redis restarted and lost its script cache: nothing of the batch ran.
             self._redis.script_load(BREAKER.source)
             replies = self._run(ops)
@@ -413,7 +394,7 @@ class RedisBreakerStore:
         key = f"{self.prefix}:breaker:{name}"
         return [key, f"{key}:trials"]
 
-    def _answer(self, op: _Op, raw: Any) -> None:
+    def _answer(self, op: Op, raw: Any) -> None:
         if isinstance(raw, Exception):
             logger.error("breaker store: %s on %s failed: %r", op.args[0], op.name, raw)
             if op.future is not None and not op.future.done():
@@ -427,7 +408,7 @@ class RedisBreakerStore:
         if op.future is not None and not op.future.done():
             op.future.set_result(reply)
 
-    def _saved(self, op: _Op, reply: Reply) -> None:
+    def _saved(self, op: Op, reply: Reply) -> None:
         applied = reply.result == "applied"
         with self._lock:
             entry = self._entries[op.name]
@@ -439,7 +420,7 @@ class RedisBreakerStore:
                 # this one, it expects this version now if this one applied.
                 if applied:
                     self._pending[op.name] = (pending[0], reply.ver)
-                self._ops.append(_Op(op.name, []))
+                self._ops.append(Op(op.name, []))
             if applied:
                 # The cache keeps the record as this node decided it (its breaker has it).
                 entry.ver = max(entry.ver, reply.ver)
@@ -450,7 +431,7 @@ class RedisBreakerStore:
 
     # -- degraded mode -----------------------------------------------------------------------
 
-    def _go_degraded(self, ops: list[_Op], exc: BaseException) -> None:
+    def _go_degraded(self, ops: list[Op], exc: BaseException) -> None:
         with self._lock:
             first = not self._degraded
             self._degraded = True
@@ -499,10 +480,10 @@ class RedisBreakerStore:
             pending = dict(self._pending)
             names = list(self._entries)
         ops = [
-            _Op(name, ["save", _state_word(record.state), ver, "merge"])
+            Op(name, ["save", state_word(record.state), ver, "merge"])
             for name, (record, ver) in pending.items()
         ]
-        ops += [_Op(name, ["get"]) for name in names]
+        ops += [Op(name, ["get"]) for name in names]
         replies = self._run(ops)
         for op, raw in zip(ops, replies, strict=True):
             if isinstance(raw, Exception):
@@ -523,71 +504,3 @@ class RedisBreakerStore:
     def _emit(self, what: str, severity: Severity, **data: Any) -> None:
         if self.bus is not None:
             self.bus.emit(f"fleet.redis.{what}", "breakers", severity, url=self._url.safe, **data)
-
-
-def _state_word(state: BreakerState) -> str:
-    return "open" if state is BreakerState.OPEN else "closed"
-
-
-def _is_noscript(reply: Any) -> bool:
-    from redis.exceptions import NoScriptError
-
-    return isinstance(reply, NoScriptError)
-
-
-def _permit(name: str, op: _Op, reply: Reply) -> TrialPermit | None:
-    if reply.result == "granted":
-        return TrialPermit(name, str(op.args[3]), reply.ver)
-    if reply.result == "closed":
-        return TrialPermit(name)  # the fleet closed it: the call goes through, nothing to give back
-    return None
-
-
-class _Subscriber:
-    """Listens on the store's channel in a thread; reconnects and asks for a resync."""
-
-    def __init__(self, store: RedisBreakerStore) -> None:
-        self.store = store
-        self._stop = threading.Event()
-        #: Set while subscribed (and the records reloaded after subscribing are on their way).
-        self.subscribed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="selfheal-breakers-sub", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        store = self.store
-        delay = 0.05
-        while not self._stop.is_set():
-            pubsub = None
-            try:
-                # No read timeout: a quiet channel is normal; get_message polls with its own.
-                client = connect(store._url, timeout=None)
-                pubsub = client.pubsub()
-                pubsub.subscribe(store.channel)
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=0.2)
-                    if message is None:
-                        continue
-                    if message.get("type") == "message":
-                        store._on_message(message["data"])
-                    elif message.get("type") == "subscribe":
-                        # Changes made before the subscription took effect were not heard:
-                        # reload every record now that none can be missed.
-                        delay = 0.05
-                        store.request_resync()
-                        self.subscribed.set()
-            except store._errors as exc:
-                self.subscribed.clear()
-                logger.debug("breaker store subscriber: %r", exc)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 1.0)
-            finally:
-                if pubsub is not None:
-                    try:
-                        pubsub.close()
-                    except Exception:  # closing a dead connection
-                        logger.debug("breaker store subscriber: close failed", exc_info=True)
