@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import selectors
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -12,6 +16,7 @@ from typing import Any, TypeVar
 
 from toxiproxy import Toxiproxy
 
+from health_helpers import free_port
 from selfheal.chaos import FaultProxy, FaultProxyServer
 
 T = TypeVar("T")
@@ -84,6 +89,15 @@ def read_until_closed(sock: socket.socket, limit: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def poll_until(predicate: Any, limit: float, interval: float = 0.05) -> None:
+    """Ask `predicate` every `interval` s (an HTTP call, say) until true; fail after `limit` s."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached within {limit} s")
+        time.sleep(interval)
+
+
 def timed(fn: Any, *args: Any) -> tuple[Any, float]:
     start = time.perf_counter()
     result = fn(*args)
@@ -124,3 +138,61 @@ class EchoServer:
             pass
         finally:
             writer.close()
+
+
+class ProxyProcess:
+    """``selfheal chaos proxy`` in a process of its own, stopped by its pid."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.api_port = free_port()
+        self.args = ["--listen", f"127.0.0.1:{self.api_port}", *args]
+        self.env = env
+        self.proc: subprocess.Popen[str] | None = None
+        self.banner = ""
+
+    def start(self, limit: float = 20.0) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "selfheal", "chaos", "proxy", *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + limit
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stderr, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if selector.select(deadline - time.monotonic()):
+                    self.banner = self.proc.stderr.readline()
+                    break
+        assert self.banner.startswith("fault proxy API on "), self.banner
+
+    def client(self) -> Toxiproxy:
+        client = Toxiproxy()
+        client.update_api_consumer("127.0.0.1", self.api_port)
+        return client
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return self.proc.returncode
+
+
+@contextlib.contextmanager
+def proxy_process(*args: str) -> Iterator[ProxyProcess]:
+    process = ProxyProcess(*args)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
