@@ -6,8 +6,8 @@ uvicorn, imported when used). See docs/chaos.md, "Fault proxy".
 """
 
 from selfheal.chaos.proxy._api import FaultProxyServer, is_loopback, proxy_app
-from selfheal.chaos.proxy._core import FaultProxy, ProxyState
-from selfheal.chaos.proxy._model import ProxyConfig, ProxyError, Toxic
+from selfheal.chaos.proxy._core import FaultProxy
+from selfheal.chaos.proxy._model import ProxyConfig, ProxyError, ProxyState, Toxic
 
 __all__ = [
     "FaultProxy",

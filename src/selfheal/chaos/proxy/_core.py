@@ -9,13 +9,12 @@ toxic to its proxy takes it back onto the loop, removing the last one hands it b
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
+import dataclasses
 import logging
 import random
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
@@ -27,52 +26,24 @@ from selfheal.chaos.proxy._model import (
     TIME_LIMIT,
     ProxyConfig,
     ProxyError,
+    ProxyState,
     Toxic,
     parse_proxy,
     parse_proxy_update,
     parse_toxic,
-    split_address,
     update_toxic,
 )
+from selfheal.chaos.proxy._sockets import bind, dial, nodelay
 from selfheal.events import EventBus, Severity
 
-__all__ = ["FaultProxy", "ProxyState"]
+__all__ = ["FaultProxy"]
 
 logger = logging.getLogger("selfheal.chaos.proxy")
 
 _DOWN = ""  # the timer key of a proxy taken down (toxic names are never empty)
 
 
-@dataclass(frozen=True, slots=True)
-class ProxyState:
-    """A snapshot of one proxy, as ``GET /proxies/{name}`` shows it.
-
-    Attributes:
-        name: The proxy's name.
-        listen: The address it listens on (the real port once enabled).
-        upstream: Where it connects clients to.
-        enabled: Whether it listens.
-        toxics: Its toxics, upstream ones first, each stream in the order added.
-    """
-
-    name: str
-    listen: str
-    upstream: str
-    enabled: bool
-    toxics: tuple[Toxic, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """Return Toxiproxy's JSON for the proxy."""
-        return {
-            "name": self.name,
-            "listen": self.listen,
-            "upstream": self.upstream,
-            "enabled": self.enabled,
-            "toxics": [t.to_json() for t in self.toxics],
-        }
-
-
-@dataclass(eq=False)
+@dataclasses.dataclass(eq=False)
 class _Proxy:
     config: ProxyConfig
     listen: str
@@ -290,7 +261,10 @@ class FaultProxy:
         """
         async with self._lock:
             proxy = self._get(proxy_name)
-            toxic = body if isinstance(body, Toxic) else self._parse(body)
+            if isinstance(body, Toxic):
+                toxic = dataclasses.replace(body, time_limit=self._limit(body.time_limit))
+            else:
+                toxic = self._parse(body)
             if toxic.name in proxy.toxics:
                 raise ProxyError(f"toxic already exists: {toxic.name!r}", 409)
             proxy.toxics[toxic.name] = toxic
@@ -418,29 +392,9 @@ class FaultProxy:
 
     async def _enable(self, proxy: _Proxy) -> None:
         loop = self._require_loop()
-        host, port = split_address(proxy.listen, "listen")
-        try:
-            infos = await loop.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-            )
-            family, _, _, _, address = infos[0]
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(address)
-                sock.listen(256)
-                sock.setblocking(False)
-            except OSError:
-                sock.close()
-                raise
-        except OSError as exc:
-            raise ProxyError(f"listen {proxy.listen}: {exc.strerror or exc}", 500) from None
-        bound = sock.getsockname()
-        shown = f"[{bound[0]}]" if family == socket.AF_INET6 else bound[0]
-        proxy.listen = f"{shown}:{bound[1]}"
-        proxy.listener = sock
+        proxy.listener, proxy.listen = await bind(loop, proxy.listen)
         proxy.enabled = True
-        loop.add_reader(sock.fileno(), self._accept, proxy)
+        loop.add_reader(proxy.listener.fileno(), self._accept, proxy)
 
     async def _disable(self, proxy: _Proxy) -> None:
         proxy.enabled = False
@@ -473,25 +427,16 @@ class FaultProxy:
 
     async def _connect(self, proxy: _Proxy, client: socket.socket) -> None:
         loop = self._require_loop()
-        host, port = split_address(proxy.config.upstream, "upstream")
-        upstream: socket.socket | None = None
         try:
-            family, address = await _resolve(loop, host, port)
-            upstream = socket.socket(family, socket.SOCK_STREAM)
-            upstream.setblocking(False)
-            await loop.sock_connect(upstream, address)
+            upstream = await dial(loop, proxy.config.upstream)
         except (OSError, asyncio.CancelledError) as exc:
             client.close()
-            if upstream is not None:
-                upstream.close()
             if isinstance(exc, asyncio.CancelledError):
                 raise
             logger.info("proxy %s: upstream %s: %s", proxy.config.name, proxy.config.upstream, exc)
             return
-        for sock in (client, upstream):
-            sock.setblocking(False)
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client.setblocking(False)
+        nodelay(client)
         link = Link(
             proxy.config.name,
             client,
@@ -546,16 +491,3 @@ class FaultProxy:
         if self._loop is None:
             raise RuntimeError("FaultProxy is not started: await start() first")
         return self._loop
-
-
-async def _resolve(
-    loop: asyncio.AbstractEventLoop, host: str, port: int
-) -> tuple[int, tuple[Any, ...]]:
-    """Return the family and address to connect to (no lookup for an IP literal)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        family, _, _, _, address = infos[0]
-        return family, address
-    return (socket.AF_INET6 if ip.version == 6 else socket.AF_INET), (host, port)

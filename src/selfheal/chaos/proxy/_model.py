@@ -23,6 +23,7 @@ __all__ = [
     "TOXIC_TYPES",
     "ProxyConfig",
     "ProxyError",
+    "ProxyState",
     "Toxic",
     "parse_proxy",
     "parse_proxy_update",
@@ -127,6 +128,35 @@ class ProxyConfig:
     upstream: str
     listen: str = DEFAULT_LISTEN
     enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyState:
+    """A snapshot of one proxy, as ``GET /proxies/{name}`` shows it.
+
+    Attributes:
+        name: The proxy's name.
+        listen: The address it listens on (the real port once enabled).
+        upstream: Where it connects clients to.
+        enabled: Whether it listens.
+        toxics: Its toxics, upstream ones first, each stream in the order added.
+    """
+
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: tuple[Toxic, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """Return Toxiproxy's JSON for the proxy."""
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.toxics],
+        }
 
 
 def parse_proxy(body: object, *, where: str = "") -> ProxyConfig:
