@@ -4,6 +4,8 @@ Every round runs each case directly, through ``selfheal chaos proxy`` (no toxic:
 thread), and through a plain asyncio-streams proxy (the reference the design had to beat),
 back to back, so all three see the same machine; the table shows medians over the rounds and
 their ratios to direct. Then a 100 ms latency toxic is added and the added p99 is measured.
+The CPU rows are the CPU time of redis-server (direct) or of the proxy process per request:
+unlike requests/s, they hardly move when other work shares the machine.
 
 Targets (issue 11): PING with 32 connections >= 0.5x direct; 64 KiB SETs >= 0.7x direct;
 <= 100 µs added p50 latency with one connection; with a 100 ms latency toxic, added p99
@@ -22,6 +24,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -30,6 +33,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 STREAMS_PROXY = """
 import asyncio, sys
@@ -99,6 +103,12 @@ def api(port: int, method: str, path: str, body: object) -> dict[str, object]:
         return json.loads(response.read() or b"{}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time process `pid` used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def benchmark(port: int, pin: list[str], *args: str) -> dict[str, list[float]]:
     """Run redis-benchmark; return {test: [rps, p50 ms, p99 ms]}."""
     out = subprocess.run(
@@ -115,10 +125,13 @@ def benchmark(port: int, pin: list[str], *args: str) -> dict[str, list[float]]:
     }
 
 
+TARGETS = ("direct", "fault proxy", "asyncio streams")
+
+#: Each case: redis-benchmark arguments, and its share of --requests.
 CASES = {
-    "PING, 32 connections": ("-c", "32", "-t", "ping_mbulk"),
-    "SET 64 KiB, 32 connections": ("-c", "32", "-d", "65536", "-t", "set"),
-    "PING, 1 connection": ("-c", "1", "-t", "ping_mbulk"),
+    "PING, 32 connections": (("-c", "32", "-t", "ping_mbulk"), 1.0),
+    "SET 64 KiB, 32 connections": (("-c", "32", "-d", "65536", "-t", "set"), 0.1),
+    "PING, 1 connection": (("-c", "1", "-t", "ping_mbulk"), 0.2),
 }
 
 
@@ -140,24 +153,27 @@ def main() -> None:
     proxy_argv += ["--listen", f"127.0.0.1:{api_port}"]
     streams_argv = [sys.executable, "-c", STREAMS_PROXY, str(streams_port), str(redis_port)]
     with (
-        process(redis_argv, redis_port),
-        process(proxy_argv, api_port),
-        process(streams_argv, streams_port),
+        process(redis_argv, redis_port) as redis_proc,
+        process(proxy_argv, api_port) as proxy_proc,
+        process(streams_argv, streams_port) as streams_proc,
     ):
         created = api(
             api_port, "POST", "/proxies", {"name": "redis", "upstream": f"127.0.0.1:{redis_port}"}
         )
         proxy_port = int(str(created["listen"]).rsplit(":", 1)[1])
-        targets = {"direct": redis_port, "fault proxy": proxy_port, "asyncio streams": streams_port}
+        ports = (redis_port, proxy_port, streams_port)
+        # Whose CPU time a case costs: redis-server's when direct, else the proxy's.
+        pids = (redis_proc.pid, proxy_proc.pid, streams_proc.pid)
+        targets = dict(zip(TARGETS, zip(ports, pids, strict=True), strict=True))
         results: dict[tuple[str, str], list[list[float]]] = {}
         for round_ in range(args.rounds):
-            for case, case_args in CASES.items():
-                n = args.requests if "32" in case else args.requests // 5
-                if "64 KiB" in case:
-                    n = args.requests // 10
-                for target, port in targets.items():
-                    (row,) = benchmark(port, pin_bench, "-n", str(n), *case_args).values()
-                    results.setdefault((case, target), []).append(row)
+            for case, (case_args, share) in CASES.items():
+                n = str(int(args.requests * share))
+                for target, (port, pid) in targets.items():
+                    cpu = cpu_seconds(pid)
+                    (result,) = benchmark(port, pin_bench, "-n", n, *case_args).values()
+                    result.append((cpu_seconds(pid) - cpu) / int(n) * 1e6)
+                    results.setdefault((case, target), []).append(result)
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
         api(
             api_port,
@@ -175,6 +191,12 @@ def main() -> None:
     report(results, args, direct_row, toxic_row)
 
 
+def row(*cells: str) -> None:
+    widths = (36, 12, 14, 9, 12, 9, 10)
+    cols = zip(cells[1:], widths[1:], strict=True)
+    print(cells[0].ljust(widths[0]) + "".join(c.rjust(w) for c, w in cols))
+
+
 def report(
     results: dict[tuple[str, str], list[list[float]]],
     args: argparse.Namespace,
@@ -184,31 +206,43 @@ def report(
     def med(case: str, target: str, i: int) -> float:
         return statistics.median(r[i] for r in results[(case, target)])
 
-    print(
-        f"\nredis-benchmark medians of {args.rounds} rounds ({'pinned' if args.pin else 'unpinned'})"
-    )
-    print(
-        f"{'case':<28}{'direct':>12}{'fault proxy':>14}{'ratio':>8}{'streams':>12}{'ratio':>8}{'target':>10}"
-    )
+    pinned = "redis-server on CPU 0, redis-benchmark on CPU 1" if args.pin else "unpinned"
+    print(f"\nredis-benchmark, medians of {args.rounds} rounds ({pinned})")
+    row("case", "direct", "fault proxy", "ratio", "streams", "ratio", "target")
     targets = {"PING, 32 connections": ">= 0.5x", "SET 64 KiB, 32 connections": ">= 0.7x"}
     for case, target in targets.items():
-        direct = med(case, "direct", 0)
-        proxy = med(case, "fault proxy", 0)
-        streams = med(case, "asyncio streams", 0)
-        print(
-            f"{case + ' (req/s)':<28}{direct:>12,.0f}{proxy:>14,.0f}{proxy / direct:>7.2f}x"
-            f"{streams:>12,.0f}{streams / direct:>7.2f}x{target:>10}"
+        direct, proxy, streams = (med(case, t, 0) for t in TARGETS)
+        row(
+            f"{case} (req/s)",
+            f"{direct:,.0f}",
+            f"{proxy:,.0f}",
+            f"{proxy / direct:.2f}x",
+            f"{streams:,.0f}",
+            f"{streams / direct:.2f}x",
+            target,
         )
-    case = "PING, 1 connection"
-    d50, p50, s50 = (med(case, t, 1) * 1000 for t in ("direct", "fault proxy", "asyncio streams"))
-    print(
-        f"{'p50 latency, 1 conn (µs)':<28}{d50:>12.0f}{p50:>14.0f}{f'+{p50 - d50:.0f}':>8}"
-        f"{s50:>12.0f}{f'+{s50 - d50:.0f}':>8}{'<= +100':>10}"
+    d50, p50, s50 = (med("PING, 1 connection", t, 1) * 1000 for t in TARGETS)
+    row(
+        "p50 latency, 1 connection (µs)",
+        f"{d50:.0f}",
+        f"{p50:.0f}",
+        f"+{p50 - d50:.0f}",
+        f"{s50:.0f}",
+        f"+{s50 - d50:.0f}",
+        "<= +100",
     )
+    for case in CASES:
+        cpu = [med(case, t, 3) for t in TARGETS]
+        row(f"CPU µs/request, {case}", *(f"{c:.1f}" for c in cpu[:2]), "", f"{cpu[2]:.1f}", "", "")
     d99, t99 = direct_row[2], toxic_row[2]
-    print(
-        f"{'p99, 100 ms latency (ms)':<28}{d99:>12.3f}{t99:>14.3f}{f'+{t99 - d99:.1f}':>8}"
-        f"{'':>12}{'':>8}{'100 ± 5':>10}"
+    row(
+        "p99, 100 ms latency toxic (ms)",
+        f"{d99:.3f}",
+        f"{t99:.3f}",
+        f"+{t99 - d99:.1f}",
+        "",
+        "",
+        "100 ± 5",
     )
 
 
