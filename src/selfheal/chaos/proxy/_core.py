@@ -20,7 +20,7 @@ from typing import Any
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.chaos.proxy import _forward
 from selfheal.chaos.proxy._effects import Effect, make_effect
-from selfheal.chaos.proxy._link import Link, Mode
+from selfheal.chaos.proxy._link import READ_SIZE, Link, Mode
 from selfheal.chaos.proxy._model import (
     STREAMS,
     TIME_LIMIT,
@@ -99,6 +99,7 @@ class FaultProxy:
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._forwarder: _forward.Forwarder | None = None
+        self._buffer = bytearray(READ_SIZE)  # the loop path's receive buffer
 
     def __repr__(self) -> str:
         return f"FaultProxy({len(self._proxies)} proxies)"
@@ -445,6 +446,7 @@ class FaultProxy:
             clock=self.clock,
             on_closed=proxy.links.discard,
             on_idle=self._link_idle,
+            buffer=self._buffer,
         )
         proxy.links.add(link)
         if proxy.toxics or self._forwarder is None:

@@ -97,9 +97,11 @@ class Link:
         clock: Times items and waits for them.
         on_closed: Called once when the link is closed.
         on_idle: Called when a slow link has nothing queued any more (it may go fast).
+        buffer: Where the loop path receives into; shared by the links of one loop.
     """
 
     __slots__ = (
+        "buffer",
         "client",
         "clock",
         "loop",
@@ -121,8 +123,10 @@ class Link:
         clock: Clock,
         on_closed: Callable[[Link], None],
         on_idle: Callable[[Link], None],
+        buffer: bytearray,
     ) -> None:
         self.proxy = proxy
+        self.buffer = buffer
         self.loop, self.clock = loop, clock
         self.on_closed, self.on_idle = on_closed, on_idle
         self.client = Socket(client, self)
@@ -238,13 +242,14 @@ class Side:
     def on_readable(self) -> None:
         """Read what the source sent and send it through the chain."""
         try:
-            data = self.src.sock.recv(READ_SIZE)
+            n = self.src.sock.recv_into(self.link.buffer)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
             self.link.close()
             return
         now = self.link.clock.monotonic()
+        data = bytes(memoryview(self.link.buffer)[:n])
         if not data:
             self.src.eof_in = True
             self.src.reading = False
