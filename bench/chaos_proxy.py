@@ -181,7 +181,7 @@ def main() -> None:
             "/proxies/redis/toxics",
             {"type": "latency", "attributes": {"latency": 100}},
         )
-        toxic_n = str(max(50, args.requests // 1000))
+        toxic_n = str(max(100, args.requests // 500))
         (direct_row,) = benchmark(
             redis_port, pin_bench, "-n", toxic_n, "-c", "1", "-t", "ping_mbulk"
         ).values()
@@ -192,7 +192,7 @@ def main() -> None:
 
 
 def row(*cells: str) -> None:
-    widths = (36, 12, 14, 9, 12, 9, 10)
+    widths = (44, 12, 14, 9, 12, 9, 10)
     cols = zip(cells[1:], widths[1:], strict=True)
     print(cells[0].ljust(widths[0]) + "".join(c.rjust(w) for c, w in cols))
 
@@ -207,7 +207,8 @@ def report(
         return statistics.median(r[i] for r in results[(case, target)])
 
     pinned = "redis-server on CPU 0, redis-benchmark on CPU 1" if args.pin else "unpinned"
-    print(f"\nredis-benchmark, medians of {args.rounds} rounds ({pinned})")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"\nredis-benchmark, medians of {args.rounds} rounds ({pinned}; load average {load})")
     row("case", "direct", "fault proxy", "ratio", "streams", "ratio", "target")
     targets = {"PING, 32 connections": ">= 0.5x", "SET 64 KiB, 32 connections": ">= 0.7x"}
     for case, target in targets.items():
@@ -234,7 +235,16 @@ def report(
     for case in CASES:
         cpu = [med(case, t, 3) for t in TARGETS]
         row(f"CPU µs/request, {case}", *(f"{c:.1f}" for c in cpu[:2]), "", f"{cpu[2]:.1f}", "", "")
-    d99, t99 = direct_row[2], toxic_row[2]
+    d50, t50, d99, t99 = direct_row[1], toxic_row[1], direct_row[2], toxic_row[2]
+    row(
+        "p50, 100 ms latency toxic (ms)",
+        f"{d50:.3f}",
+        f"{t50:.3f}",
+        f"+{t50 - d50:.1f}",
+        "",
+        "",
+        "",
+    )
     row(
         "p99, 100 ms latency toxic (ms)",
         f"{d99:.3f}",

@@ -11,6 +11,7 @@ from proxy_helpers import EchoServer, address
 
 from health_helpers import until
 from selfheal.chaos import FaultProxy, ProxyError
+from selfheal.chaos.proxy._link import Mode
 from selfheal.events import Event, EventBus
 from selfheal.testing import FakeClock
 
@@ -330,3 +331,27 @@ async def test_an_unreachable_upstream_closes_the_client(clock: FakeClock) -> No
         writer.close()
     finally:
         await fault_proxy.stop()
+
+
+async def test_links_return_to_the_forwarder_when_the_last_toxic_goes(clock: FakeClock) -> None:
+    fault_proxy = FaultProxy(clock=clock)
+    async with EchoServer() as echo:
+        await fault_proxy.start()
+        try:
+            await fault_proxy.create({"name": "echo", "upstream": echo.address})
+            reader, writer = await open_client(fault_proxy)
+            assert await echo_once(reader, writer, b"one") == b"one"
+            links = fault_proxy._proxies["echo"].links  # the modes are not part of the API
+            assert [link.mode for link in links] == [Mode.FAST]
+            await fault_proxy.add_toxic("echo", {"type": "latency", "attributes": {"latency": 10}})
+            assert [link.mode for link in links] == [Mode.SLOW]
+            read = asyncio.ensure_future(echo_once(reader, writer, b"two"))
+            await clock.wait_for_sleepers(1)
+            clock.advance(0.01)
+            assert await read == b"two"
+            await fault_proxy.remove_toxic("echo", "latency_downstream")
+            assert [link.mode for link in links] == [Mode.FAST]
+            assert await echo_once(reader, writer, b"three") == b"three"
+            writer.close()
+        finally:
+            await fault_proxy.stop()

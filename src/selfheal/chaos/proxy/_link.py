@@ -183,8 +183,8 @@ class Link:
         side.emit(items, now)
 
     def idle(self) -> bool:
-        """Return whether nothing is queued or being drained in either direction."""
-        return all(not s.queue and s.task is None for s in self.sides.values())
+        """Return whether nothing is queued in either direction (drain tasks only wait)."""
+        return all(not s.queue for s in self.sides.values())
 
     def leave_slow(self) -> bool:
         """Stop the loop path if it is idle (mode MOVING); return whether it did."""
@@ -223,7 +223,7 @@ class Link:
 class Side:
     """One direction of a slow link: reads `src`, writes `src.peer` through the toxics."""
 
-    __slots__ = ("chain", "flushed", "link", "queue", "queued", "src", "task")
+    __slots__ = ("chain", "flushed", "link", "queue", "queued", "src", "task", "wakeup")
 
     def __init__(self, link: Link, src: Socket) -> None:
         self.link = link
@@ -233,6 +233,7 @@ class Side:
         self.queued = 0
         self.task: asyncio.Task[None] | None = None
         self.flushed: asyncio.Future[None] | None = None
+        self.wakeup: asyncio.Future[None] | None = None
 
     @property
     def dst(self) -> Socket:
@@ -261,15 +262,18 @@ class Side:
     def emit(self, items: list[Item], now: float) -> None:
         """Write the items due now (in order); queue the rest for the drain task."""
         for item in items:
-            if not self.queue and self.task is None and item.at <= now and self._ready(item):
+            if not self.queue and item.at <= now and self._ready(item):
                 self._apply(item)
                 if self.link.mode is not Mode.SLOW:
                     return
             else:
                 self.queue.append(item)
                 self.queued += len(item.data)
-        if self.queue and self.task is None:
-            self.task = self.link.loop.create_task(self._drain())
+        if self.queue:
+            if self.task is None:
+                self.task = self.link.loop.create_task(self._drain())
+            elif self.wakeup is not None and not self.wakeup.done():
+                self.wakeup.set_result(None)
         self.throttle()
 
     def release(self, name: str) -> None:
@@ -304,9 +308,17 @@ class Side:
             self.link.close(reset=item.end is End.RESET)
 
     async def _drain(self) -> None:
+        # One task per direction, for as long as the direction has toxics: it waits for the
+        # head of the queue to be due, or for the queue to fill again.
         clock = self.link.clock
         try:
-            while self.queue and self.link.mode is Mode.SLOW:
+            while self.link.mode is Mode.SLOW:
+                if not self.queue:
+                    if not self.chain:
+                        break  # nothing can be held back any more: the link may go fast
+                    self.wakeup = self.link.loop.create_future()
+                    await self.wakeup
+                    continue
                 item = self.queue[0]
                 wait = item.at - clock.monotonic()
                 if wait > 0:
