@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from selfheal.cli import _journal, _supervisor
+from selfheal.cli import _chaos, _journal, _supervisor
 from selfheal.cli._common import console, fail
 
 __all__ = ["main"]
@@ -38,7 +38,7 @@ def check(config: str) -> None:
     )
 
 
-for _cmd in (*_supervisor.commands, *_journal.commands):
+for _cmd in (*_supervisor.commands, *_journal.commands, *_chaos.commands):
     main.add_command(_cmd)
 
 if __name__ == "__main__":  # pragma: no cover
