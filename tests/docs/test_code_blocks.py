@@ -8,10 +8,14 @@ machine has not) is preceded by a comment that says why::
     <!-- not run: needs a PostgreSQL server at db:5432 -->
 
 Such a block is still compiled, so at least its syntax is checked; keep them rare.
+
+A block with a top-level ``await`` runs as it would in ``python -m asyncio`` (the asyncio REPL):
+the whole block is one coroutine run by ``asyncio.run``.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -24,6 +28,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT = 45.0
+
+# Runs one block file as ``python block.py`` would, except that a top-level ``await`` is allowed.
+_RUNNER = """
+import ast, asyncio, sys
+path = sys.argv[1]
+sys.argv = [path]
+code = compile(open(path, encoding="utf-8").read(), path, "exec",
+               flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+namespace = {"__name__": "__main__", "__file__": path}
+result = eval(code, namespace)
+if asyncio.iscoroutine(result):
+    asyncio.run(result)
+"""
 
 _FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([\w+-]*)")
 _NOT_RUN = re.compile(r"^\s*<!--\s*not run:\s*(.*?)\s*-->\s*$")
@@ -98,7 +115,7 @@ def test_block_runs(block: Block, tmp_path: Path) -> None:
     script.write_text(block.code, encoding="utf-8")
     try:
         done = subprocess.run(
-            [sys.executable, str(script)],
+            [sys.executable, "-c", _RUNNER, str(script)],
             cwd=tmp_path,
             env=_env(),
             capture_output=True,
@@ -118,7 +135,7 @@ def test_block_runs(block: Block, tmp_path: Path) -> None:
 @pytest.mark.parametrize("block", NOT_RUN)
 def test_block_not_run_still_compiles(block: Block) -> None:
     assert block.not_run, f"{block.id}: a 'not run' mark must say why"
-    compile(block.code, block.id, "exec")
+    compile(block.code, block.id, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_blocks_are_found() -> None:
