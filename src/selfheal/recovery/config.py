@@ -177,6 +177,7 @@ class RecoveryRuleConfig(BaseModel):
     cooldown: float = Field(default=60.0, ge=0)
     breaker: BreakerConfig = BreakerConfig()
     flap: FlapConfig | None = FlapConfig()
+    fleet: bool = False  # one node of the fleet runs it (with a Redis [journal] url)
 
     @field_validator("on")
     @classmethod
@@ -234,6 +235,7 @@ class RecoveryRuleConfig(BaseModel):
                 if self.flap is not None
                 else None
             ),
+            fleet=self.fleet,
         )
 
 
