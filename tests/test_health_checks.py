@@ -272,6 +272,27 @@ async def test_http_check_conditions(target_url: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_http_check_loads_the_certificate_store_once_not_per_run(
+    target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A supervisor probes every few hundred ms; loading the CA bundle costs ~60 ms of CPU.
+    import ssl
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    check = http_check(f"{target_url}/ok")
+    for _ in range(5):
+        assert (await check())["status"] == 200
+    assert len(loads) == 1
+
+
+@pytest.mark.anyio
 async def test_hanging_http_dependency_fails_at_the_timeout(target_url: str) -> None:
     monitor = HealthMonitor()
     monitor.register("payments", http_check(f"{target_url}/hang?token=abc"), timeout=0.1)
