@@ -286,9 +286,13 @@ async def test_http_check_loads_the_certificate_store_once_not_per_run(
         real(self, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
-    check = http_check(f"{target_url}/ok")
+    check = http_check(f"{target_url}/ok", follow_redirects=True)  # may end up on https
     for _ in range(5):
         assert (await check())["status"] == 200
+    assert len(loads) == 1
+    plain = http_check(f"{target_url}/ok")  # plain HTTP, no redirects: never any TLS
+    for _ in range(3):
+        assert (await plain())["status"] == 200
     assert len(loads) == 1
 
 

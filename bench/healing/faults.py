@@ -15,7 +15,9 @@ import os
 import random
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from healing.forwarder import Forwarder
 from healing.shop import WEB_SLOTS, Shop, start_time
@@ -176,8 +178,8 @@ class Injector:
                     self._later(self._resume(record, start_time(pid)))
         self.injected.append(record)
 
-    def _later(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _later(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -78,7 +78,7 @@ class Forwarder:
         except OSError:
             writer.transport.abort()
             return
-        if self._server is None:  # switched off while connecting
+        if not self.on:  # switched off while connecting
             writer.transport.abort()
             up_writer.transport.abort()
             return

@@ -12,8 +12,8 @@ hung process costs only the requests it held. Each dependency is guarded where i
   runs in a thread of its own and, with ``SHOP_ADMIN_PORT``, a thread of its own serves the
   health endpoints on that port: a busy event loop still answers its liveness probe in
   milliseconds (a probe that times out on a process that is only busy would kill it when it
-  is needed most), while a stopped process answers nothing, and a blocked loop fails its
-  event-loop check after 2 s.
+  is needed most), while a stopped process answers nothing, and a loop blocked for several
+  seconds fails its event-loop check.
 
 Every answer carries ``X-Shop-Pid`` (the process that served it); product pages also carry
 ``X-Shop-Degraded: 1`` when the recommendations are the popular-products fallback.
@@ -78,8 +78,10 @@ def build_app(
     Health endpoints are also served on 127.0.0.1:`admin_port` by a thread (not in `plain`).
     """
     orders = open_orders(db_url)
-    if plain:
-        orders.prepare()  # as an app that imports its driver at the top: before it serves
+    # Warm before the port is shared: the kernel sends a listening process its share of the
+    # connections at once, and a process still importing its database driver (it holds the
+    # GIL for a second on a busy machine) lets them wait past the users' patience.
+    orders.prepare()
     # No certificate store to load for a plain-HTTP service (a third of the client's set-up).
     http = _httpx().AsyncClient(
         base_url=recs_url, timeout=None if plain else 1.0, verify=recs_url.startswith("https:")
@@ -204,14 +206,8 @@ def _guarded(
         degraded = not features.is_available("recommendations") or recs == _dicts(POPULAR)
         return recs, degraded
 
-    # The database driver loads after the process starts serving (it is a third of the
-    # start-up): checkouts taken meanwhile go to the outbox, as during an outage.
-    driver: list[asyncio.Future[None]] = []
-
     async def record(order: dict[str, Any]) -> int:
         try:
-            if not driver[0].done():
-                raise RuntimeError("the database driver is still loading")
             await db_breaker.acall(asyncio.to_thread, orders.put, order)
         except Exception:  # any database failure: keep the order locally
             await asyncio.to_thread(outbox.add, order)
@@ -227,9 +223,15 @@ def _guarded(
 
     def start() -> None:
         loop = asyncio.get_running_loop()
-        driver.append(loop.run_in_executor(None, orders.prepare))
+        # A loop that answers nothing for 2 s, three times in a row: blocked (a restart fixes
+        # that), not merely busy (a restart would only make the overload worse).
         monitor.register(
-            "event-loop", event_loop_lag_check(loop, max_lag=2.0), interval=0.5, kind="liveness"
+            "event-loop",
+            event_loop_lag_check(loop, max_lag=2.0),
+            interval=1,
+            timeout=2.5,
+            kind="liveness",
+            failure_threshold=3,
         )
         monitor.start_monitoring()
         if admin_port is not None:

@@ -112,13 +112,15 @@ def http_check(
     shown = redact(url)
     request_headers = dict(headers or {})
 
-    # Loading the certificate store costs ~60 ms of CPU: once per check, not once per run
-    # (a supervisor probing every 250 ms spent a quarter of a core on it).
-    tls: list[ssl.SSLContext] = []
+    # Loading the certificate store costs ~60 ms of CPU, holding the GIL: once per check, not
+    # once per run (a supervisor probing every 250 ms spent a quarter of a core on it), and
+    # never for plain HTTP without redirects, which cannot meet a certificate.
+    tls: list[ssl.SSLContext | bool] = []
+    needs_tls = follow_redirects or not url.lower().startswith("http://")
 
     async def check() -> Mapping[str, Any]:
         if not tls:
-            tls.append(httpx.create_ssl_context())
+            tls.append(httpx.create_ssl_context() if needs_tls else False)
         start = clock.monotonic()
         # No client-side timeout: the caller's deadline cancels the request.
         async with httpx.AsyncClient(
