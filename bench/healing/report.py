@@ -104,10 +104,14 @@ def figures(
         deadline = next(
             (n.t for n in injected[i + 1 :] if n.fault.target == inj.fault.target), load_end
         )
-        done, reacted = _recovery(inj, by_end, history, deadline)
-        new = [t for t, pid in history.get(inj.fault.target, []) if inj.t < t < deadline]
-        if new and kind in ("web-kill", "web-hang"):
-            f.replaced.setdefault(kind, []).append(new[0] - inj.t)
+        replaced = [
+            (t, pid)
+            for t, pid in history.get(inj.fault.target, [])
+            if inj.t < t < deadline and pid != inj.pid
+        ]
+        done, reacted = _recovery(inj, by_end, replaced, deadline)
+        if replaced and kind in ("web-kill", "web-hang"):
+            f.replaced.setdefault(kind, []).append(replaced[0][0] - inj.t)
         f.detected[kind] += reacted
         if done is not None:
             f.ttr[kind].append(done - inj.t)
@@ -115,18 +119,13 @@ def figures(
 
 
 def _recovery(
-    inj: Injected,
-    by_end: list[Result],
-    history: dict[str, list[tuple[float, int]]],
-    deadline: float,
+    inj: Injected, by_end: list[Result], replaced: list[tuple[float, int]], deadline: float
 ) -> tuple[float | None, bool]:
-    """Return (when it recovered or None, whether the shop reacted by itself)."""
+    """Return (when it recovered or None, whether the shop reacted by itself).
+
+    `replaced` lists (when, pid) of the processes that took the fault's slot after it.
+    """
     kind, t0 = inj.fault.kind, inj.t
-    replaced = [
-        (t, pid)
-        for t, pid in history.get(inj.fault.target, [])
-        if t0 < t < deadline and pid != inj.pid
-    ]
     if kind in ("web-kill", "web-hang"):
         if not replaced:
             return None, False
