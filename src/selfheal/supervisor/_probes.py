@@ -61,7 +61,14 @@ async def probe_once(
     return ""
 
 
-async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, liveness: bool) -> str:
+async def watch_probe(
+    probe: ProbeSpec,
+    cwd: str | None,
+    clock: Clock,
+    *,
+    liveness: bool,
+    on_result: Callable[[str], None] | None = None,
+) -> str:
     """Run `probe` every ``interval`` seconds until it has something to say.
 
     A readiness probe returns at its first pass; a liveness probe returns at its
@@ -72,6 +79,7 @@ async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, livene
         cwd: The program's working directory.
         clock: The supervisor's clock (delay, interval, timeout).
         liveness: Which kind of probe it is.
+        on_result: Called after each run with "" (passed) or why it failed.
 
     Returns:
         "" for a readiness probe; the reason to restart for a liveness probe.
@@ -83,6 +91,8 @@ async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, livene
     failures = 0
     while True:
         error = await probe_once(check, probe.timeout, clock, name=kind)
+        if on_result is not None:
+            on_result(error)
         if not liveness and not error:
             return ""
         failures = failures + 1 if error else 0
