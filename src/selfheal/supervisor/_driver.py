@@ -396,7 +396,10 @@ class Driver:
         if not pids:
             return
         what = child.name if child is not None else "the stopped programs"
-        logger.warning("ending %d process(es) of %s that left the group: %s", len(pids), what, pids)
+        shown = ", ".join(map(str, pids))
+        logger.warning(
+            "ending %d process(es) of %s that left the group: pid %s", len(pids), what, shown
+        )
         await end_processes(pids, self._leftover_grace, self.clock)
         self.emit(
             "supervisor.leftovers.ended",
@@ -454,7 +457,8 @@ class Driver:
                     level = log_level(severity)
                     if logger.isEnabledFor(level):
                         fields = {k: v for k, v in data.items() if k != "tail"}
-                        logger.log(level, line, extra={"fields": {"event": type_, **fields}})
+                        extra = {"fields": {"event": type_, "data": fields}}
+                        logger.log(level, line, extra=extra)
                 self.bus.emit(type_, "supervisor", severity, **data)
 
     def save_children(self) -> None:

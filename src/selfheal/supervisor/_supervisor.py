@@ -22,7 +22,6 @@ from selfheal.supervisor._child import Child, build_child, children_of
 from selfheal.supervisor._deps import blockers, dependents, stop_order
 from selfheal.supervisor._driver import Driver
 from selfheal.supervisor._expand import instance_spec
-from selfheal.supervisor._narrate import seconds
 from selfheal.supervisor._notify import NotifySocket
 from selfheal.supervisor._reload import ReloadResult, diff_programs
 from selfheal.supervisor._select import select
@@ -83,7 +82,6 @@ class Supervisor:
         )
         self._notify: NotifySocket | None = None
         self._running = False
-        self._started_at = 0.0
         # Reloads (SIGHUP and the API at once) must not interleave their stops and swaps.
         self._apply_lock = asyncio.Lock()
 
@@ -113,7 +111,6 @@ class Supervisor:
             self._dir.unlock()
             raise
         self._running = True
-        self._started_at = self.clock.monotonic()
         for spec in self._specs.values():
             self._add_children(spec)
         # Lower priorities first: a program waits for those of lower priority being started.
@@ -152,8 +149,7 @@ class Supervisor:
         self._running = False
         self._dir.close()
         driver.flush()
-        up = seconds(self.clock.monotonic() - self._started_at)
-        logger.info("stopped: every program (%d process(es)), after %s", count, up)
+        logger.info("stopped: every program (%d process(es))", count)
 
     # -- ProgramControl ----------------------------------------------------------------------
 
