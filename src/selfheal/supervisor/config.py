@@ -362,10 +362,14 @@ class ProgramsTable(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _graph(self) -> ProgramsTable:
-        check_programs(self.programs)
+        # With included files this table is only part of the programs: the whole of them
+        # (dependencies across files) is checked by `selfheal.config.parse_config`.
+        if not self.include:
+            check_programs(self.programs)
         return self
 
 
