@@ -6,7 +6,6 @@ read where they are. Standard library only, so a bare install (no extras) can st
 
 from __future__ import annotations
 
-import importlib.metadata
 from pathlib import Path
 
 __all__ = ["docs_dir", "page", "topics", "usage", "version"]
@@ -26,10 +25,9 @@ _ABOUT = {
 
 def version() -> str:
     """Return the installed selfheal's version (``0+unknown`` when run from a bare checkout)."""
-    try:
-        return importlib.metadata.version("selfheal")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
+    import selfheal
+
+    return str(selfheal.__version__)
 
 
 def docs_dir() -> Path | None:
