@@ -61,7 +61,13 @@ def _one(name: str, specs: Mapping[str, ProgramSpec], children: Mapping[str, Chi
 
 
 def _unknown(name: str, specs: Mapping[str, ProgramSpec], children: Mapping[str, Child]) -> str:
-    known = [*specs, *(c for c in children if c not in specs)]
+    known = []
+    for program, spec in specs.items():
+        numbers = [c.number for c in children_of(children, program)]
+        several = spec.numprocs > 1 and numbers
+        known.append(
+            f"{program} ({program}:{min(numbers)}..{max(numbers)})" if several else program
+        )
     groups = sorted({s.group for s in specs.values() if s.group})
     valid = ", ".join(known) or "none configured"
     more = f"; groups: {', '.join(f'{g}:*' for g in groups)}" if groups else ""
