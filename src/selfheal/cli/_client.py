@@ -63,11 +63,14 @@ def locate(config: str | None, state_dir: str | None) -> Location:
 def _control_table(path: Path) -> tuple[dict[str, Any], str]:
     """Return the ``[control]`` table of `path`, as well as it can be read, and any problem."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         return {}, f"cannot read {path}: {exc.strerror}"
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return {}, f"{path} is not UTF-8 text (TOML files are UTF-8)"
+        text = raw.decode("utf-8", errors="replace")
+        return _control_alone(text), f"{path} is not UTF-8 text (TOML files are UTF-8)"
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -169,8 +172,12 @@ class Daemon:
         return response.status_code, body
 
     def alive(self) -> bool:
-        """Whether the daemon's process is still there."""
-        return Path(f"/proc/{self.pid}").exists()
+        """Whether the daemon's process is still there (an exited one not yet reaped is not)."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat[stat.rfind(")") + 2 :][:1] != "Z"
 
 
 def connect(config: str | None, state_dir: str | None) -> Daemon:
