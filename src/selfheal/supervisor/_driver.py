@@ -450,16 +450,23 @@ class Driver:
     def flush(self) -> None:
         """Publish the queued events, in the order they happened, and log their lines."""
         # Events are published after the I/O of a step (the respawn first, then the news).
+        lines: list[tuple[int, str, dict[str, Any]]] = []
         while self._events:
             events, self._events = self._events, []
             for type_, severity, data, line in events:
-                if line is not None:
-                    level = log_level(severity)
-                    if logger.isEnabledFor(level):
-                        fields = {k: v for k, v in data.items() if k != "tail"}
-                        extra = {"fields": {"event": type_, "data": fields}}
-                        logger.log(level, line, extra=extra)
+                if line is not None and logger.isEnabledFor(level := log_level(severity)):
+                    fields = {k: v for k, v in data.items() if k != "tail"}
+                    lines.append((level, line, {"fields": {"event": type_, "data": fields}}))
                 self.bus.emit(type_, "supervisor", severity, **data)
+        if not lines:
+            return
+        loop = self.loop
+        if loop is not None and loop.is_running():
+            # Written after what is already scheduled (a respawn after a crash): a log file
+            # must not slow the restart path.
+            loop.call_soon(_log_lines, lines)
+        else:
+            _log_lines(lines)
 
     def save_children(self) -> None:
         """Record the running children in the state dir (for the next daemon, if this dies)."""
@@ -470,6 +477,11 @@ class Driver:
                 if c.pid is not None
             ]
         )
+
+
+def _log_lines(lines: list[tuple[int, str, dict[str, Any]]]) -> None:
+    for level, line, extra in lines:
+        logger.log(level, line, extra=extra)
 
 
 def _log_crash(task: asyncio.Future[None]) -> None:
