@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -129,6 +130,14 @@ async def test_probes_are_expanded_per_process(
         await rec.wait("process.w.ready")
         assert sup.state("w:1").value == "RUNNING"
         assert sup.state("w:0").value == "STARTING"
-        assert "readiness probe command" in next(p["probe"] for p in sup.status(["w:0"]))
+
+        def probe_of_0() -> str:
+            return str(sup.status(["w:0"])[0]["probe"])
+
+        async with asyncio.timeout(10):
+            while not probe_of_0():  # noqa: ASYNC110 - a probe failure publishes no event
+                await asyncio.sleep(0.01)
+        assert probe_of_0().startswith("readiness probe command ")
+        assert f"{tmp_path}/ready_0: " in probe_of_0()
     finally:
         await sup.stop()
