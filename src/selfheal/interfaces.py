@@ -88,12 +88,37 @@ class ProgramControl(Protocol):
 
 
 class HealthStatus(StrEnum):
-    """The IETF health-check draft's statuses, plus `UNKNOWN` before the first result."""
+    """The IETF health-check draft's statuses, plus `UNKNOWN` before the first result.
+
+    A status also equals the article's words, so checks written from it keep working:
+    ``PASS == "HEALTHY"``, ``FAIL == "UNHEALTHY"``, ``WARN == "UNHEALTHY"`` (a failing
+    non-critical check: the service behind it is not healthy) and ``"DEGRADED"``,
+    ``UNKNOWN == "UNKNOWN"``. Its string value stays the draft's (``"pass"``...).
+    """
 
     PASS = "pass"  # noqa: S105 - a status, not a password
     WARN = "warn"
     FAIL = "fail"
     UNKNOWN = "unknown"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str) and other in _ARTICLE_WORDS[self.value]:
+            return True
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    # Hash as the draft's string, so statuses stay usable as keys of JSON-ready dicts.
+    __hash__ = str.__hash__
+
+
+_ARTICLE_WORDS: dict[str, frozenset[str]] = {
+    "pass": frozenset({"HEALTHY"}),
+    "warn": frozenset({"UNHEALTHY", "DEGRADED"}),
+    "fail": frozenset({"UNHEALTHY"}),
+    "unknown": frozenset({"UNKNOWN"}),
+}
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ from typing import Any
 
 from selfheal.cli._common import fail
 
-__all__ = ["Daemon", "Location", "connect", "find", "locate"]
+__all__ = ["Daemon", "Location", "connect", "find", "locate", "strict_state_dir"]
 
 _CONTROL_HEADER = re.compile(r"^\s*\[\s*control\s*\]\s*(#.*)?$")
 _ANY_HEADER = re.compile(r"^\s*\[")
@@ -55,8 +55,14 @@ def locate(config: str | None, state_dir: str | None) -> Location:
     ldir = control.get("log_dir")
     if state_dir is not None:
         where = Path(state_dir)
+    elif sdir is not None and not (isinstance(sdir, str) and sdir):
+        # The one key that says where the daemon is: guessing another place would be worse.
+        fail(
+            f"{path}: [control] state_dir must be a directory name (got {sdir!r}); or give "
+            "--state-dir"
+        )
     else:
-        where = base / (sdir if isinstance(sdir, str) and sdir else ".selfheal")
+        where = base / (sdir or ".selfheal")
     return Location(where, base / ldir if isinstance(ldir, str) and ldir else None, path, problem)
 
 
@@ -178,6 +184,18 @@ class Daemon:
         except OSError:
             return False
         return stat[stat.rfind(")") + 2 :][:1] != "Z"
+
+
+def strict_state_dir(config: str | None, state_dir: str | None) -> Path:
+    """Return the state dir of `config` / `state_dir`, failing if the config cannot be read.
+
+    For commands that act on the state dir itself (the chaos kill switch), where a guess
+    would be worse than an error.
+    """
+    location = locate(config, state_dir)
+    if location.problem and state_dir is None:
+        fail(f"{location.problem}; run selfheal check, or give --state-dir")
+    return location.state_dir
 
 
 def connect(config: str | None, state_dir: str | None) -> Daemon:

@@ -12,7 +12,16 @@ from typing import Any
 
 import click
 
-from selfheal.cli import _control, _help, _import, _journal, _logs, _supervisor
+from selfheal.cli import (
+    _chaos_switch,
+    _control,
+    _experiment,
+    _help,
+    _import,
+    _journal,
+    _logs,
+    _supervisor,
+)
 from selfheal.cli._common import console, fail
 from selfheal.errors import ConfigError
 
@@ -90,5 +99,8 @@ for _cmd in (
     *_logs.commands,
     *_journal.commands,
     *_import.commands,
+    *_experiment.commands,
 ):
     main.add_command(_cmd)
+for _cmd in _chaos_switch.commands:
+    _experiment.chaos_group.add_command(_cmd)
