@@ -12,6 +12,8 @@ from typing import Any
 
 from selfheal._clock import Clock
 from selfheal._deadline import timeout_after
+from selfheal._extras import extra_of
+from selfheal.errors import MissingExtraError
 from selfheal.supervisor._spec import ProbeSpec
 
 __all__ = ["build_check", "heartbeat_missed", "probe_once", "ready_within", "watch_probe"]
@@ -25,16 +27,31 @@ def build_check(probe: ProbeSpec, cwd: str | None) -> Callable[[], Awaitable[Any
         cwd: Where a command probe runs (the program's working directory).
 
     Returns:
-        An async callable that raises when the check fails.
+        An async callable that raises when the check fails (every run, with the one-line
+        reason, when the check needs an extra that is not installed).
     """
     from selfheal.health.checks import command_check, http_check, tcp_check
 
     if probe.kind == "http":
-        return http_check(probe.target)
+        try:
+            return http_check(probe.target)
+        except ImportError as exc:
+            missing = extra_of(exc)
+            if missing is None:
+                raise
+            error = MissingExtraError("an http probe", missing.module, missing.extra)
+            return _failing(error)
     if probe.kind == "tcp":
         host, _, port = probe.target.rpartition(":")
         return tcp_check(host.strip("[]"), int(port))
     return command_check(probe.argv, cwd=cwd)
+
+
+def _failing(error: Exception) -> Callable[[], Awaitable[Any]]:
+    async def check() -> None:
+        raise error
+
+    return check
 
 
 async def probe_once(
