@@ -95,9 +95,41 @@ def test_a_wheel_without_extras_explains_itself(tmp_path: Path) -> None:
         "-c",
         "import selfheal, selfheal.supervisor, selfheal.health, selfheal.events, "
         "selfheal.policies, selfheal.store, selfheal.recovery, selfheal.testing, "
-        "selfheal.features\n"
+        "selfheal.features, selfheal.scheduling, selfheal.synthetic, selfheal.chaos\n"
         "for name in selfheal.__all__: getattr(selfheal, name)\n"
         "print(selfheal.__version__)",
     )
     assert stdlib.returncode == 0, stdlib.stderr
     assert stdlib.stdout.strip() == selfheal.__version__
+    # The supervisor runs bare; an http probe, which needs httpx, fails saying so.
+    supervised = run(str(python), "-c", BARE_SUPERVISOR, str(tmp_path / "state"))
+    assert supervised.returncode == 0, supervised.stderr
+    state, probe = supervised.stdout.strip().split(" ", 1)
+    assert state == "STARTING"
+    assert probe == (
+        "readiness probe http http://127.0.0.1:9/: MissingExtraError: an http probe needs the "
+        "'server' extra: pip install 'selfheal[server]' (missing module: httpx)"
+    )
+
+
+# Runs in the bare venv: a program whose readiness is an http probe, until the probe has run.
+BARE_SUPERVISOR = """
+import asyncio, sys
+from selfheal.supervisor import ProbeSpec, ProgramSpec, Supervisor
+
+async def main():
+    probe = ProbeSpec("http", "http://127.0.0.1:9/", interval=0.05)
+    spec = ProgramSpec("web", ("/bin/sleep", "30"), readiness=probe, ready="probe")
+    sup = Supervisor([spec], state_dir=sys.argv[1])
+    await sup.start()
+    try:
+        async with asyncio.timeout(20):
+            while not sup.status()[0]["probe"]:
+                await asyncio.sleep(0.02)
+        entry = sup.status()[0]
+        print(entry["state"], entry["probe"])
+    finally:
+        await sup.stop()
+
+asyncio.run(main())
+"""
