@@ -65,10 +65,22 @@ def page(topic: str) -> tuple[str, str]:
     return matches[0], known[matches[0]].read_text(encoding="utf-8")
 
 
+def _title(path: Path) -> str:
+    """Return a page's opening heading, without its ``#`` and backquotes ("" if none)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").replace("`", "").strip()
+        if line.strip() and not line.startswith("<!--"):
+            break  # a page that does not open with a title
+    return ""
+
+
 def usage() -> str:
     """Return the list of topics, for ``selfheal help`` without one."""
     lines = ["Help topics (selfheal help TOPIC):", ""]
-    lines += [f"  {topic:<14} {_ABOUT.get(topic, '')}".rstrip() for topic in topics()]
+    lines += [
+        f"  {topic:<18} {_ABOUT.get(topic) or _title(path)}" for topic, path in topics().items()
+    ]
     if len(lines) == 2:
         lines.append("  (the documentation is not installed with this copy of selfheal)")
     lines += ["", "Commands: selfheal --help; one command: selfheal help COMMAND."]
