@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
 
 from click.testing import CliRunner
 
 from selfheal.cli import main
 
-#: The `start_daemon` fixture (tests/cli/conftest.py): starts ``selfheal run CONFIG``.
-StartDaemon = Callable[[Path], subprocess.Popen[bytes]]
+#: The `start_daemon` fixture (tests/cli/conftest.py): starts ``selfheal run [OPTIONS] CONFIG``.
+StartDaemon = Callable[..., subprocess.Popen[bytes]]
 
 
 def cli(*args: str) -> tuple[int, str]:

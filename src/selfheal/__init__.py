@@ -253,6 +253,15 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        # Read on first use: importlib.metadata costs more than all of `import selfheal`.
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            globals()[name] = version("selfheal")
+        except PackageNotFoundError:  # sources on sys.path, never installed
+            globals()[name] = "0+unknown"
+        return globals()[name]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'selfheal' has no attribute {name!r}")

@@ -8,6 +8,7 @@ the component it configures (``selfheal.supervisor.config``, ``selfheal.recovery
 
 from __future__ import annotations
 
+import glob
 import re
 import tomllib
 from collections.abc import Sequence
@@ -39,6 +40,11 @@ class SelfhealConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    include: list[str] = Field(
+        default_factory=list,
+        description="files whose [programs.*] and [[recovery]] are added, e.g. "
+        "['conf.d/*.toml'], relative to this file",
+    )
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
     recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
     recovery_engine: RecoveryEngineConfig = Field(default_factory=RecoveryEngineConfig)
@@ -82,20 +88,26 @@ def load_config(path: str | Path) -> SelfhealConfig:
         line = data.count(b"\n", 0, exc.start) + 1
         message = f"not UTF-8 text (byte {data[exc.start]:#04x}); TOML files are UTF-8"
         raise ConfigError(str(path), [ConfigIssue("", line, message)]) from None
-    return parse_config(text, source=str(path))
+    return parse_config(text, source=str(path), base_dir=path.parent)
 
 
-def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
+def parse_config(
+    text: str, *, source: str = "<string>", base_dir: str | Path | None = None
+) -> SelfhealConfig:
     """Validate config `text` (TOML) into a `SelfhealConfig`.
 
+    Args:
+        text: The TOML.
+        source: Its file name, for messages.
+        base_dir: Where ``include`` patterns are relative to (default: the current directory).
+
     Raises:
-        ConfigError: If the text is not TOML or not a valid configuration.
+        ConfigError: If the text (or an included file) is not TOML or not a valid
+            configuration.
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line = _toml_error_line(exc, text)
-        raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from exc
+    data = _toml(text, source)
+    if "include" in data:
+        data = _with_includes(data, text, source, Path(base_dir or "."))
     config = validate_model(SelfhealConfig, data, text=text, source=source)
     try:
         # What no single program can check: dependencies and groups across programs.
@@ -103,6 +115,77 @@ def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
     except ValidationError as exc:
         raise ConfigError(source, _issues(exc, text)) from None
     return config
+
+
+def _toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _toml_error_line(exc, text)
+        raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from exc
+
+
+class _Included(BaseModel):
+    """What an included file may hold: programs and recovery rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    programs: dict[str, ProgramConfig] = Field(default_factory=dict)
+    recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
+
+
+def _with_includes(data: dict[str, Any], text: str, source: str, base: Path) -> dict[str, Any]:
+    """Return `data` with the programs and rules of the files its ``include`` names.
+
+    Each included file is validated on its own first, so its errors carry its name and
+    lines; a program given twice is an error naming both files. A relative ``cwd`` and
+    ``%(here)s`` in an included file are relative to that file.
+    """
+    patterns = data["include"]
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        line = _Locator(text).line_of(("include",))
+        message = 'must be a list of file patterns, e.g. include = ["conf.d/*.toml"]'
+        raise ConfigError(source, [ConfigIssue("include", line, message)])
+    programs = dict(data.get("programs") or {})
+    recovery = list(data.get("recovery") or [])
+    origin = dict.fromkeys(programs, source)
+    for pattern in patterns:
+        for name in sorted(glob.glob(str(base / pattern))):
+            part_text = Path(name).read_text(encoding="utf-8")
+            part = _toml(part_text, name)
+            other = [k for k in part if k not in ("programs", "recovery")]
+            if other:
+                line = _Locator(part_text).line_of((other[0],))
+                message = "an included file holds only [programs.*] and [[recovery]]"
+                raise ConfigError(name, [ConfigIssue(other[0], line, message)])
+            validate_model(_Included, part, text=part_text, source=name)
+            here = str(Path(name).resolve().parent)
+            for prog, table in (part.get("programs") or {}).items():
+                if prog in programs:
+                    line = _Locator(part_text).line_of(("programs", prog))
+                    message = f"program {prog!r} is also in {origin[prog]}"
+                    raise ConfigError(name, [ConfigIssue(f"programs.{prog}", line, message)])
+                programs[prog] = _relative_to(table, here)
+                origin[prog] = name
+            recovery += part.get("recovery") or []
+    return {**data, "programs": programs, "recovery": recovery}
+
+
+def _relative_to(table: dict[str, Any], here: str) -> dict[str, Any]:
+    def x(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace("%(here)s", here)
+        if isinstance(value, list):
+            return [x(v) for v in value]
+        if isinstance(value, dict):
+            return {k: x(v) for k, v in value.items()}
+        return value
+
+    out: dict[str, Any] = x(table)
+    cwd = out.get("cwd")
+    if isinstance(cwd, str) and not cwd.startswith(("/", "${", "%(")):
+        out["cwd"] = str(Path(here) / cwd)
+    return out
 
 
 def _toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
@@ -165,7 +248,7 @@ def _explain(err: Any, loc: Sequence[object] = ()) -> str:
     # Our validators' own sentences; pydantic's "Value error, " prefix only adds noise.
     msg = str(err["msg"]).removeprefix("Value error, ")
     if kind == "extra_forbidden":
-        return "unknown key (check the spelling; see docs/configuration.md for valid keys)"
+        return "unknown key (check the spelling; the valid keys: selfheal help configuration)"
     if kind == "missing":
         return "required key is missing"
     if _is_secret_loc(loc):

@@ -13,6 +13,7 @@ The tree (``except selfheal.SelfhealError`` catches all of it; catch a branch to
     │   └── JournalFormatError     (also sqlite3.DatabaseError)
     ├── CheckError                 a health check's target answered wrongly
     ├── ActionError                a recovery action ran but did not do its job
+    ├── MissingExtraError          (also ImportError) a feature needs an extra not installed
     └── PolicyError                a resilience policy refused or ended a call
         ├── CircuitBreakerError    the breaker is open (or half-open and busy)
         ├── BulkheadFullError      no slot and no waiting place
@@ -41,6 +42,7 @@ __all__ = [
     "ConfigIssue",
     "ControlError",
     "JournalError",
+    "MissingExtraError",
     "PolicyError",
     "ReloadError",
     "SelfhealError",
@@ -133,6 +135,30 @@ class CheckError(SelfhealError):
 
 class ActionError(SelfhealError):
     """Raised by a recovery action that ran but did not do its job (the message says why)."""
+
+
+class MissingExtraError(SelfhealError, ImportError):
+    """A feature needs an optional extra that is not installed; the message says which.
+
+    Also an `ImportError`, so ``except ImportError`` around an optional import still works.
+
+    Attributes:
+        feature: What was used (``selfheal.web.health_app``).
+        module: The missing module (``starlette``).
+        extra: The extra that brings it (``server``).
+    """
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the {extra!r} extra: pip install 'selfheal[{extra}]' "
+            f"(missing module: {module})"
+        )
+        self.feature = feature
+        self.module = module
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.feature, self.module, self.extra))
 
 
 class PolicyError(SelfhealError):

@@ -15,7 +15,7 @@ from supervisor_helpers import PY, wait_until
 
 @pytest.fixture
 def start_daemon() -> Iterator[StartDaemon]:
-    """Return ``start(config)``: run ``selfheal run CONFIG`` in the config's directory.
+    """Return ``start(config, *options)``: run ``selfheal run OPTIONS CONFIG`` in its directory.
 
     It returns once the daemon wrote ``state/control.json`` (the configs here use
     ``state_dir = "state"``), with its stderr in ``daemon.err`` beside the config. Daemons
@@ -23,13 +23,13 @@ def start_daemon() -> Iterator[StartDaemon]:
     """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(config: Path) -> subprocess.Popen[bytes]:
+    def start(config: Path, *options: str) -> subprocess.Popen[bytes]:
         control = config.parent / "state" / "control.json"
         control.unlink(missing_ok=True)
         log = config.parent / "daemon.err"
         with log.open("ab") as err:
             proc = subprocess.Popen(
-                [PY, "-m", "selfheal", "run", str(config)],
+                [PY, "-m", "selfheal", "run", *options, str(config)],
                 cwd=config.parent,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

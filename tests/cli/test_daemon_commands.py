@@ -97,8 +97,8 @@ def test_status_control_and_token_enforcement(
     assert code == 0
     assert "other up" in out
     code, out = cli("logs", "missing", "--state-dir", state)
-    assert code == 2
-    assert "no log for 'missing'" in out
+    assert code == 1  # the daemon knows no such program: as for every control command
+    assert "no program or process 'missing'; known: spawner, other" in out
 
 
 def test_reload_restarts_only_the_changed_program(

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
+from selfheal.supervisor import ProbeSpec, ProcessState, ProgramSpec, Supervisor
 from selfheal.web.control import ControlServer, ReloadError, read_control_file
 from supervisor_helpers import SLEEP, read
 
@@ -80,3 +80,76 @@ async def test_unix_socket_and_status_token(tmp_path: Path) -> None:
         await server.stop()
         await sup.stop()
     assert not path.exists()
+
+
+async def test_actions_on_several_names_with_bounds_and_reasons(
+    tmp_path: Path, closed_port: int
+) -> None:
+    stuck = ProgramSpec(
+        "stuck",
+        ("/bin/sh", "-c", "echo listening soon; exec sleep 60"),
+        readiness=ProbeSpec("tcp", f"127.0.0.1:{closed_port}", interval=0.05, timeout=0.5),
+        ready="probe",
+        autostart=False,
+    )
+    sup = Supervisor(
+        [ProgramSpec("a", SLEEP), ProgramSpec("b", SLEEP, numprocs=2), stuck],
+        state_dir=tmp_path / "state",
+    )
+    stops: list[int] = []
+    server = ControlServer(
+        sup, state_dir=tmp_path / "state", token=TOKEN, shutdown=lambda: stops.append(1)
+    )
+    await sup.start()
+    await server.start()
+    try:
+        info = read_control_file(tmp_path / "state")
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(base_url=info["url"], headers=auth) as client:
+            stop = await client.post("/processes/stop", json={"names": ["b:*", "a"]})
+            assert stop.status_code == 200
+            body = stop.json()
+            assert [p["name"] for p in body["processes"]] == ["a", "b:0", "b:1"]
+            assert {p["state"] for p in body["processes"]} == {"STOPPED"}
+            status = (await client.get("/status", params={"name": ["b:1"]})).json()
+            assert [p["name"] for p in status["processes"]] == ["b:1"]
+            missing = await client.get("/status", params={"name": "zz"})
+            assert missing.status_code == 404
+
+            # A start that cannot finish in time: 504, what it is doing, its last lines.
+            slow = await client.post("/processes/start", json={"names": ["stuck"], "timeout": 1})
+            assert slow.status_code == 504
+            (entry,) = slow.json()["processes"]
+            assert slow.json()["timed_out"] is True
+            assert entry["state"] == "STARTING"
+            assert entry["probe"].startswith(f"readiness probe tcp 127.0.0.1:{closed_port}: ")
+            assert entry["tail"] == ["listening soon"]
+            assert sup.state("stuck") is ProcessState.STARTING  # the start goes on
+
+            quick = await client.post("/processes/start", json={"names": ["all"], "wait": False})
+            assert quick.status_code == 200
+            signalled = await client.post(
+                "/processes/signal", json={"names": ["a"], "signal": "CONT"}
+            )
+            assert signalled.json()["signalled"] == {"a": sup.pid("a")}
+            for bad, why in (
+                ({"names": "a"}, "'names' must be a non-empty list"),
+                ({"names": ["a"], "timeout": -1}, "'timeout' must be a positive number"),
+            ):
+                refused = await client.post("/processes/start", json=bad)
+                assert refused.status_code == 400
+                assert why in refused.json()["error"]
+            bad_signal = await client.post(
+                "/processes/signal", json={"names": ["a"], "signal": "NOPE"}
+            )
+            assert "unknown signal 'NOPE'" in bad_signal.json()["error"]
+            assert (await client.post("/shutdown")).json()["stopping"] is True
+        async with httpx.AsyncClient(base_url=info["url"]) as anonymous:
+            assert (await anonymous.post("/shutdown")).status_code == 401
+            assert (
+                await anonymous.post("/processes/stop", json={"names": ["a"]})
+            ).status_code == 401
+        assert stops == [1]
+    finally:
+        await server.stop()
+        await sup.stop()

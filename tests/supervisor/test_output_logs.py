@@ -94,7 +94,7 @@ def test_output_log_rotates_by_size(tmp_path: Path) -> None:
 
 
 def test_follow_survives_rotation(tmp_path: Path) -> None:
-    from selfheal.cli._supervisor import _follow
+    from selfheal.cli._logs import _follow
 
     path = tmp_path / "p.log"
     path.write_text("old\n")

@@ -2,6 +2,8 @@
 
 `main` is the ``selfheal`` command. It is imported on first use, so that the daemon's own
 process (`selfheal.cli.daemon`, what ``selfheal run`` execs) never loads click or rich.
+Without the extra, `main` is a small standard-library command that answers ``--version`` and
+``help`` and names the extra to install for everything else.
 """
 
 from __future__ import annotations
@@ -18,7 +20,19 @@ __all__ = ["main"]
 def __getattr__(name: str) -> Any:
     if name != "main":
         raise AttributeError(f"module 'selfheal.cli' has no attribute {name!r}")
-    value = importlib.import_module("selfheal.cli._main").main
+    from selfheal._extras import extra_of
+
+    try:
+        value = importlib.import_module("selfheal.cli._main").main
+    except ImportError as exc:
+        missing = extra_of(exc)
+        if missing is None:
+            raise
+        import functools
+
+        from selfheal.cli import _bare
+
+        value = functools.partial(_bare.main, missing=missing.module)
     globals()[name] = value
     return value
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 import click
 
 from selfheal.chaos import KillSwitch
-from selfheal.cli._common import console
-from selfheal.cli._supervisor import _config_option, _state_dir, _state_option
+from selfheal.cli._client import strict_state_dir
+from selfheal.cli._common import config_option, console, state_dir_option
 
 __all__ = ["commands", "resume_command", "stop_command"]
 
 
 @click.command("stop")
-@_config_option
-@_state_option
+@config_option
+@state_dir_option
 @click.option("--reason", default="selfheal chaos stop", help="Recorded with the switch.")
 def stop_command(config: str | None, state_dir: str | None, reason: str) -> None:
     """Engage the chaos kill switch: roll back every fault, start no new one."""
-    switch = KillSwitch(_state_dir(config, state_dir))
+    switch = KillSwitch(strict_state_dir(config, state_dir))
     switch.engage(reason)
     console().print(
         f"[red]chaos stopped[/red]: kill switch {switch.path} engaged; running chaos rolls "
@@ -31,11 +31,11 @@ def stop_command(config: str | None, state_dir: str | None, reason: str) -> None
 
 
 @click.command("resume")
-@_config_option
-@_state_option
+@config_option
+@state_dir_option
 def resume_command(config: str | None, state_dir: str | None) -> None:
     """Release the chaos kill switch, so chaos may start again."""
-    switch = KillSwitch(_state_dir(config, state_dir))
+    switch = KillSwitch(strict_state_dir(config, state_dir))
     if switch.release():
         console().print(f"[green]chaos may run again[/green]: {switch.path} removed")
     else:

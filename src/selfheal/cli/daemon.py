@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sqlite3
 import sys
 from collections.abc import Sequence
 
 from selfheal.cli._daemon import Daemon, journal_advice
+from selfheal.cli._logging import configure_logging, log_daemon
 from selfheal.errors import ConfigError, StartError, StateDirLockedError
-from selfheal.events import Event
 from selfheal.runtime import DaemonPlan, compile_plan
 
 __all__ = ["EXIT_CONFIG", "EXIT_LOCKED", "Daemon", "main", "run_daemon"]
@@ -40,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     d = sub.add_parser("daemon", help="run a daemon from a plan (what `selfheal run` execs)")
     d.add_argument("--plan-fd", type=int, required=True)
     d.add_argument("-v", "--verbose", action="store_true")
+    d.add_argument("--log-format", choices=("text", "json"), default="text")
     c = sub.add_parser("compile", help="print the plan of CONFIG as JSON, or its problems")
     c.add_argument("config")
     args = parser.parse_args(argv)
@@ -52,36 +52,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     with os.fdopen(args.plan_fd, "r") as f:
         plan = DaemonPlan.from_json(f.read())
-    return run_daemon(plan, verbose=args.verbose)
+    return run_daemon(plan, verbose=args.verbose, log_format=args.log_format)
 
 
-def run_daemon(plan: DaemonPlan, *, verbose: bool = False) -> int:
+def run_daemon(plan: DaemonPlan, *, verbose: bool = False, log_format: str = "text") -> int:
     """Run a daemon in the foreground, logging to stderr, until SIGINT/SIGTERM.
 
     Returns:
         0, or `EXIT_LOCKED` if another daemon uses the state dir.
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # probes would log every request
+    configure_logging(log_format=log_format, verbose=verbose)
     try:
         daemon = Daemon(plan)
     except StartError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1
-    events = logging.getLogger("selfheal.events")
-
-    def log_event(event: Event) -> None:
-        level = logging.INFO
-        if event.severity in ("warning", "error", "critical"):
-            level = logging.WARNING
-        if events.isEnabledFor(level):
-            data = " ".join(f"{k}={v!r}" for k, v in event.data.items() if k != "tail")
-            events.log(level, "%s %s", event.type, data)
-
-    daemon.runtime.bus.subscribe("*", log_event)
+    log_daemon(daemon, verbose=verbose)
     try:
         asyncio.run(daemon.run())
     except StateDirLockedError as exc:

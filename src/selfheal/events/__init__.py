@@ -13,7 +13,7 @@ from selfheal.events._bus import (
     Subscription,
     SyncHandler,
 )
-from selfheal.events._event import Event, Severity
+from selfheal.events._event import Event, Severity, log_level
 from selfheal.events._vocabulary import (
     SIGNAL_SEGMENTS,
     Signal,
@@ -40,6 +40,7 @@ __all__ = [
     "TypeParts",
     "check_pattern",
     "classify",
+    "log_level",
     "matches",
     "parse_type",
     "pattern_prefix",

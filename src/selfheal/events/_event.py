@@ -12,7 +12,7 @@ from typing import Any
 
 from selfheal.events._vocabulary import subject_of
 
-__all__ = ["Event", "Severity"]
+__all__ = ["Event", "Severity", "log_level"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # A process-unique prefix and a counter give ids that sort by creation and cost ~100 ns,
@@ -43,6 +43,23 @@ class Severity(StrEnum):
     WARNING = "warning"
     ERROR = "error"
     CRITICAL = "critical"
+
+
+# The one mapping from severities to `logging` levels: the daemon's log lines and the events
+# they report always agree. Any other string is INFO, as it is for the bus.
+_LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def log_level(severity: str) -> int:
+    """Return the `logging` level of `severity` (``"error"`` -> ``logging.ERROR``).
+
+    Args:
+        severity: A `Severity` or any string (an unknown one is INFO).
+
+    Returns:
+        The level number.
+    """
+    return _LOG_LEVELS.get(str(severity).lower(), 20)
 
 
 @dataclass(frozen=True, slots=True, eq=False, init=False)

@@ -14,6 +14,7 @@ Modules, by concept: `_states` (the pure lifecycle table), `_spec` (what a progr
 from selfheal.interfaces import ProgramControl
 from selfheal.supervisor._health import ProgramHealth
 from selfheal.supervisor._logs import log_path
+from selfheal.supervisor._reload import ReloadResult
 from selfheal.supervisor._spec import (
     BackoffSpec,
     IntensitySpec,
@@ -24,7 +25,7 @@ from selfheal.supervisor._spec import (
     spec_to_dict,
 )
 from selfheal.supervisor._states import Lifecycle, ProcessState, Trigger, transition
-from selfheal.supervisor._supervisor import ReloadResult, Supervisor
+from selfheal.supervisor._supervisor import Supervisor
 from selfheal.supervisor.watchdog import ProcessWatchdog
 
 __all__ = [

@@ -9,27 +9,33 @@ the I/O of its own process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
-from selfheal.supervisor._logs import OutputLog
+from selfheal.supervisor._expand import instance_spec
+from selfheal.supervisor._logs import OutputLog, Tail, log_path, stderr_log_path
 from selfheal.supervisor._notify import NotifySocket
 from selfheal.supervisor._proc import (
     PROGRAM_ENV,
     RUN_ENV,
     ExitWatch,
+    RunAs,
+    SwitchUserError,
     proc_start_time,
+    resolve_user,
     signal_group,
     spawn,
 )
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._states import Lifecycle, ProcessState
 
-__all__ = ["SPAWN_ERRORS", "Child", "child_env", "children_of"]
+__all__ = ["SPAWN_ERRORS", "Child", "build_child", "child_env", "children_of"]
 
 logger = logging.getLogger("selfheal.supervisor")
 
@@ -38,14 +44,21 @@ SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
 
 
 def child_env(
-    spec: ProgramSpec, name: str, run_id: str, notify: NotifySocket | None
+    spec: ProgramSpec,
+    name: str,
+    run_id: str,
+    notify: NotifySocket | None,
+    run_as: RunAs | None = None,
 ) -> dict[str, str]:
     """Return the environment instance `name` of `spec` runs with.
 
-    The daemon's own, the program's ``env``, and the marks by which the daemon finds the
-    process and its descendants again (run id, instance name), plus sd_notify's variables.
+    The daemon's own (with the user's ``HOME``, ``USER`` and ``LOGNAME`` when it runs as
+    another user), the program's ``env``, and the marks by which the daemon finds the process
+    and its descendants again (run id, instance name), plus sd_notify's variables.
     """
     env = dict(os.environ)
+    if run_as is not None:
+        env.update(HOME=run_as.home, USER=run_as.name, LOGNAME=run_as.name)
     env.update(spec.env)
     env[RUN_ENV] = run_id
     if notify is not None:
@@ -59,6 +72,38 @@ def child_env(
     return env
 
 
+def build_child(
+    spec: ProgramSpec,
+    name: str,
+    number: int,
+    *,
+    log_dir: Path,
+    run_id: str,
+    notify: NotifySocket | None,
+) -> Child:
+    """Return process `number` of `spec`, named `name`: its logs, user, environment.
+
+    A ``user`` that cannot be resolved is kept as the reason the process never starts.
+    """
+    tail = Tail(spec.log.tail_lines)
+    log = OutputLog(log_path(log_dir, name), spec.log, tail)
+    err_log = None
+    if not spec.redirect_stderr:
+        err_log = OutputLog(stderr_log_path(log_dir, name), spec.log, tail)
+    run_as: RunAs | None = None
+    user_error = ""
+    if spec.user is not None:
+        try:
+            run_as = resolve_user(spec.user)
+        except SwitchUserError as exc:
+            user_error = str(exc)
+    inst = instance_spec(spec, number)
+    env = child_env(inst, name, run_id, notify, run_as)
+    child = Child(inst, name, log, env, err_log=err_log, run_as=run_as, number=number)
+    child.user_error = user_error
+    return child
+
+
 def children_of(children: Mapping[str, Child], program: str) -> list[Child]:
     """Return the instances of `program` among `children`, in their order."""
     return [c for c in children.values() if c.spec.name == program]
@@ -68,24 +113,47 @@ class Child:
     """One process of a program and everything the driver knows about it.
 
     Args:
-        spec: The program.
+        spec: The program as this instance runs it (its ``%(process_num)d`` expanded).
         name: The instance name (the program's, or ``program:N``).
-        log: Where its output goes.
+        log: Where its output goes (stdout, and stderr unless `err_log` is given).
         env: The complete environment it is started with.
+        err_log: Where stderr goes when it is not redirected to `log` (sharing its tail).
+        run_as: The user it runs as, if not the daemon's.
+        number: Its ``%(process_num)d``.
     """
 
-    def __init__(self, spec: ProgramSpec, name: str, log: OutputLog, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        spec: ProgramSpec,
+        name: str,
+        log: OutputLog,
+        env: dict[str, str],
+        *,
+        err_log: OutputLog | None = None,
+        run_as: RunAs | None = None,
+        number: int = 0,
+    ) -> None:
         self.spec = spec
         self.name = name
+        self.number = number
         self.log = log
+        self.err_log = err_log
         self.env = env
+        self.run_as = run_as
+        #: Why the program's ``user`` could not be resolved (it is then never started).
+        self.user_error = ""
+        #: The instance name its running process carries in its environment (a reload that
+        #: renumbers instances renames the child, not the process).
+        self.marked_as = name
         self.life = Lifecycle()
         self.popen: subprocess.Popen[bytes] | None = None
         self.pid: int | None = None
         self.start_time: int | None = None
         self.watch: ExitWatch | None = None
-        self.out_fd = -1
+        self.pipes: dict[int, OutputLog] = {}
         self.waiting = False
+        #: Why the readiness probe failed last ("" when it passed or has not run).
+        self.probe_error = ""
         self.last_exit: int | None = None
         self.status_text = ""
         self.main_pid: int | None = None
@@ -101,6 +169,22 @@ class Child:
 
     def __repr__(self) -> str:
         return f"Child({self.name!r}, {self.life.state.value}, pid={self.pid})"
+
+    def rename(self, name: str, log_dir: Path) -> None:
+        """Take the name `name` (a reload between one process and several: ``web:0``).
+
+        The running process keeps running: its output files are moved (the open descriptors
+        follow them); it is found by its old name until it is started again.
+        """
+        moves = [(self.log, log_path(log_dir, name))]
+        if self.err_log is not None:
+            moves.append((self.err_log, stderr_log_path(log_dir, name)))
+        for log, path in moves:
+            with contextlib.suppress(OSError):
+                os.replace(log.path, path)
+            log.path = path
+        self.env[PROGRAM_ENV] = name
+        self.name = name
 
     # -- the process -------------------------------------------------------------------------
 
@@ -125,28 +209,40 @@ class Child:
                 subprocess.SubprocessError: every one of `SPAWN_ERRORS`).
         """
         spec = self.spec
-        read_fd, write_fd = os.pipe()
+        if spec.user is not None and self.run_as is None:
+            # Never run as the daemon's user (root, often) what was meant to run as another.
+            raise SwitchUserError(self.user_error or f"user {spec.user!r} unknown")
+        logs = [self.log] if self.err_log is None else [self.log, self.err_log]
+        pipes = [os.pipe() for _ in logs]
         try:
             popen = spawn(
                 spec.argv(),
                 cwd=spec.cwd,
                 env=self.env,
-                stdout_fd=write_fd,
+                stdout_fd=pipes[0][1],
+                stderr_fd=pipes[1][1] if len(pipes) > 1 else None,
                 pdeathsig=spec.pdeathsig,
+                run_as=self.run_as,
+                umask=spec.umask,
             )
         except SPAWN_ERRORS:
-            os.close(read_fd)
-            os.close(write_fd)
+            for read_fd, write_fd in pipes:
+                os.close(read_fd)
+                os.close(write_fd)
             raise
-        os.close(write_fd)
-        os.set_blocking(read_fd, False)
         pid = popen.pid
         self._loop = loop
-        self.popen, self.pid, self.out_fd = popen, pid, read_fd
-        self.main_pid, self.status_text = None, ""
+        self.popen, self.pid = popen, pid
+        self.marked_as = self.name
+        self.main_pid, self.status_text, self.probe_error = None, "", ""
         self.last_beat = now
-        self.log.clear_tail()
-        loop.add_reader(read_fd, self.read_output)
+        for log in logs:
+            log.clear_tail()
+        for (read_fd, write_fd), log in zip(pipes, logs, strict=True):
+            os.close(write_fd)
+            os.set_blocking(read_fd, False)
+            self.pipes[read_fd] = log
+            loop.add_reader(read_fd, self.read_output, read_fd)
         self.watch = ExitWatch(loop, pid, self.before_reap, lambda st: on_exit(self, st))
         self.start_time = proc_start_time(pid)
         return pid
@@ -179,45 +275,55 @@ class Child:
 
     # -- its output --------------------------------------------------------------------------
 
-    def read_output(self) -> bool:
-        """Move one chunk from the pipe to the log; close the pipe at its end.
+    def read_output(self, fd: int) -> bool:
+        """Move one chunk from pipe `fd` to its log; close the pipe at its end.
 
         Returns:
             Whether there may be more to read now.
         """
+        log = self.pipes.get(fd)
+        if log is None:
+            return False
         try:
-            data = os.read(self.out_fd, 65536)
+            data = os.read(fd, 65536)
         except BlockingIOError:
             return False
         except OSError:
             data = b""
         if not data:
-            self.close_output()
+            self._close_pipe(fd)
             return False
-        self._write_log(data)
+        self._write_log(log, data)
         return True
 
     def drain_output(self) -> None:
-        """Move everything left in the pipe to the log (the process has exited)."""
-        while self.out_fd >= 0 and self.read_output():
-            pass
+        """Move everything left in the pipes to the logs (the process has exited)."""
+        for fd in list(self.pipes):
+            while self.read_output(fd):
+                pass
 
     def close_output(self) -> None:
-        """Stop reading the output pipe and close it; safe to call twice."""
-        if self.out_fd >= 0 and self._loop is not None:
-            self._loop.remove_reader(self.out_fd)
-            os.close(self.out_fd)
-        self.out_fd = -1
+        """Stop reading the output pipes and close them; safe to call twice."""
+        for fd in list(self.pipes):
+            self._close_pipe(fd)
 
-    def _write_log(self, data: bytes) -> None:
+    def _close_pipe(self, fd: int) -> None:
+        if self.pipes.pop(fd, None) is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(fd)
+            os.close(fd)
+
+    def tail(self) -> list[str]:
+        """Return the last lines of output (stdout and stderr, as they came), oldest first."""
+        return self.log.tail(*([self.err_log] if self.err_log is not None else []))
+
+    def _write_log(self, log: OutputLog, data: bytes) -> None:
         # A full disk must not stop the draining: the child would block on a full pipe.
         try:
-            self.log.write(data)
+            log.write(data)
         except OSError as exc:
             if not self.log_failed:
-                logger.error(
-                    "cannot write the output of %s to %s: %s", self.name, self.log.path, exc
-                )
+                logger.error("cannot write the output of %s to %s: %s", self.name, log.path, exc)
             self.log_failed = True
         else:
             self.log_failed = False
@@ -268,6 +374,8 @@ class Child:
         """Forget the child: timers, watches, its log, and whoever waits on it."""
         self.cancel_all()
         self.log.close()
+        if self.err_log is not None:
+            self.err_log.close()
         for _, fut in self.waiters:
             if not fut.done():
                 fut.set_result(None)

@@ -1,19 +1,29 @@
-"""Dependencies and groups: who waits for whom, the order of shutdown, who restarts together.
+"""Dependencies, priorities and groups: who waits for whom, what stops together, in what order.
 
 Questions about the children as they are now, with no I/O: the driver asks them and acts on
 the answers. A program ``depends_on`` others when every process of those must be RUNNING
-(ready) before it starts; programs of one ``group`` restart together by its ``strategy``.
+(ready) before it starts, and is stopped with them (systemd's ``BindsTo=``); a program waits
+for the programs of a lower ``priority`` that are being started (supervisord's start order);
+programs of one ``group`` restart together by its ``strategy``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from selfheal.supervisor._child import Child, children_of
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._states import ACTIVE, ProcessState
 
-__all__ = ["deps_coming", "group_to_restart", "levels", "unready_deps"]
+__all__ = [
+    "blockers",
+    "dependents",
+    "deps_coming",
+    "group_to_restart",
+    "levels",
+    "stop_order",
+    "unready_deps",
+]
 
 
 def unready_deps(child: Child, children: Mapping[str, Child]) -> list[str]:
@@ -23,6 +33,39 @@ def unready_deps(child: Child, children: Mapping[str, Child]) -> list[str]:
         for dep in child.spec.depends_on
         if any(c.life.state is not ProcessState.RUNNING for c in children_of(children, dep))
     ]
+
+
+def blockers(child: Child, children: Mapping[str, Child]) -> list[str]:
+    """Return what `child` waits for before it starts.
+
+    Its unready dependencies, then the programs of a lower priority being started (STARTING).
+    """
+    waits = unready_deps(child, children)
+    prio = child.spec.priority
+    for c in children.values():
+        name = c.spec.name
+        if c.spec.priority < prio and c.life.state is ProcessState.STARTING and name not in waits:
+            waits.append(name)
+    return waits
+
+
+def dependents(programs: Iterable[str], children: Mapping[str, Child]) -> list[Child]:
+    """Return the instances of every program that depends on `programs`, directly or not.
+
+    In the children's order; the programs themselves are not included.
+    """
+    bound = set(programs)
+    found: list[str] = []
+    grew = True
+    while grew:
+        grew = False
+        for child in children.values():
+            name = child.spec.name
+            if name not in bound and any(d in bound for d in child.spec.depends_on):
+                bound.add(name)
+                found.append(name)
+                grew = True
+    return [c for c in children.values() if c.spec.name in found]
 
 
 def deps_coming(
@@ -67,6 +110,22 @@ def levels(specs: Mapping[str, ProgramSpec], children: Mapping[str, Child]) -> l
     for child in children.values():
         by_level.setdefault(depth_of(child.spec.name, frozenset()), []).append(child)
     return [by_level[k] for k in sorted(by_level)]
+
+
+def stop_order(
+    specs: Mapping[str, ProgramSpec], children: Mapping[str, Child]
+) -> list[list[Child]]:
+    """Return `children` in batches to stop one after the other.
+
+    Dependents before their dependencies; among programs of one dependency depth, the higher
+    ``priority`` numbers first (supervisord's shutdown order). The children of a batch stop
+    together.
+    """
+    batches: dict[tuple[int, int], list[Child]] = {}
+    for depth, level in enumerate(levels(specs, children)):
+        for child in level:
+            batches.setdefault((depth, child.spec.priority), []).append(child)
+    return [batches[k] for k in sorted(batches, reverse=True)]
 
 
 def group_to_restart(failed: Child, children: Mapping[str, Child]) -> list[Child]:

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from selfheal._clock import Clock
-from selfheal.events import EventBus, Severity
+from selfheal.events import EventBus, Severity, log_level
 from selfheal.supervisor._child import SPAWN_ERRORS, Child
-from selfheal.supervisor._deps import deps_coming, group_to_restart, unready_deps
+from selfheal.supervisor._deps import blockers, deps_coming, group_to_restart
+from selfheal.supervisor._narrate import narrate, seconds
 from selfheal.supervisor._probes import heartbeat_missed, ready_within, watch_probe
 from selfheal.supervisor._proc import (
     ChildRecord,
+    SwitchUserError,
     end_processes,
     find_marked,
     proc_session,
@@ -85,7 +88,8 @@ class Driver:
         self._rand = rand
         self._leftover_grace = leftover_grace
         self._by_pid: dict[int, Child] = {}
-        self._events: list[tuple[str, str, dict[str, Any]]] = []
+        # Each queued event with the line that tells operators about it (or None).
+        self._events: list[tuple[str, str, dict[str, Any], str | None]] = []
 
     def __repr__(self) -> str:
         return f"Driver(children={list(self.children)})"
@@ -104,6 +108,9 @@ class Driver:
         if new.state is not old.state:
             self._enter(child, new)
         child.wake_waiters()
+        if old.state is ProcessState.STARTING and new.state is not ProcessState.STARTING:
+            # Ready, or failed: programs waiting on it (dependency or priority) may go now.
+            self._start_waiting()
         if new.state in IDLE:
             # A dependency that stopped or gave up may strand start requests of dependents.
             self._release_stranded()
@@ -115,21 +122,19 @@ class Driver:
         if new.state not in ACTIVE:
             child.cancel_run_tasks()
         state = new.state
-        name = child.spec.name
         if state is ProcessState.STARTING:
             self._spawn(child)
         elif state is ProcessState.RUNNING:
-            self.emit(f"process.{name}.ready", Severity.INFO, instance=child.name, pid=child.pid)
+            self._event(child, "ready", Severity.INFO, note=new.reason, pid=child.pid)
             if child.spec.liveness is not None:
                 child.run_tasks.append(
                     self._task(self._probe(child, child.spec.liveness, liveness=True))
                 )
-            self._start_waiting()
         elif state is ProcessState.BACKOFF:
-            self.emit(
-                f"process.{name}.backoff",
+            self._event(
+                child,
+                "backoff",
                 Severity.WARNING,
-                instance=child.name,
                 delay=new.delay,
                 attempt=new.attempt,
                 restarts=len(new.restarts),
@@ -152,10 +157,10 @@ class Driver:
                 assert loop is not None
                 child.state_task = loop.call_soon(self._gone, child)
         elif state is ProcessState.FATAL:
-            self.emit(
-                f"process.{name}.fatal",
+            self._event(
+                child,
+                "fatal",
                 Severity.CRITICAL,
-                instance=child.name,
                 reason=new.reason,
                 restarts=len(new.restarts),
                 exit_code=child.last_exit,
@@ -180,7 +185,13 @@ class Driver:
         # STOPPING, so reaching the end means it is still there.
         await self.clock.asleep(child.spec.stop_grace)
         if child.pid is not None and child.life.state is ProcessState.STOPPING:
-            logger.warning("%s did not stop in %g s: SIGKILL", child.name, child.spec.stop_grace)
+            logger.warning(
+                "killing: %s (pid %d) with SIGKILL: still running %s after %s",
+                child.name,
+                child.pid,
+                seconds(child.spec.stop_grace),
+                signal.Signals(child.spec.stop_signal).name,
+            )
             signal_group(child.pid, signal.SIGKILL)
 
     # -- the process: spawn and exit ---------------------------------------------------------
@@ -195,11 +206,13 @@ class Driver:
             pid = child.launch(loop, self.clock.monotonic(), self._on_exit)
         except SPAWN_ERRORS as exc:
             message = f"cannot execute {spec.argv()[0]!r}: {exc}"
+            if isinstance(exc, SwitchUserError):
+                message = f"cannot run {child.name}: {exc}"
             child.log.write(f"[selfheal] {message}\n".encode())
-            self.emit(
-                f"process.{spec.name}.exited",
+            self._event(
+                child,
+                "exited",
                 Severity.ERROR,
-                instance=child.name,
                 pid=None,
                 exit_code=None,
                 error=message,
@@ -209,17 +222,11 @@ class Driver:
             return
         self._by_pid[pid] = child
         self.save_children()
-        self.emit(
-            f"process.{spec.name}.started",
-            Severity.INFO,
-            instance=child.name,
-            pid=pid,
-            attempt=child.life.attempt,
-        )
+        self._event(child, "started", Severity.INFO, pid=pid, attempt=child.life.attempt)
         if spec.watchdog_sec is not None:
             child.run_tasks.append(self._task(self._heartbeat_deadline(child, spec.watchdog_sec)))
         if spec.ready == "spawn":
-            self.fire(child, Trigger.READY)
+            self.fire(child, Trigger.READY, "ready at spawn")
             return
         if spec.ready == "probe" and spec.readiness is not None:
             child.run_tasks.append(self._task(self._probe(child, spec.readiness, liveness=False)))
@@ -236,16 +243,17 @@ class Driver:
         self.save_children()
         success = code in child.spec.exit_codes
         expected = was is ProcessState.STOPPING
-        self.emit(
-            f"process.{child.spec.name}.exited",
+        self._event(
+            child,
+            "exited",
             Severity.INFO if expected or success else Severity.ERROR,
-            instance=child.name,
+            note="expected" if success else "not expected",
             pid=pid,
             exit_code=code,
             signal=signal.Signals(-code).name if code < 0 and -code in _SIGNUMS else None,
             expected=expected,
             uptime=round(uptime, 6),
-            tail=child.log.tail(),
+            tail=child.tail(),
         )
         self.fire(child, Trigger.EXIT_SUCCESS if success else Trigger.EXIT_FAILURE)
         self.flush()
@@ -253,7 +261,16 @@ class Driver:
     # -- probes, deadlines, sd_notify --------------------------------------------------------
 
     async def _probe(self, child: Child, probe: ProbeSpec, *, liveness: bool) -> None:
-        reason = await watch_probe(probe, child.spec.cwd, self.clock, liveness=liveness)
+        kind = "liveness" if liveness else "readiness"
+        what = probe.target or " ".join(probe.argv)
+
+        def seen(error: str) -> None:
+            # Shown by `selfheal status` and a `start` that gives up: why it is not ready.
+            child.probe_error = f"{kind} probe {probe.kind} {what}: {error}" if error else ""
+
+        reason = await watch_probe(
+            probe, child.spec.cwd, self.clock, liveness=liveness, on_result=seen
+        )
         if liveness:
             self._unhealthy(child, "liveness", reason)
         else:
@@ -273,14 +290,7 @@ class Driver:
 
     def _unhealthy(self, child: Child, probe: str, reason: str) -> None:
         """Restart `child` as unhealthy (counted for backoff and intensity), saying why."""
-        self.emit(
-            f"process.{child.spec.name}.unhealthy",
-            Severity.ERROR,
-            instance=child.name,
-            pid=child.pid,
-            probe=probe,
-            reason=reason,
-        )
+        self._event(child, "unhealthy", Severity.ERROR, pid=child.pid, probe=probe, reason=reason)
         self.fire(child, Trigger.UNHEALTHY, reason)
         self.flush()
 
@@ -311,8 +321,9 @@ class Driver:
         """Start `child` now, or once its dependencies are ready; a stop under way turns back."""
         state = child.life.state
         if state in IDLE:
-            # A dependent waits (not started, not failed) until its dependencies are ready.
-            child.waiting = bool(unready_deps(child, self.children))
+            # A dependent waits (not started, not failed) until its dependencies are ready,
+            # and any program until those of a lower priority being started are done.
+            child.waiting = bool(blockers(child, self.children))
             if not child.waiting:
                 self.fire(child, Trigger.START)
         elif state in (ProcessState.BACKOFF, ProcessState.STOPPING):
@@ -321,7 +332,7 @@ class Driver:
     def _start_waiting(self) -> None:
         children = self.children
         for child in list(children.values()):
-            if child.waiting and child.life.state in IDLE and not unready_deps(child, children):
+            if child.waiting and child.life.state in IDLE and not blockers(child, children):
                 child.waiting = False
                 self.fire(child, Trigger.START, "dependencies ready")
 
@@ -354,13 +365,19 @@ class Driver:
             waiter.cancel()
             child.requests.remove(fut)
 
-    async def stop_and_wait(self, child: Child, *, sweep: bool = True) -> None:
-        """Stop `child` and wait until it is idle; then end what escaped its group."""
+    async def stop_and_wait(self, child: Child, *, sweep: bool = True, reason: str = "") -> None:
+        """Stop `child` and wait until it is idle; then end what escaped its group.
+
+        Args:
+            child: The process.
+            sweep: Whether to end what escaped its group (the shutdown sweeps once for all).
+            reason: Why, when it is not the stop it was asked for (shown by status).
+        """
         child.waiting = False
         child.release_requests()
         # Also after a crash (BACKOFF, EXITED, FATAL): what escaped that run is still about.
         swept_before = child.life.state is ProcessState.STOPPED
-        self.fire(child, Trigger.STOP)
+        self.fire(child, Trigger.STOP, reason)
         self.flush()
         await child.wait(IDLE)
         if sweep and not swept_before:
@@ -374,12 +391,15 @@ class Driver:
         """
         if child is not None and child.life.state not in IDLE:
             return  # started again meanwhile: what carries its name is its new run's
-        pids = find_marked(self.run_id, child.name if child is not None else None)
+        pids = find_marked(self.run_id, child.marked_as if child is not None else None)
         pids = [p for p in pids if p not in self._by_pid]
         if not pids:
             return
         what = child.name if child is not None else "the stopped programs"
-        logger.warning("ending %d process(es) of %s that left the group: %s", len(pids), what, pids)
+        shown = ", ".join(map(str, pids))
+        logger.warning(
+            "ending %d process(es) of %s that left the group: pid %s", len(pids), what, shown
+        )
         await end_processes(pids, self._leftover_grace, self.clock)
         self.emit(
             "supervisor.leftovers.ended",
@@ -398,15 +418,55 @@ class Driver:
 
     def emit(self, type_: str, severity: Severity, **data: Any) -> None:
         """Queue an event; `flush` publishes it."""
-        self._events.append((type_, str(severity), data))
+        self._events.append((type_, str(severity), data, None))
+
+    def _event(
+        self, child: Child, kind: str, severity: Severity, *, note: str = "", **data: Any
+    ) -> None:
+        """Queue ``process.<program>.<kind>`` for `child`, and the line that tells operators."""
+        data = {"instance": child.name, **data}
+        line = narrate(kind, child.name, data, note=note)
+        self._events.append((f"process.{child.spec.name}.{kind}", str(severity), data, line))
+
+    def send_signal(self, child: Child, sig: int, *, group: bool = False) -> bool:
+        """Send `sig` to `child`'s process (or its whole process group).
+
+        Returns:
+            Whether a process was there to receive it.
+        """
+        pid = child.pid
+        if pid is None:
+            return False
+        name = signal.Signals(sig).name
+        logger.info("signal: %s (pid %d) sent %s%s", child.name, pid, name, " (group)" * group)
+        if group:
+            return signal_group(pid, sig)
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
 
     def flush(self) -> None:
-        """Publish the queued events, in the order they happened."""
+        """Publish the queued events, in the order they happened, and log their lines."""
         # Events are published after the I/O of a step (the respawn first, then the news).
+        lines: list[tuple[int, str, dict[str, Any]]] = []
         while self._events:
             events, self._events = self._events, []
-            for type_, severity, data in events:
+            for type_, severity, data, line in events:
+                if line is not None and logger.isEnabledFor(level := log_level(severity)):
+                    fields = {k: v for k, v in data.items() if k != "tail"}
+                    lines.append((level, line, {"fields": {"event": type_, "data": fields}}))
                 self.bus.emit(type_, "supervisor", severity, **data)
+        if not lines:
+            return
+        loop = self.loop
+        if loop is not None and loop.is_running():
+            # Written after what is already scheduled (a respawn after a crash): a log file
+            # must not slow the restart path.
+            loop.call_soon(_log_lines, lines)
+        else:
+            _log_lines(lines)
 
     def save_children(self) -> None:
         """Record the running children in the state dir (for the next daemon, if this dies)."""
@@ -417,6 +477,11 @@ class Driver:
                 if c.pid is not None
             ]
         )
+
+
+def _log_lines(lines: list[tuple[int, str, dict[str, Any]]]) -> None:
+    for level, line, extra in lines:
+        logger.log(level, line, extra=extra)
 
 
 def _log_crash(task: asyncio.Future[None]) -> None:

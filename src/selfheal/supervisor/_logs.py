@@ -1,4 +1,9 @@
-"""A program's output: appended to a file that rotates by size, its last lines kept in memory."""
+"""A program's output: appended to files that rotate by size, its last lines kept in memory.
+
+stdout and stderr go to one file (``NAME.log``), or to two (``NAME.log``, ``NAME.stderr.log``)
+when stderr is not redirected; either way the last lines of both, in the order they came,
+are kept in one `Tail` for the ``.exited`` events and ``selfheal start``'s reports.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,32 @@ from pathlib import Path
 
 from selfheal.supervisor._spec import LogSpec
 
-__all__ = ["OutputLog", "log_path"]
+__all__ = ["OutputLog", "Tail", "log_path", "stderr_log_path"]
 
 
 def log_path(log_dir: str | os.PathLike[str], instance: str) -> Path:
     """Return the file an instance's output goes to (``web:1`` -> ``web_1.log``)."""
-    return Path(log_dir) / f"{instance.replace(':', '_').replace('/', '_')}.log"
+    return Path(log_dir) / f"{_file_name(instance)}.log"
+
+
+def stderr_log_path(log_dir: str | os.PathLike[str], instance: str) -> Path:
+    """Return the file an instance's stderr goes to when it is not redirected to stdout's."""
+    return Path(log_dir) / f"{_file_name(instance)}.stderr.log"
+
+
+def _file_name(instance: str) -> str:
+    return instance.replace(":", "_").replace("/", "_")
+
+
+class Tail:
+    """The last lines of a process's output (stdout and stderr together), oldest first."""
+
+    def __init__(self, lines: int) -> None:
+        self.size = lines
+        self.lines: deque[str] = deque(maxlen=max(1, lines))
+
+    def __repr__(self) -> str:
+        return f"Tail({len(self.lines)} of {self.size} lines)"
 
 
 class OutputLog:
@@ -23,12 +48,14 @@ class OutputLog:
     Args:
         path: The log file.
         spec: Size, number of rotated files, lines kept for `tail`.
+        tail: Where complete lines are kept; shared by a process's stdout and stderr logs.
     """
 
-    def __init__(self, path: Path, spec: LogSpec) -> None:
+    def __init__(self, path: Path, spec: LogSpec, tail: Tail | None = None) -> None:
         self.path = path
         self.spec = spec
-        self._tail: deque[str] = deque(maxlen=max(1, spec.tail_lines))
+        self.shared = tail if tail is not None else Tail(spec.tail_lines)
+        self._tail = self.shared.lines
         self._partial = b""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = -1
@@ -80,13 +107,16 @@ class OutputLog:
                 self.path.replace(self.path.with_name(f"{self.path.name}.1"))
         self._open()
 
-    def tail(self) -> list[str]:
-        """Return the last lines written (up to ``spec.tail_lines``), oldest first."""
+    def tail(self, *others: OutputLog) -> list[str]:
+        """Return the last lines written (up to ``spec.tail_lines``), oldest first.
+
+        Args:
+            others: Logs sharing this one's `Tail`, whose unfinished lines count too.
+        """
         if self.spec.tail_lines == 0:
             return []
         lines = list(self._tail)
-        if self._partial:
-            lines.append(self._partial.decode(errors="replace"))
+        lines += [log._partial.decode(errors="replace") for log in (self, *others) if log._partial]
         return lines[-self.spec.tail_lines :]
 
     def clear_tail(self) -> None:

@@ -12,6 +12,8 @@ from typing import Any
 
 from selfheal._clock import Clock
 from selfheal._deadline import timeout_after
+from selfheal._extras import extra_of
+from selfheal.errors import MissingExtraError
 from selfheal.supervisor._spec import ProbeSpec
 
 __all__ = ["build_check", "heartbeat_missed", "probe_once", "ready_within", "watch_probe"]
@@ -25,16 +27,31 @@ def build_check(probe: ProbeSpec, cwd: str | None) -> Callable[[], Awaitable[Any
         cwd: Where a command probe runs (the program's working directory).
 
     Returns:
-        An async callable that raises when the check fails.
+        An async callable that raises when the check fails (every run, with the one-line
+        reason, when the check needs an extra that is not installed).
     """
     from selfheal.health.checks import command_check, http_check, tcp_check
 
     if probe.kind == "http":
-        return http_check(probe.target)
+        try:
+            return http_check(probe.target)
+        except ImportError as exc:
+            missing = extra_of(exc)
+            if missing is None:
+                raise
+            error = MissingExtraError("an http probe", missing.module, missing.extra)
+            return _failing(error)
     if probe.kind == "tcp":
         host, _, port = probe.target.rpartition(":")
         return tcp_check(host.strip("[]"), int(port))
     return command_check(probe.argv, cwd=cwd)
+
+
+def _failing(error: Exception) -> Callable[[], Awaitable[Any]]:
+    async def check() -> None:
+        raise error
+
+    return check
 
 
 async def probe_once(
@@ -61,7 +78,14 @@ async def probe_once(
     return ""
 
 
-async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, liveness: bool) -> str:
+async def watch_probe(
+    probe: ProbeSpec,
+    cwd: str | None,
+    clock: Clock,
+    *,
+    liveness: bool,
+    on_result: Callable[[str], None] | None = None,
+) -> str:
     """Run `probe` every ``interval`` seconds until it has something to say.
 
     A readiness probe returns at its first pass; a liveness probe returns at its
@@ -72,6 +96,7 @@ async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, livene
         cwd: The program's working directory.
         clock: The supervisor's clock (delay, interval, timeout).
         liveness: Which kind of probe it is.
+        on_result: Called after each run with "" (passed) or why it failed.
 
     Returns:
         "" for a readiness probe; the reason to restart for a liveness probe.
@@ -83,6 +108,8 @@ async def watch_probe(probe: ProbeSpec, cwd: str | None, clock: Clock, *, livene
     failures = 0
     while True:
         error = await probe_once(check, probe.timeout, clock, name=kind)
+        if on_result is not None:
+            on_result(error)
         if not liveness and not error:
             return ""
         failures = failures + 1 if error else 0

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -32,11 +34,14 @@ __all__ = [
     "RUN_ENV",
     "ChildRecord",
     "ExitWatch",
+    "RunAs",
+    "SwitchUserError",
     "end_processes",
     "find_leftovers",
     "find_marked",
     "proc_session",
     "proc_start_time",
+    "resolve_user",
     "signal_group",
     "spawn",
 ]
@@ -52,13 +57,68 @@ _PR_SET_PDEATHSIG = 1
 _HAS_PIDFD = hasattr(os, "pidfd_open")
 
 
+class SwitchUserError(PermissionError):
+    """A program cannot be run as its ``user``: unknown user or group, or the daemon not root."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunAs:
+    """The user a program runs as: ids for the kernel, name and home for its environment."""
+
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    name: str
+    home: str
+
+    def problem(self) -> str | None:
+        """Return why this process cannot switch to the user, or None if it can."""
+        euid = os.geteuid()
+        if euid == 0 or (self.uid == euid and self.gid == os.getegid()):
+            return None
+        try:
+            me = pwd.getpwuid(euid).pw_name
+        except KeyError:
+            me = str(euid)
+        return (
+            f"cannot run as user {self.name!r}: selfheal runs as {me!r} (uid {euid}), and only "
+            "root can switch users; start selfheal as root, or remove 'user'"
+        )
+
+
+def resolve_user(user: str) -> RunAs:
+    """Return who ``"name"`` or ``"name:group"`` (names or numeric ids) is.
+
+    Without a group, the user's primary group; the supplementary groups are the user's.
+
+    Raises:
+        SwitchUserError: For an unknown user or group (the message names it).
+    """
+    name, _, group = user.partition(":")
+    try:
+        pw = pwd.getpwuid(int(name)) if name.isdigit() else pwd.getpwnam(name)
+    except KeyError:
+        raise SwitchUserError(f"no such user {name!r} on this machine") from None
+    gid = pw.pw_gid
+    if group:
+        try:
+            gid = grp.getgrgid(int(group)).gr_gid if group.isdigit() else grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise SwitchUserError(f"no such group {group!r} on this machine") from None
+    groups = tuple(os.getgrouplist(pw.pw_name, gid))
+    return RunAs(pw.pw_uid, gid, groups, pw.pw_name, pw.pw_dir)
+
+
 def spawn(
     argv: list[str],
     *,
     cwd: str | None,
     env: Mapping[str, str],
     stdout_fd: int,
+    stderr_fd: int | None = None,
     pdeathsig: bool = False,
+    run_as: RunAs | None = None,
+    umask: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start `argv` as the leader of a new session (so its whole group can be signalled).
 
@@ -66,26 +126,38 @@ def spawn(
         argv: Program and arguments (never a shell unless the argv is one).
         cwd: Working directory.
         env: The complete environment.
-        stdout_fd: Where stdout and stderr go (the write end of the output pipe).
+        stdout_fd: Where stdout goes (the write end of the output pipe).
+        stderr_fd: Where stderr goes; None: with stdout.
         pdeathsig: Ask the kernel to SIGTERM the child if this thread dies. It needs a
             ``preexec_fn``, which makes the spawn fork (about 2 ms) instead of vfork.
+        run_as: Switch to this user (and its groups) before exec; needs root.
+        umask: The child's umask (None: inherited).
 
     Returns:
         The Popen; its exit is to be reaped by an `ExitWatch`, never by ``Popen.wait``.
 
     Raises:
-        OSError: If the program cannot be executed.
+        OSError: If the program cannot be executed (`SwitchUserError`: the user cannot be
+            switched to, with the reason).
     """
+    ids: dict[str, Any] = {}
+    if run_as is not None:
+        problem = run_as.problem()
+        if problem is not None:
+            raise SwitchUserError(problem)
+        ids = {"user": run_as.uid, "group": run_as.gid, "extra_groups": list(run_as.groups)}
     return subprocess.Popen(
         argv,
         cwd=cwd,
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=stdout_fd,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.STDOUT if stderr_fd is None else stderr_fd,
         start_new_session=True,
         close_fds=True,
         preexec_fn=_pdeathsig_preexec(os.getpid()) if pdeathsig else None,  # noqa: PLW1509
+        umask=-1 if umask is None else umask,
+        **ids,
     )
 
 

@@ -116,6 +116,17 @@ class ProgramSpec:
             ``TimeoutStartSec``).
         stop_signal: Sent to the process group on stop; SIGKILL after `stop_grace` seconds.
         pdeathsig: Ask the kernel to SIGTERM the child if the daemon dies (slower spawn).
+        numprocs_start: The number of the first instance (``name:N`` and ``%(process_num)d``).
+        priority: Start order (lower first) beside `depends_on`; stop order is the reverse.
+        user: Run as this user (``"name"`` or ``"name:group"``, names or ids); the daemon
+            must be root to switch.
+        umask: The child's umask (None: the daemon's).
+        redirect_stderr: Whether stderr goes to the output log with stdout (else to a log of
+            its own, ``NAME.stderr.log``).
+
+    ``%(program_name)s``, ``%(process_num)d``, ``%(numprocs)d``, ``%(group_name)s`` and
+    ``%(host_node_name)s`` in `command`, `env`, `cwd` and probes are expanded per instance
+    (supervisord's syntax, with its format specs: ``%(process_num)02d``).
     """
 
     name: str
@@ -141,6 +152,11 @@ class ProgramSpec:
     stop_grace: float = 10.0
     log: LogSpec = field(default_factory=LogSpec)
     pdeathsig: bool = False
+    numprocs_start: int = 0
+    priority: int = 999
+    user: str | None = None
+    umask: int | None = None
+    redirect_stderr: bool = True
 
     def argv(self) -> list[str]:
         """Return the argv to execute (``/bin/sh -c`` only when `shell` was asked for)."""
@@ -150,9 +166,14 @@ class ProgramSpec:
 
     def instance_names(self) -> list[str]:
         """Return the names of this program's processes."""
+        return [name for name, _ in self.instances()]
+
+    def instances(self) -> list[tuple[str, int]]:
+        """Return each process's name and number (``%(process_num)d``), in order."""
+        first = self.numprocs_start
         if self.numprocs == 1:
-            return [self.name]
-        return [f"{self.name}:{i}" for i in range(self.numprocs)]
+            return [(self.name, first)]
+        return [(f"{self.name}:{n}", n) for n in range(first, first + self.numprocs)]
 
 
 def spec_to_dict(spec: ProgramSpec) -> dict[str, Any]:

@@ -134,7 +134,8 @@ class StateDir:
         found = find_leftovers(records)
         if found:
             pids = [p for ps in found.values() for p in ps]
-            logger.warning("ending %d process(es) left by a previous run: %s", len(pids), found)
+            what = "; ".join(f"{n} (pid {', '.join(map(str, ps))})" for n, ps in found.items())
+            logger.warning("ending %d process(es) left by a previous run: %s", len(pids), what)
             await end_processes(pids, self._grace, self._clock)
         self.children.write([])
         return found

@@ -1,50 +1,37 @@
 """`Supervisor`: the programs a daemon keeps running, as a Component and a ProgramControl.
 
 The facade: it takes the state directory, builds one `Child` per process of each program,
-answers queries, applies reloads, and hands every start, stop and wait to its `Driver`.
+answers queries, applies reloads, and hands every start, stop and wait to its `Driver`. The
+control commands (``selfheal start worker:* db``) come in through `select` and the
+``*_processes`` methods, which take several names and say what else they acted on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus, Severity
-from selfheal.supervisor._child import Child, child_env, children_of
-from selfheal.supervisor._deps import levels, unready_deps
+from selfheal.supervisor._child import Child, build_child, children_of
+from selfheal.supervisor._deps import blockers, dependents, stop_order
 from selfheal.supervisor._driver import Driver
-from selfheal.supervisor._logs import OutputLog, log_path
+from selfheal.supervisor._expand import instance_spec
 from selfheal.supervisor._notify import NotifySocket
+from selfheal.supervisor._reload import ReloadResult, diff_programs
+from selfheal.supervisor._select import select
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._statedir import StateDir
-from selfheal.supervisor._states import IDLE, ProcessState, Trigger
+from selfheal.supervisor._states import ACTIVE, IDLE, ProcessState, Trigger
 
 __all__ = ["ReloadResult", "Supervisor"]
 
-
-@dataclass(frozen=True, slots=True)
-class ReloadResult:
-    """What `Supervisor.apply` did, by program name."""
-
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-    unchanged: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, list[str]]:
-        """Return a JSON-ready dict."""
-        return {
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "changed": list(self.changed),
-            "unchanged": list(self.unchanged),
-        }
+logger = logging.getLogger("selfheal.supervisor")
 
 
 class Supervisor:
@@ -126,7 +113,8 @@ class Supervisor:
         self._running = True
         for spec in self._specs.values():
             self._add_children(spec)
-        for spec in self._specs.values():
+        # Lower priorities first: a program waits for those of lower priority being started.
+        for spec in sorted(self._specs.values(), key=lambda s: s.priority):
             if spec.autostart:
                 for child in self._children_of(spec.name):
                     self._driver.want(child)
@@ -146,8 +134,9 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         driver = self._driver
-        for level in reversed(levels(self._specs, driver.children)):
-            await asyncio.gather(*(driver.stop_and_wait(c, sweep=False) for c in level))
+        count = len(driver.children)
+        for batch in stop_order(self._specs, driver.children):
+            await asyncio.gather(*(driver.stop_and_wait(c, sweep=False) for c in batch))
         # One sweep for all: what left its group (setsid) but still carries our run id.
         await driver.end_escapees(None)
         for child in driver.children.values():
@@ -160,6 +149,7 @@ class Supervisor:
         self._running = False
         self._dir.close()
         driver.flush()
+        logger.info("stopped: every program (%d process(es))", count)
 
     # -- ProgramControl ----------------------------------------------------------------------
 
@@ -177,34 +167,148 @@ class Supervisor:
         Raises:
             KeyError: For an unknown name.
         """
-        children = self._resolve(name)
-        for child in children:
-            self._driver.want(child)
-        self._driver.flush()
-        await asyncio.gather(*(self._driver.request(c) for c in children))
+        await self.start_processes([name])
 
     async def stop_program(self, name: str) -> None:
         """Stop `name`: stop signal to its process group, SIGKILL after the grace period.
 
+        The programs that depend on it are stopped first (systemd's ``BindsTo=``).
+
         Raises:
             KeyError: For an unknown name.
         """
-        await asyncio.gather(*(self._driver.stop_and_wait(c) for c in self._resolve(name)))
+        await self.stop_processes([name])
 
     async def restart_program(self, name: str) -> None:
         """Stop `name` if it runs, then start it; returns as `start_program` does.
 
+        The programs that depend on it are stopped first and started again once it is ready.
+
         Raises:
             KeyError: For an unknown name.
         """
-        children = self._resolve(name)
+        await self.restart_processes([name])
+
+    # -- control: several names, patterns, what else was acted on ---------------------------
+
+    def select(self, names: Iterable[str]) -> list[str]:
+        """Return the processes `names` stand for, each once, in order.
+
+        A name is ``all``, a program (``web``), a process (``worker:1``), every process of a
+        program or a group (``worker:*``, ``GROUP:*``) or a program of a group
+        (``GROUP:web``).
+
+        Raises:
+            KeyError: For a name that matches nothing (the message lists what would).
+        """
+        return [c.name for c in self._select(names)]
+
+    async def start_processes(self, names: Iterable[str], *, wait: bool = True) -> list[str]:
+        """Start the processes `names` stand for; see `start_program` for when it returns.
+
+        Args:
+            names: As `select` takes them.
+            wait: False returns as soon as the starts are under way.
+
+        Returns:
+            The processes started (or already running).
+
+        Raises:
+            KeyError: For an unknown name.
+        """
+        children = self._select(names)
+        for child in sorted(children, key=lambda c: c.spec.priority):
+            self._driver.want(child)
+        self._driver.flush()
+        if wait:
+            await asyncio.gather(*(self._driver.request(c) for c in children))
+        return [c.name for c in children]
+
+    async def stop_processes(self, names: Iterable[str]) -> list[str]:
+        """Stop the processes `names` stand for, and first what depends on them.
+
+        Returns:
+            Every process stopped: the named ones and their dependents (systemd's
+            ``BindsTo=``), whose status says why.
+
+        Raises:
+            KeyError: For an unknown name.
+        """
+        children = self._select(names)
+        bound = self._bound(children, include_waiting=True)
+        why = self._because(children, "stopped")
+        everything = {c.name: c for c in [*bound, *children]}
+        for batch in stop_order(self._specs, everything):
+            await asyncio.gather(
+                *(self._driver.stop_and_wait(c, reason=why if c in bound else "") for c in batch)
+            )
+        return [c.name for c in self._driver.children.values() if c.name in everything]
+
+    async def restart_processes(self, names: Iterable[str], *, wait: bool = True) -> list[str]:
+        """Restart the processes `names` stand for; their running dependents with them.
+
+        The dependents stop first and start again once what they depend on is ready (after
+        systemd's ``BindsTo=``). Returns as `start_processes` does.
+
+        Returns:
+            Every process restarted: the named ones and their dependents.
+
+        Raises:
+            KeyError: For an unknown name.
+        """
+        children = self._select(names)
+        driver = self._driver
+        bound = self._bound(children, include_waiting=False)
+        why = self._because(children, "restarted")
+        for batch in stop_order(self._specs, {c.name: c for c in bound}):
+            await asyncio.gather(*(driver.stop_and_wait(c, reason=why) for c in batch))
         for child in children:
             if child.life.state in IDLE or child.life.state is ProcessState.BACKOFF:
-                self._driver.want(child)
+                driver.want(child)
             else:
-                self._driver.fire(child, Trigger.RESTART, "restart requested")
-        self._driver.flush()
-        await asyncio.gather(*(self._driver.request(c) for c in children))
+                driver.fire(child, Trigger.RESTART, "restart requested")
+        for child in bound:
+            driver.want(child)
+        driver.flush()
+        if wait:
+            await asyncio.gather(*(driver.request(c) for c in [*children, *bound]))
+        return [c.name for c in driver.children.values() if c in children or c in bound]
+
+    def signal_processes(
+        self, names: Iterable[str], sig: int, *, group: bool = False
+    ) -> dict[str, int | None]:
+        """Send `sig` to the processes `names` stand for (or to their process groups).
+
+        Returns:
+            Each process and the pid that got the signal (None: it was not running).
+
+        Raises:
+            KeyError: For an unknown name.
+        """
+        out: dict[str, int | None] = {}
+        for child in self._select(names):
+            pid = child.pid
+            out[child.name] = pid if self._driver.send_signal(child, sig, group=group) else None
+        return out
+
+    def _bound(self, children: list[Child], *, include_waiting: bool) -> list[Child]:
+        """Return the dependents of `children` that are running or on their way."""
+        programs = {c.spec.name for c in children}
+        return [
+            c
+            for c in dependents(programs, self._driver.children)
+            if c not in children
+            and (
+                c.life.state in ACTIVE
+                or c.life.state in (ProcessState.BACKOFF, ProcessState.STOPPING)
+                or (include_waiting and c.waiting)
+            )
+        ]
+
+    @staticmethod
+    def _because(children: list[Child], verb: str) -> str:
+        names = ", ".join(dict.fromkeys(c.spec.name for c in children))
+        return f"{verb} with {names}, which it depends on"
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -237,30 +341,48 @@ class Supervisor:
         """Return the pid of instance `name`, None when no process runs."""
         return self._child(name).pid
 
-    def status(self) -> list[dict[str, Any]]:
-        """Return one JSON-ready dict per process: state, pid, uptime, restarts, reason."""
+    def status(self, names: Iterable[str] | None = None, *, tail: int = 0) -> list[dict[str, Any]]:
+        """Return one JSON-ready dict per process: state, pid, uptime, restarts, reason.
+
+        Args:
+            names: Only the processes these stand for (as `select` takes them); all if None.
+            tail: Add this many last lines of each process's output (``tail``).
+
+        Raises:
+            KeyError: For an unknown name.
+        """
         now = self.clock.monotonic()
         wall = self.clock.time()
         children = self._driver.children
+        chosen = children.values() if names is None else self._select(names)
         out = []
-        for child in children.values():
+        for child in chosen:
             life = child.life
-            out.append(
-                {
-                    "name": child.name,
-                    "program": child.spec.name,
-                    "state": life.state.value,
-                    "pid": child.pid,
-                    "since": wall - (now - life.since),
-                    "uptime": (now - life.started_at) if child.pid is not None else None,
-                    "restarts": len(life.restarts),
-                    "reason": life.reason,
-                    "exit_code": child.last_exit,
-                    "status": child.status_text,
-                    "waiting_for": unready_deps(child, children) if child.waiting else [],
-                    "log": str(child.log.path),
-                }
-            )
+            spec = child.spec
+            entry = {
+                "name": child.name,
+                "program": spec.name,
+                "group": spec.group,
+                "state": life.state.value,
+                "pid": child.pid,
+                "since": wall - (now - life.since),
+                "uptime": (now - life.started_at) if child.pid is not None else None,
+                "restarts": len(life.restarts),
+                "reason": life.reason,
+                "exit_code": child.last_exit,
+                "status": child.status_text,
+                "probe": child.probe_error,
+                "waiting_for": blockers(child, children) if child.waiting else [],
+                "autostart": spec.autostart,
+                "priority": spec.priority,
+                "start_timeout": spec.start_timeout,
+                "stop_grace": spec.stop_grace,
+                "log": str(child.log.path),
+                "stderr_log": str(child.err_log.path) if child.err_log is not None else None,
+            }
+            if tail > 0:
+                entry["tail"] = child.tail()[-tail:]
+            out.append(entry)
         return out
 
     async def wait_for(self, name: str, *states: ProcessState) -> ProcessState:
@@ -298,17 +420,17 @@ class Supervisor:
         driver = self._driver
         new = {p.name: p for p in programs}
         old = self._specs
-        removed = [n for n in old if n not in new]
-        added = [n for n in new if n not in old]
-        changed = [n for n in new if n in old and old[n] != new[n]]
-        unchanged = [n for n in new if n in old and old[n] == new[n]]
+        added, removed, changed, unchanged, scaled = diff_programs(old, new)
         for name in (*removed, *changed):
-            children = self._children_of(name)
-            await asyncio.gather(*(driver.stop_and_wait(c) for c in children))
-            for child in children:
-                child.discard()
-                del driver.children[child.name]
+            await self._discard(self._children_of(name))
+        gone: list[str] = []
+        for name in scaled:
+            keep = {num for _, num in new[name].instances()}
+            extra = [c for c in self._children_of(name) if c.number not in keep]
+            gone += [c.name for c in extra]
+            await self._discard(extra)
         self._specs = new
+        born: list[str] = []
         if self._running:
             # Keep the dict in config order: rebuild it from the new order.
             kept = dict(driver.children)
@@ -317,22 +439,60 @@ class Supervisor:
                 if spec.name in unchanged:
                     for cname in spec.instance_names():
                         driver.children[cname] = kept[cname]
+                elif spec.name in scaled:
+                    born += self._rescale(spec, kept)
                 else:
                     self._add_children(spec)
-            for name in (*added, *changed):
-                if new[name].autostart:
-                    for child in self._children_of(name):
-                        driver.want(child)
+            fresh = [*(c for n in (*added, *changed) for c in self._children_of(n))]
+            fresh += [driver.children[n] for n in born]
+            for child in sorted(fresh, key=lambda c: c.spec.priority):
+                if child.spec.autostart:
+                    driver.want(child)
             driver.flush()
-        return ReloadResult(tuple(added), tuple(removed), tuple(changed), tuple(unchanged))
+        return ReloadResult(
+            tuple(added),
+            tuple(removed),
+            tuple(changed),
+            tuple(unchanged),
+            tuple(scaled),
+            tuple(born),
+            tuple(gone),
+        )
+
+    async def _discard(self, children: list[Child]) -> None:
+        driver = self._driver
+        await asyncio.gather(*(driver.stop_and_wait(c) for c in children))
+        for child in children:
+            child.discard()
+            del driver.children[child.name]
+
+    def _rescale(self, spec: ProgramSpec, kept: dict[str, Child]) -> list[str]:
+        """Put `spec`'s processes back: those kept (renamed if need be), new ones added."""
+        mine = {c.number: c for c in kept.values() if c.spec.name == spec.name}
+        born = []
+        for cname, num in spec.instances():
+            child = mine.get(num)
+            if child is None:
+                self._add_child(spec, cname, num)
+                born.append(cname)
+                continue
+            if child.name != cname:  # between 1 and several: "web" <-> "web:0"
+                child.rename(cname, self.log_dir)
+            child.spec = instance_spec(spec, num)
+            self._driver.children[cname] = child
+        return born
 
     # -- the children ------------------------------------------------------------------------
 
     def _add_children(self, spec: ProgramSpec) -> None:
-        for cname in spec.instance_names():
-            log = OutputLog(log_path(self.log_dir, cname), spec.log)
-            env = child_env(spec, cname, self._driver.run_id, self._notify)
-            self._driver.children[cname] = Child(spec, cname, log, env)
+        for cname, num in spec.instances():
+            self._add_child(spec, cname, num)
+
+    def _add_child(self, spec: ProgramSpec, cname: str, num: int) -> None:
+        driver = self._driver
+        driver.children[cname] = build_child(
+            spec, cname, num, log_dir=self.log_dir, run_id=driver.run_id, notify=self._notify
+        )
 
     def _children_of(self, program: str) -> list[Child]:
         return children_of(self._driver.children, program)
@@ -347,8 +507,7 @@ class Supervisor:
             raise KeyError(f"no program or process {name!r}; known: {valid}") from None
 
     def _resolve(self, name: str) -> list[Child]:
-        if name in self._specs:
-            children = self._children_of(name)
-            if children:
-                return children
-        return [self._child(name)]
+        return self._select([name])
+
+    def _select(self, names: Iterable[str]) -> list[Child]:
+        return select(names, self._specs, self._driver.children)

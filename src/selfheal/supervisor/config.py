@@ -11,16 +11,20 @@ a pydantic `ValidationError` whose locations name the offending key, so
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import signal
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from selfheal.supervisor._expand import check_template, expand_config
+from selfheal.supervisor._proc import SwitchUserError, resolve_user
 from selfheal.supervisor._spec import (
     BackoffSpec,
     IntensitySpec,
@@ -34,6 +38,7 @@ __all__ = [
     "ProbeConfig",
     "ProgramConfig",
     "ProgramsTable",
+    "check_privileges",
     "check_programs",
 ]
 
@@ -56,7 +61,7 @@ class ProbeConfig(BaseModel):
     @field_validator("tcp")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:
-        if value is not None:
+        if value is not None and "${" not in value and "%(" not in value:
             host, sep, port = value.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError("must be 'host:port' with a port from 1 to 65535")
@@ -147,6 +152,46 @@ class ProgramConfig(BaseModel):
         description="ask the kernel to SIGTERM the child when the daemon dies (costs ~2 ms "
         "per spawn: it needs fork+preexec instead of vfork)",
     )
+    numprocs_start: int = Field(
+        default=0, ge=0, description="number of the first process (NAME:N, %(process_num)d)"
+    )
+    priority: int = Field(
+        default=999,
+        description="start order beside depends_on: a program waits for those of a lower "
+        "priority being started; shutdown goes the other way",
+    )
+    user: str | None = Field(
+        default=None,
+        min_length=1,
+        description="run as this user, 'name' or 'name:group' (the daemon must be root)",
+    )
+    umask: int | None = Field(
+        default=None, ge=0, le=0o777, description="the program's umask: '022' or 0o022"
+    )
+    redirect_stderr: bool = Field(
+        default=True,
+        description="stderr into NAME.log with stdout; false: into NAME.stderr.log",
+    )
+
+    @field_validator("umask", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        # supervisord writes umask=022; in TOML that is a string, or the integer 0o022.
+        if isinstance(value, str):
+            if not re.fullmatch(r"0?o?[0-7]{1,4}", value.strip()):
+                raise ValueError(f"must be octal digits like '022' or 0o022 (got {value!r})")
+            return int(value.strip().replace("o", ""), 8)
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _known_user(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                resolve_user(value)
+            except SwitchUserError as exc:
+                raise ValueError(f"{exc} ('name' or 'name:group', names or numeric ids)") from None
+        return value
 
     @field_validator("command", mode="before")
     @classmethod
@@ -185,6 +230,32 @@ class ProgramConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _expansions(self) -> ProgramConfig:
+        # Checked here, with the key's line; done in `to_spec`, where the config's directory
+        # (%(here)s) is known. Values are never shown: env values may be secrets.
+        env = dict(os.environ)
+        for key, value in self.env.items():
+            try:
+                check_template(value)
+                env[key] = expand_config(value, os.environ)
+            except ValueError as exc:
+                raise ValueError(f"env.{key}: {exc}") from None
+        fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
+        if self.cwd is not None:
+            fields.append(("cwd", self.cwd))
+        for kind, probe in (("liveness", self.liveness), ("readiness", self.readiness)):
+            if probe is not None:
+                fields += [(f"{kind}.{k}", v) for k in ("http", "tcp") if (v := getattr(probe, k))]
+                fields += [(f"{kind}.command[{i}]", a) for i, a in enumerate(probe.command or ())]
+        for where, value in fields:
+            try:
+                check_template(value)
+                expand_config(value, env, shell=self.shell and where.startswith("command"))
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self) -> ProgramConfig:
         if self.shell and len(self.command) != 1:
             raise ValueError("with shell = true, command must be one string: ['cmd | other']")
@@ -201,15 +272,29 @@ class ProgramConfig(BaseModel):
             name: The program's name (its key under ``[programs]``).
             base_dir: Directory that a relative `cwd` is relative to (the config file's).
         """
-        cwd = self.cwd
+        here = str(base_dir) if base_dir is not None else None
+        env = {k: expand_config(v, os.environ, here) for k, v in self.env.items()}
+        seen = {**os.environ, **env}
+
+        def x(text: str, *, shell: bool = False) -> str:
+            return expand_config(text, seen, here, shell=shell)
+
+        cwd = x(self.cwd) if self.cwd is not None else None
         if cwd is not None and base_dir is not None and not Path(cwd).is_absolute():
             cwd = str(base_dir / cwd)
+
+        def probe(p: ProbeConfig | None) -> ProbeSpec | None:
+            if p is None:
+                return None
+            spec = p.to_spec()
+            return replace(spec, target=x(spec.target), argv=tuple(x(a) for a in spec.argv))
+
         return ProgramSpec(
             name=name,
-            command=tuple(self.command),
+            command=tuple(x(a, shell=self.shell) for a in self.command),
             shell=self.shell,
             cwd=cwd,
-            env=tuple(sorted(self.env.items())),
+            env=tuple(sorted(env.items())),
             restart=self.restart,
             exit_codes=frozenset(self.exit_codes),
             depends_on=tuple(self.depends_on),
@@ -227,8 +312,8 @@ class ProgramConfig(BaseModel):
                 reset_after=self.backoff_reset,
             ),
             intensity=IntensitySpec(max_restarts=self.max_restarts, window=self.restart_window),
-            liveness=self.liveness.to_spec() if self.liveness else None,
-            readiness=self.readiness.to_spec() if self.readiness else None,
+            liveness=probe(self.liveness),
+            readiness=probe(self.readiness),
             watchdog_sec=self.watchdog_sec,
             start_timeout=self.start_timeout,
             stop_signal=int(getattr(signal, f"SIG{self.stop_signal}")),
@@ -239,6 +324,11 @@ class ProgramConfig(BaseModel):
                 tail_lines=self.log_tail_lines,
             ),
             pdeathsig=self.pdeathsig,
+            numprocs_start=self.numprocs_start,
+            priority=self.priority,
+            user=self.user,
+            umask=self.umask,
+            redirect_stderr=self.redirect_stderr,
         )
 
 
@@ -272,10 +362,14 @@ class ProgramsTable(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
+    include: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _graph(self) -> ProgramsTable:
-        check_programs(self.programs)
+        # With included files this table is only part of the programs: the whole of them
+        # (dependencies across files) is checked by `selfheal.config.parse_config`.
+        if not self.include:
+            check_programs(self.programs)
         return self
 
 
@@ -329,6 +423,27 @@ def check_programs(programs: Mapping[str, ProgramConfig]) -> None:
             )
     if errors:
         raise ValidationError.from_exception_data("programs", errors)
+
+
+def check_privileges(programs: Iterable[ProgramSpec]) -> list[str]:
+    """Return why this process could not run some programs as their ``user``.
+
+    Only root can switch users; a program whose user is the current one needs nothing.
+
+    Returns:
+        One line per program that cannot run (``programs.NAME.user: ...``); empty if all can.
+    """
+    problems = []
+    for spec in programs:
+        if spec.user is None:
+            continue
+        try:
+            problem = resolve_user(spec.user).problem()
+        except SwitchUserError as exc:
+            problem = str(exc)
+        if problem is not None:
+            problems.append(f"programs.{spec.name}.user: {problem}")
+    return problems
 
 
 def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:

@@ -1,15 +1,17 @@
 """selfheal.web: the HTTP side (health endpoints, metrics) as ASGI and WSGI apps.
 
 Names are imported on first use, so ``import selfheal.web`` costs nothing and the ``server``
-extra (starlette, prometheus-client) is only needed by what is used. Framework integrations:
-`install` (FastAPI, Starlette), `health_lifespan` (compose with a lifespan of your own),
-`SelfHeal` (Flask).
+extra (starlette, prometheus-client) is only needed by what is used; without it, using a
+name raises `selfheal.errors.MissingExtraError` (an ImportError) that says what to install.
+Framework integrations: `install` (FastAPI, Starlette), `health_lifespan` (compose with a
+lifespan of your own), `SelfHeal` (Flask).
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from selfheal._extras import import_extra
 
 if TYPE_CHECKING:
     from selfheal.web.flask import SelfHeal
@@ -44,7 +46,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'selfheal.web' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(import_extra(module, feature=f"selfheal.web.{name}"), name)
     globals()[name] = value
     return value
 

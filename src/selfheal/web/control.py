@@ -1,138 +1,64 @@
-"""The control API of the daemon: status, start, stop, restart, reload (needs ``server`` extra).
+"""The control API of the daemon and how the CLI finds it (needs the ``server`` extra).
 
 Starlette, served by uvicorn on 127.0.0.1 (or a unix socket). Anything that changes state
 needs ``Authorization: Bearer <token>``; ``GET /status`` is open unless
 ``status_requires_token``. The server is started without uvicorn's main loop, whose 100 ms tick
 would wake the daemon ten times a second: with no request, the control API costs no wake-ups.
 
-Endpoints:
-    ``GET /status``: ``{"pid", "processes": [...]}``.
-    ``POST /programs/{name}/start`` (also ``stop``, ``restart``): waits for the action
-    (bounded by ``action_timeout``), answers with the program's processes.
+Endpoints (names as supervisorctl takes them: ``all``, ``web``, ``worker:1``, ``worker:*``,
+``GROUP:*``):
+    ``GET /status[?name=N&tail=L]``: ``{"pid", "processes": [...]}``.
+    ``POST /processes/{start|stop|restart|signal}`` with ``{"names": [...], "wait", "timeout",
+    "signal", "group"}``: waits for the action (bounded), answers with the processes acted
+    on, ``also`` (dependents stopped or restarted with them) and the last lines of output
+    of any left in a bad state; 504 with the same body when the bound is reached.
+    ``POST /programs/{name}/{action}``: the same for one name (earlier versions' form).
     ``POST /reload``: re-reads the config; restarts only programs whose config changed.
+    ``POST /shutdown``: stops the daemon (its programs first).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
 import secrets
+import signal
 import socket
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from selfheal._extras import require
 
-from selfheal.errors import ReloadError
-from selfheal.supervisor import Supervisor
+require("starlette", "uvicorn", feature="selfheal.web.control")
 
-__all__ = ["ControlServer", "control_app", "read_control_file"]
+from selfheal.errors import ReloadError  # noqa: E402 - after the check of the extra
+from selfheal.supervisor import Supervisor  # noqa: E402
+from selfheal.web._control_app import (  # noqa: E402
+    ReloadFn,
+    ShutdownFn,
+    action_bound,
+    control_app,
+)
+
+__all__ = [
+    "ControlServer",
+    "ReloadError",
+    "action_bound",
+    "control_app",
+    "read_control_file",
+]
 
 logger = logging.getLogger("selfheal.web.control")
-
-#: A reload callback: returns what changed, or raises `ReloadError`.
-ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
 
 CONTROL_FILE = "control.json"
 TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
 
 
-def control_app(
-    supervisor: Supervisor,
-    *,
-    token: str,
-    status_requires_token: bool = False,
-    reload: ReloadFn | None = None,
-    action_timeout: float = 60.0,
-) -> Starlette:
-    """Return the control API as an ASGI app.
-
-    Args:
-        supervisor: What the API controls.
-        token: The bearer token state changes require.
-        status_requires_token: Whether ``GET /status`` needs it too.
-        reload: Called by ``POST /reload``; without it, reload answers 501.
-        action_timeout: Seconds an action may take before the API answers 504 (the action
-            goes on).
-
-    Returns:
-        A Starlette application.
-    """
-    expected = token.encode()
-
-    def authorized(request: Request) -> bool:
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
-
-    def denied() -> JSONResponse:
-        return JSONResponse(
-            {"error": "missing or wrong token: send 'Authorization: Bearer <token>'"},
-            status_code=401,
-        )
-
-    async def status(request: Request) -> JSONResponse:
-        if status_requires_token and not authorized(request):
-            return denied()
-        return JSONResponse({"pid": os.getpid(), "processes": supervisor.status()})
-
-    async def action(request: Request) -> JSONResponse:
-        if not authorized(request):
-            return denied()
-        name = request.path_params["name"]
-        verb = request.path_params["action"]
-        run: dict[str, Callable[[str], Awaitable[None]]] = {
-            "start": supervisor.start_program,
-            "stop": supervisor.stop_program,
-            "restart": supervisor.restart_program,
-        }
-        if verb not in run:
-            return JSONResponse(
-                {"error": f"unknown action {verb!r}; valid: start, stop, restart"}, 404
-            )
-        try:
-            supervisor.instance_names(name)
-        except KeyError as exc:
-            return JSONResponse({"error": str(exc.args[0])}, status_code=404)
-        task = asyncio.ensure_future(run[verb](name))
-        done, _ = await asyncio.wait({task}, timeout=action_timeout)
-        timed_out = not done
-        if done:
-            task.result()
-        processes = [p for p in supervisor.status() if p["program"] == name or p["name"] == name]
-        body = {"name": name, "action": verb, "processes": processes}
-        if timed_out:
-            body["error"] = f"{verb} still in progress after {action_timeout:g} s"
-            return JSONResponse(body, status_code=504)
-        return JSONResponse(body)
-
-    async def do_reload(request: Request) -> JSONResponse:
-        if not authorized(request):
-            return denied()
-        if reload is None:
-            return JSONResponse({"error": "this daemon has no config file to reload"}, 501)
-        try:
-            result = await reload()
-        except ReloadError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(result)
-
-    return Starlette(
-        routes=[
-            Route("/status", status, methods=["GET"]),
-            # `path`, so that a name with a '/' gets "no program" rather than a bare 404.
-            Route("/programs/{name:path}/{action}", action, methods=["POST"]),
-            Route("/reload", do_reload, methods=["POST"]),
-        ]
-    )
+def _terminate_self() -> None:
+    # The daemon's SIGTERM handler shuts it down cleanly, exactly as `kill PID` would.
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 class ControlServer:
@@ -150,6 +76,8 @@ class ControlServer:
         token: The token; None generates one per start.
         status_requires_token: Whether ``GET /status`` needs the token.
         reload: The reload callback.
+        shutdown: What ``POST /shutdown`` calls (default: SIGTERM to this process, which the
+            daemon takes as a clean shutdown).
         extra: More fields for ``control.json`` (config path, log dir...).
     """
 
@@ -164,6 +92,7 @@ class ControlServer:
         token: str | None = None,
         status_requires_token: bool = False,
         reload: ReloadFn | None = None,
+        shutdown: ShutdownFn | None = _terminate_self,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.supervisor = supervisor
@@ -174,6 +103,7 @@ class ControlServer:
         self._token = token
         self._status_requires_token = status_requires_token
         self._reload = reload
+        self._shutdown = shutdown
         self._extra = dict(extra or {})
         self._server: Any = None
         self._sock: socket.socket | None = None
@@ -193,6 +123,7 @@ class ControlServer:
             token=token,
             status_requires_token=self._status_requires_token,
             reload=self._reload,
+            shutdown=self._shutdown,
         )
         sock = self._bind()
         config = uvicorn.Config(
@@ -227,6 +158,14 @@ class ControlServer:
         tmp = self.state_dir / (CONTROL_FILE + ".tmp")
         tmp.write_text(json.dumps(info, indent=2))
         tmp.replace(self.state_dir / CONTROL_FILE)
+        logger.debug("control API on %s", self.address)
+
+    @property
+    def address(self) -> str:
+        """Where the API listens: its URL, or ``unix:PATH`` (empty before `start`)."""
+        if self.socket_path is not None:
+            return f"unix:{self.socket_path}"
+        return self.url or ""
 
     def _bind(self) -> socket.socket:
         if self.socket_path is not None:
