@@ -12,6 +12,8 @@ import pytest
 
 from selfheal.cli.daemon import EXIT_CONFIG, Daemon
 from selfheal.errors import ReloadError, StartError
+from selfheal.health import HealthMonitor
+from selfheal.recovery import RecoveryManager
 from selfheal.runtime import DaemonPlan, compile_plan
 from selfheal.store import Journal
 from selfheal.supervisor import Supervisor
@@ -76,15 +78,17 @@ async def test_reload_swaps_recovery_rules_and_names_what_needs_a_restart(tmp_pa
 
     daemon = Daemon(plan, recompile=recompile)
     assert daemon.recovery is None
-    assert [type(c) for c in daemon.runtime.components] == [Journal, Supervisor]
+    components = [type(c) for c in daemon.runtime.components]
+    assert components == [Journal, HealthMonitor, Supervisor, RecoveryManager]
     async with daemon.runtime:
         result = await daemon.reload()
         assert result["recovery_rules"] == 1
         assert result["restart_needed"] == ["control"]
-        # After the supervisor, so it stops before it: the programs' exits at shutdown
+        # Right after the supervisor, so it stops before it: the programs' exits at shutdown
         # never trigger a recovery.
-        assert daemon.runtime.components[-1] is daemon.recovery
         assert daemon.recovery is not None
+        at = daemon.runtime.components.index(daemon.supervisor)
+        assert daemon.runtime.components[at + 1] is daemon.recovery
         assert daemon.plan is new_plan
 
 

@@ -34,8 +34,8 @@ class DaemonPlan:
         programs: What to supervise, in config order.
         control: The ``[control]`` table as plain data (``enabled``, ``host``, ``port``,
             ``socket`` (absolute or None), ``token``, ``status_requires_token``).
-        extra: The rest of the config (``recovery``, ``journal``...) as plain data, for the
-            components that other areas add.
+        extra: The rest of the config (``recovery``, ``journal``, ``health``...) as plain
+            data, for the components that other areas add.
     """
 
     config_path: str
@@ -108,8 +108,11 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             # Only what the user set: re-validating a dump of defaults can trip validators
             # that reject keys given together (a step's `shell` without `command`).
             **config.model_dump(
-                mode="json", exclude={"programs", "control", "journal"}, exclude_unset=True
+                mode="json",
+                exclude={"programs", "control", "journal", "health"},
+                exclude_unset=True,
             ),
+            "health": config.health.to_plan(base),
             "journal": {
                 "enabled": config.journal.enabled,
                 "path": str(config.journal_path(base)),

@@ -22,14 +22,14 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from selfheal.errors import ReloadError
 from selfheal.supervisor import Supervisor
@@ -40,6 +40,8 @@ logger = logging.getLogger("selfheal.web.control")
 
 #: A reload callback: returns what changed, or raises `ReloadError`.
 ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
+#: More routes served beside the API (health endpoints, metrics), given the API's token.
+RoutesFn = Callable[[str], Sequence[BaseRoute]]
 
 CONTROL_FILE = "control.json"
 TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
@@ -52,6 +54,7 @@ def control_app(
     status_requires_token: bool = False,
     reload: ReloadFn | None = None,
     action_timeout: float = 60.0,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Return the control API as an ASGI app.
 
@@ -62,6 +65,8 @@ def control_app(
         reload: Called by ``POST /reload``; without it, reload answers 501.
         action_timeout: Seconds an action may take before the API answers 504 (the action
             goes on).
+        routes: More routes to serve beside the API (the daemon's health endpoints and
+            metrics).
 
     Returns:
         A Starlette application.
@@ -131,6 +136,7 @@ def control_app(
             # `path`, so that a name with a '/' gets "no program" rather than a bare 404.
             Route("/programs/{name:path}/{action}", action, methods=["POST"]),
             Route("/reload", do_reload, methods=["POST"]),
+            *routes,
         ]
     )
 
@@ -151,6 +157,7 @@ class ControlServer:
         status_requires_token: Whether ``GET /status`` needs the token.
         reload: The reload callback.
         extra: More fields for ``control.json`` (config path, log dir...).
+        routes: Given the token, returns more routes to serve (see `control_app`).
     """
 
     def __init__(
@@ -165,6 +172,7 @@ class ControlServer:
         status_requires_token: bool = False,
         reload: ReloadFn | None = None,
         extra: dict[str, Any] | None = None,
+        routes: RoutesFn | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.state_dir = Path(state_dir)
@@ -175,6 +183,7 @@ class ControlServer:
         self._status_requires_token = status_requires_token
         self._reload = reload
         self._extra = dict(extra or {})
+        self._routes = routes
         self._server: Any = None
         self._sock: socket.socket | None = None
         self.url: str | None = None
@@ -193,6 +202,7 @@ class ControlServer:
             token=token,
             status_requires_token=self._status_requires_token,
             reload=self._reload,
+            routes=self._routes(token) if self._routes is not None else (),
         )
         sock = self._bind()
         config = uvicorn.Config(

@@ -1,0 +1,101 @@
+"""The components a plan's sections describe: the journal and the recovery engine.
+
+Shared by `SelfHealingApp.from_plan` and the daemon's reloads, so a config file gives the same
+components whoever reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from selfheal._clock import Clock
+from selfheal.errors import StartError
+from selfheal.events import EventBus
+from selfheal.store import Journal, JournalOptions, SqliteJournalStore
+
+if TYPE_CHECKING:
+    from selfheal.interfaces import Degradable, HealthSource, ProgramControl
+    from selfheal.recovery import RecoveryEngine
+
+__all__ = ["journal_advice", "journal_from_plan", "recovery_engine_from_plan"]
+
+
+def journal_from_plan(
+    section: Mapping[str, Any] | None, *, bus: EventBus, clock: Clock
+) -> Journal | None:
+    """Return the journal of a plan's ``[journal]`` section, or None when it is disabled.
+
+    Raises:
+        StartError: If its file cannot be created or opened (the message says what to do).
+    """
+    if not section or not section.get("enabled", True):
+        return None
+    path = Path(section["path"])
+    try:
+        _private_file(path)
+        store = SqliteJournalStore(path, synchronous=section["synchronous"])
+    except (OSError, sqlite3.Error) as exc:
+        raise StartError(journal_advice(path, exc)) from exc
+    options = JournalOptions(**section.get("options", {}))
+    return Journal(bus, store, options=options, clock=clock)
+
+
+def recovery_engine_from_plan(
+    extra: Mapping[str, Any],
+    *,
+    bus: EventBus,
+    clock: Clock,
+    programs: ProgramControl | None,
+    health: HealthSource | None,
+    features: Degradable | None,
+) -> RecoveryEngine | None:
+    """Return the engine of a plan's ``[[recovery]]`` rules, or None when there are none."""
+    rules = extra.get("recovery") or []
+    if not rules:
+        return None
+    # Only a config with recovery rules pays for pydantic (about 13 MiB): the plan holds them
+    # as already-validated JSON, and they become Rule objects here.
+    from selfheal.recovery import RecoveryEngine
+    from selfheal.recovery.config import (
+        RecoveryEngineConfig,
+        RecoveryRuleConfig,
+        rules_from_config,
+    )
+
+    engine = RecoveryEngineConfig.model_validate(extra.get("recovery_engine") or {})
+    return RecoveryEngine(
+        bus,
+        rules_from_config([RecoveryRuleConfig.model_validate(r) for r in rules]),
+        programs=programs,
+        health=health,
+        features=features,
+        clock=clock,
+        dry_run=engine.dry_run,
+        rate_limit=engine.limit(),
+    )
+
+
+def journal_advice(path: Path | str, exc: BaseException) -> str:
+    """Return what to say when the journal at `path` cannot be opened or written."""
+    return (
+        f"cannot open the journal {path}: {exc} (move the file away, or set "
+        "[journal] enabled = false)"
+    )
+
+
+def _private_file(path: Path) -> None:
+    """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
+
+    The journal holds every event, with the last lines of programs' output. SQLite creates
+    its side files with the main file's mode, so creating that one 0600 is enough.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(p, 0o600)
