@@ -118,3 +118,39 @@ def test_a_journal_that_cannot_be_opened_is_a_start_error(tmp_path: Path) -> Non
     bad = dataclasses.replace(plan, extra={**plan.extra, "journal": journal})
     with pytest.raises(StartError, match=r"cannot open the journal .*enabled = false"):
         Daemon(bad)
+
+
+def test_a_daemon_with_rules_and_checks_builds_them_without_pydantic(tmp_path: Path) -> None:
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        CONFIG
+        + RULE
+        + 'escalate = [{ call = "os:getpid" }, { webhook = "http://127.0.0.1:9/h" }]\n'
+        + "flap = { window = 60, high = 4, low = 1 }\n"
+        + '[recovery_engine]\nrate_limit = { per_minute = 6, burst = 2 }\n'
+        + '[health.checks.up]\ncommand = ["true"]\n'
+    )
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(compile_plan(config).to_json())
+    code = (
+        "import sys\n"
+        "from selfheal.cli.daemon import Daemon\n"
+        "from selfheal.runtime import DaemonPlan\n"
+        f"daemon = Daemon(DaemonPlan.from_json(open({str(plan_file)!r}).read()))\n"
+        "rule, = daemon.recovery.rules\n"
+        "print(rule.on, [a.kind for a in rule.escalate], rule.flap.high, rule.cooldown,\n"
+        "      daemon.recovery.governor.snapshot('x') is not None,\n"
+        "      daemon.app.health_monitor.names(), 'pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [
+        "process.*.exited",
+        "['call',",
+        "'webhook']",
+        "4",
+        "60.0",
+        "True",
+        "['up']",
+        "False",
+    ]

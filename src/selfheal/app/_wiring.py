@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from selfheal._clock import Clock
 from selfheal.errors import StartError
 from selfheal.events import EventBus
+from selfheal.recovery import RecoveryEngine, rate_limit_from_dict, rule_from_dict
 from selfheal.store import Journal, JournalOptions, SqliteJournalStore
 
 if TYPE_CHECKING:
     from selfheal.interfaces import Degradable, HealthSource, ProgramControl
-    from selfheal.recovery import RecoveryEngine
 
 __all__ = ["journal_advice", "journal_from_plan", "recovery_engine_from_plan"]
 
@@ -58,25 +58,17 @@ def recovery_engine_from_plan(
     rules = extra.get("recovery") or []
     if not rules:
         return None
-    # Only a config with recovery rules pays for pydantic (about 13 MiB): the plan holds them
-    # as already-validated JSON, and they become Rule objects here.
-    from selfheal.recovery import RecoveryEngine
-    from selfheal.recovery.config import (
-        RecoveryEngineConfig,
-        RecoveryRuleConfig,
-        rules_from_config,
-    )
-
-    engine = RecoveryEngineConfig.model_validate(extra.get("recovery_engine") or {})
+    # Validated when the plan was compiled: built here with the standard library only.
+    engine = extra.get("recovery_engine") or {}
     return RecoveryEngine(
         bus,
-        rules_from_config([RecoveryRuleConfig.model_validate(r) for r in rules]),
+        [rule_from_dict(r) for r in rules],
         programs=programs,
         health=health,
         features=features,
         clock=clock,
-        dry_run=engine.dry_run,
-        rate_limit=engine.limit(),
+        dry_run=bool(engine.get("dry_run", False)),
+        rate_limit=rate_limit_from_dict(engine),
     )
 
 

@@ -26,6 +26,7 @@ from selfheal.recovery._governor import Decision, Governor, Limits, Verdict
 from selfheal.recovery._limits import FlapDetector, FlapPolicy, RateLimit, TokenBucket
 from selfheal.recovery._manager import RecoveryManager
 from selfheal.recovery._ownership import RestartOwner, SupervisorRestarts
+from selfheal.recovery._plain import action_from_dict, rate_limit_from_dict, rule_from_dict
 from selfheal.recovery._rules import Rule, Verify
 from selfheal.recovery._templates import event_fields, render
 
@@ -56,7 +57,10 @@ __all__ = [
     "TokenBucket",
     "Verdict",
     "Verify",
+    "action_from_dict",
     "compile_when",
     "event_fields",
+    "rate_limit_from_dict",
     "render",
+    "rule_from_dict",
 ]

@@ -105,13 +105,10 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "status_requires_token": control.status_requires_token,
         },
         extra={
-            # Only what the user set: re-validating a dump of defaults can trip validators
-            # that reject keys given together (a step's `shell` without `command`).
-            **config.model_dump(
-                mode="json",
-                exclude={"programs", "control", "journal", "health"},
-                exclude_unset=True,
-            ),
+            # Validated and complete (defaults filled): the daemon builds its rules from
+            # these with the standard library (`selfheal.recovery.rule_from_dict`).
+            "recovery": [rule.model_dump(mode="json") for rule in config.recovery],
+            "recovery_engine": config.recovery_engine.model_dump(mode="json"),
             "health": config.health.to_plan(base),
             "journal": {
                 "enabled": config.journal.enabled,
