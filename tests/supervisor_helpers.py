@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selfheal.events import Event, EventBus
@@ -129,3 +131,28 @@ def abandon(sup: Supervisor) -> None:
     assert sup._notify is not None
     sup._notify.close()
     sup._dir.close()
+
+
+@contextlib.contextmanager
+def running_daemon(config: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``selfheal run CONFIG`` (state dir ``state`` beside it) until the block ends.
+
+    Waits for its control file; stderr goes to ``daemon.err`` beside the config.
+    """
+    base = config.parent
+    control = base / "state" / "control.json"
+    with (base / "daemon.err").open("ab") as err:
+        proc = subprocess.Popen(
+            [PY, "-m", "selfheal", "run", str(config)],
+            cwd=base,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        assert wait_until(lambda: control.exists() or proc.poll() is not None, 20)
+        assert proc.poll() is None, (base / "daemon.err").read_text()
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=20)

@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from selfheal.health import HealthMonitor, Probe
-from selfheal.health._http import HttpOptions, Renderer, ShowDetails
+from selfheal.web._render import HttpOptions, Renderer, ShowDetails
 
 __all__ = ["health_app", "health_routes"]
 

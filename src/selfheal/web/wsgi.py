@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 from urllib.parse import parse_qs
 
 from selfheal.health import HealthMonitor
-from selfheal.health._http import HttpOptions, Renderer, ShowDetails, route
+from selfheal.web._render import HttpOptions, Renderer, ShowDetails, route
 
 __all__ = ["WSGIApp", "health_wsgi_app"]
 
