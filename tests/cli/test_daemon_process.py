@@ -127,7 +127,7 @@ def test_a_daemon_with_rules_and_checks_builds_them_without_pydantic(tmp_path: P
         + RULE
         + 'escalate = [{ call = "os:getpid" }, { webhook = "http://127.0.0.1:9/h" }]\n'
         + "flap = { window = 60, high = 4, low = 1 }\n"
-        + '[recovery_engine]\nrate_limit = { per_minute = 6, burst = 2 }\n'
+        + "[recovery_engine]\nrate_limit = { per_minute = 6, burst = 2 }\n"
         + '[health.checks.up]\ncommand = ["true"]\n'
     )
     plan_file = tmp_path / "plan.json"

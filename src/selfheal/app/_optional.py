@@ -30,8 +30,6 @@ __all__ = [
 
 logger = logging.getLogger("selfheal.app")
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
 
 @runtime_checkable
 class SyntheticTesterLike(Protocol):
@@ -93,29 +91,35 @@ def make_synthetic_tester(app_url: str, *, clock: Clock, bus: EventBus) -> Synth
     Raises:
         StartError: If this version of selfheal has no `selfheal.synthetic` yet.
     """
-    cls = _component_class(
-        "selfheal.synthetic",
-        "SyntheticTester",
-        "synthetic_tester=... (anything with register_scenario, start, stop, get_status)",
-    )
-    return cast("SyntheticTesterLike", cls(app_url, clock=clock, bus=bus))
+    try:
+        module = importlib.import_module("selfheal.synthetic")
+    except ModuleNotFoundError as exc:
+        if exc.name != "selfheal.synthetic":
+            raise
+        raise StartError(
+            "this version of selfheal has no selfheal.synthetic; pass synthetic_tester=... "
+            "(anything with register_scenario, start, stop, get_status) to SelfHealingApp"
+        ) from None
+    tester = module.SyntheticTester(app_url, clock=clock, bus=bus)
+    return cast("SyntheticTesterLike", tester)
 
 
 def chaos_allowed(explicit: bool | None, environ: Mapping[str, str]) -> bool:
     """Return whether the app's chaos monkey is enabled.
 
     Never where ``SELFHEAL_ENV=production``; elsewhere `explicit` if given, else
-    ``ENABLE_CHAOS`` (``true``, ``1``, ``yes`` or ``on``).
+    ``ENABLE_CHAOS`` (``true``, ``1``, ``yes`` or ``on``), as `selfheal.chaos` reads it.
     """
-    wanted = (
-        explicit
-        if explicit is not None
-        else environ.get("ENABLE_CHAOS", "").strip().lower() in _TRUE
-    )
-    if wanted and environ.get("SELFHEAL_ENV", "").strip().lower() == "production":
+    from selfheal.chaos import ChaosRefusedError, chaos_enabled, refuse_in_production
+
+    if not chaos_enabled(explicit, environ):
+        return False
+    try:
+        refuse_in_production(allow=False, environ=environ)
+    except ChaosRefusedError:
         logger.warning("chaos stays off: SELFHEAL_ENV=production")
         return False
-    return bool(wanted)
+    return True
 
 
 def make_chaos_monkey(
@@ -132,33 +136,10 @@ def make_chaos_monkey(
         clock: Its schedule's clock.
         bus: Where ``chaos.<target>.*`` events go.
         steady_state: Checked after an abort (the app's health).
-
-    Raises:
-        StartError: If this version of selfheal has no `selfheal.chaos`.
     """
-    cls = _component_class(
-        "selfheal.chaos",
-        "ChaosMonkey",
-        "chaos_monkey=... (anything with register_target, start, stop)",
-    )
-    return cast("ChaosMonkeyLike", cls(enabled, clock=clock, bus=bus, steady_state=steady_state))
+    from selfheal.chaos import ChaosMonkey
 
-
-def _component_class(module_name: str, name: str, instead: str) -> Any:
-    """Return class `name` of `module_name`, imported now (an optional part of selfheal).
-
-    Raises:
-        StartError: If this version of selfheal has no such module.
-    """
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        raise StartError(
-            f"this version of selfheal has no {module_name}; pass {instead} to SelfHealingApp"
-        ) from None
-    return getattr(module, name)
+    return ChaosMonkey(enabled, clock=clock, bus=bus, steady_state=steady_state)
 
 
 def as_component(obj: object) -> Component:
