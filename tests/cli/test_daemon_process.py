@@ -154,3 +154,30 @@ def test_a_daemon_with_rules_and_checks_builds_them_without_pydantic(tmp_path: P
         "['up']",
         "False",
     ]
+
+
+@pytest.mark.anyio
+async def test_reload_replaces_health_checks_and_the_drain(tmp_path: Path) -> None:
+    config = tmp_path / "selfheal.toml"
+    config.write_text(CONFIG + '[health.checks.a]\ncommand = ["true"]\n')
+    plan = compile_plan(config)
+    config.write_text(
+        CONFIG
+        + '[health]\ndrain_seconds = 2\nshow_details = "never"\n'
+        + '[health.checks.b]\ncommand = ["true"]\n[health.checks.c]\ncommand = ["false"]\n'
+    )
+    new_plan = compile_plan(config)
+
+    async def recompile(path: str) -> DaemonPlan:
+        return new_plan
+
+    daemon = Daemon(plan, recompile=recompile)
+    monitor = daemon.app.health_monitor
+    assert monitor.names() == ["a"]
+    async with daemon.runtime:
+        result = await daemon.reload()
+        assert result["health_checks"] == 2
+        assert result["restart_needed"] == ["health.show_details"]
+        assert monitor.names() == ["b", "c"]
+        assert daemon.app.drain_seconds == 2.0
+        assert await monitor.check_now("c") == "fail"
