@@ -8,16 +8,18 @@ must never cut a backoff short, and when the supervisor gives up (FATAL) the rul
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from selfheal.events import Event
 from selfheal.recovery import CallFunction, RecoveryEngine, RestartProgram, Rule
-from selfheal.supervisor import BackoffSpec, IntensitySpec, ProcessState, ProgramSpec
+from selfheal.supervisor import BackoffSpec, IntensitySpec, ProcessState, ProgramSpec, Supervisor
 from selfheal.testing import FakeClock
 from supervisor_helpers import PY, SLEEP, Recorder, alive, make
 
@@ -39,6 +41,29 @@ def restart_rule(**kw: object) -> Rule:
     )
 
 
+@dataclass
+class World:
+    sup: Supervisor
+    rec: Recorder
+    clock: FakeClock
+    engine: RecoveryEngine
+
+
+@contextlib.asynccontextmanager
+async def supervised(tmp_path: Path, prog: ProgramSpec, rule: Rule) -> AsyncIterator[World]:
+    """Run `prog` under a supervisor and `rule` in an engine on one bus and one fake clock."""
+    clock = FakeClock()
+    sup, rec = make(tmp_path, prog, clock=clock)
+    engine = RecoveryEngine(sup.bus, [rule], programs=sup, clock=clock)
+    await sup.start()
+    await engine.start()
+    try:
+        yield World(sup, rec, clock, engine)
+    finally:
+        await engine.stop()
+        await sup.stop()
+
+
 async def nothing_more(rec: Recorder, type_: str, count: int) -> bool:
     """Return True if no `count`-th event of `type_` comes within half a second."""
     try:
@@ -49,147 +74,108 @@ async def nothing_more(rec: Recorder, type_: str, count: int) -> bool:
 
 
 async def test_one_exit_gives_one_restart(tmp_path: Path) -> None:
-    clock = FakeClock()
-    sup, rec = make(tmp_path, ProgramSpec("web", SLEEP, backoff=SLOW), clock=clock)
-    engine = RecoveryEngine(sup.bus, [restart_rule()], programs=sup, clock=clock)
-    await sup.start()
-    await engine.start()
-    try:
-        await rec.wait("process.web.ready")
-        first = sup.pid("web")
+    async with supervised(tmp_path, ProgramSpec("web", SLEEP, backoff=SLOW), restart_rule()) as w:
+        await w.rec.wait("process.web.ready")
+        first = w.sup.pid("web")
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        done = await rec.wait("recovery.web.succeeded")
-        await engine.wait_idle()
+        done = await w.rec.wait("recovery.web.succeeded")
+        await w.engine.wait_idle()
         # The supervisor restarted it at once (its first restart after a good run); the rule
         # saw that exit as handled and restarted nothing itself.
-        assert len(rec.of("process.web.started")) == 2
-        assert len(rec.of("process.web.exited")) == 1
-        second = sup.pid("web")
+        assert len(w.rec.of("process.web.started")) == 2
+        assert len(w.rec.of("process.web.exited")) == 1
+        second = w.sup.pid("web")
         assert second not in (None, first)
         assert alive(second)  # type: ignore[arg-type]
-        (started,) = rec.of("recovery.web.started")
+        (started,) = w.rec.of("recovery.web.started")
         assert started.data["handled_by"] == "supervisor"
         assert done.data["tries"][0]["result"] == {"program": "web", "restarted_by": "supervisor"}
-    finally:
-        await engine.stop()
-        await sup.stop()
 
 
 async def test_a_rule_never_cuts_the_supervisors_backoff_short(tmp_path: Path) -> None:
-    clock = FakeClock()
     prog = ProgramSpec(
         "crashy", CRASH, backoff=SLOW, intensity=IntensitySpec(max_restarts=10, window=1000)
     )
-    sup, rec = make(tmp_path, prog, clock=clock)
-    engine = RecoveryEngine(sup.bus, [restart_rule(timeout=1000)], programs=sup, clock=clock)
-    await sup.start()
-    await engine.start()
-    try:
+    async with supervised(tmp_path, prog, restart_rule(timeout=1000)) as w:
         # Run 1 exits, restart 1 is immediate, run 2 exits: now a 30 s backoff.
-        backoff = await rec.wait("process.crashy.backoff", 2)
+        backoff = await w.rec.wait("process.crashy.backoff", 2)
         assert backoff.data["delay"] == 30.0
-        await rec.wait("recovery.crashy.started")
-        assert await nothing_more(rec, "process.crashy.started", 3)
-        assert sup.state("crashy") is ProcessState.BACKOFF
+        await w.rec.wait("recovery.crashy.started")
+        assert await nothing_more(w.rec, "process.crashy.started", 3)
+        assert w.sup.state("crashy") is ProcessState.BACKOFF
         # Whatever the rule's recoveries did meanwhile, they waited for the supervisor.
         assert all(
             e.data["tries"][0]["result"]["restarted_by"] == "supervisor"
-            for e in rec.of("recovery.crashy.succeeded")
+            for e in w.rec.of("recovery.crashy.succeeded")
         )
 
         # The backoff ends on the clock: the supervisor starts run 3, and the rule's step,
         # which waited for it, succeeds.
-        succeeded = len(rec.of("recovery.crashy.succeeded"))
-        await clock.wait_for_sleepers()
-        clock.advance(30.0)
-        await rec.wait("process.crashy.started", 3)
-        done = await rec.wait("recovery.crashy.succeeded", succeeded + 1)
+        succeeded = len(w.rec.of("recovery.crashy.succeeded"))
+        await w.clock.wait_for_sleepers()
+        w.clock.advance(30.0)
+        await w.rec.wait("process.crashy.started", 3)
+        done = await w.rec.wait("recovery.crashy.succeeded", succeeded + 1)
         assert done.data["tries"][0]["result"]["restarted_by"] == "supervisor"
-        await rec.wait("process.crashy.backoff", 3)
-        assert [e.data["delay"] for e in rec.of("process.crashy.backoff")] == [0.0, 30.0, 60.0]
-        assert await nothing_more(rec, "process.crashy.started", 4)
-    finally:
-        await engine.stop()
-        await sup.stop()
+        await w.rec.wait("process.crashy.backoff", 3)
+        assert [e.data["delay"] for e in w.rec.of("process.crashy.backoff")] == [0.0, 30.0, 60.0]
+        assert await nothing_more(w.rec, "process.crashy.started", 4)
 
 
 async def test_a_health_triggered_restart_waits_for_a_restart_under_way(tmp_path: Path) -> None:
-    clock = FakeClock()
     prog = ProgramSpec(
         "crashy", CRASH, backoff=SLOW, intensity=IntensitySpec(max_restarts=10, window=1000)
     )
-    sup, rec = make(tmp_path, prog, clock=clock)
     rule = Rule(
         on="health.*.failed", steps=(RestartProgram("crashy"),), cooldown=0, flap=None, timeout=1000
     )
-    engine = RecoveryEngine(sup.bus, [rule], programs=sup, clock=clock)
-    await sup.start()
-    await engine.start()
-    try:
-        await rec.wait("process.crashy.backoff", 2)
+    async with supervised(tmp_path, prog, rule) as w:
+        await w.rec.wait("process.crashy.backoff", 2)
         # A check of the program fails while the supervisor is backing off: restarting now
         # would skip the backoff, so the rule waits for the restart under way.
-        sup.bus.emit("health.crashy-http.failed", "health", "error", check="crashy-http")
-        await rec.wait("recovery.crashy-http.started")
-        assert await nothing_more(rec, "process.crashy.started", 3)
-        await clock.wait_for_sleepers()
-        clock.advance(30.0)
-        done = await rec.wait("recovery.crashy-http.succeeded")
+        w.sup.bus.emit("health.crashy-http.failed", "health", "error", check="crashy-http")
+        await w.rec.wait("recovery.crashy-http.started")
+        assert await nothing_more(w.rec, "process.crashy.started", 3)
+        await w.clock.wait_for_sleepers()
+        w.clock.advance(30.0)
+        done = await w.rec.wait("recovery.crashy-http.succeeded")
         assert done.data["tries"][0]["result"]["restarted_by"] == "supervisor"
-        assert len(rec.of("process.crashy.started")) == 3
-    finally:
-        await engine.stop()
-        await sup.stop()
+        assert len(w.rec.of("process.crashy.started")) == 3
 
 
 async def test_the_rule_escalates_when_the_supervisor_gives_up(tmp_path: Path) -> None:
-    clock = FakeClock()
     prog = ProgramSpec(
         "crashy", CRASH, backoff=SLOW, intensity=IntensitySpec(max_restarts=1, window=1000)
     )
-    sup, rec = make(tmp_path, prog, clock=clock)
     told: list[Event] = []
     rule = restart_rule(escalate=(CallFunction(told.append, name="page"),))
-    engine = RecoveryEngine(sup.bus, [rule], programs=sup, clock=clock)
-    await sup.start()
-    await engine.start()
-    try:
-        await rec.wait("process.crashy.fatal")
-        escalated = await rec.wait("recovery.crashy.escalated")
+    async with supervised(tmp_path, prog, rule) as w:
+        await w.rec.wait("process.crashy.fatal")
+        escalated = await w.rec.wait("recovery.crashy.escalated")
         assert escalated.data["reason"] == "ladder_exhausted"
-        failed = rec.of("recovery.crashy.failed")[-1]
+        failed = w.rec.of("recovery.crashy.failed")[-1]
         assert "gave up" in failed.data["error"]
         assert "FATAL" in failed.data["error"]
         assert [e.type for e in told] == ["process.crashy.exited"]
         # Two runs: the start and the supervisor's one restart; the rule started nothing.
-        assert await nothing_more(rec, "process.crashy.started", 3)
-        assert sup.state("crashy") is ProcessState.FATAL
-    finally:
-        await engine.stop()
-        await sup.stop()
+        assert await nothing_more(w.rec, "process.crashy.started", 3)
+        assert w.sup.state("crashy") is ProcessState.FATAL
 
 
 async def test_a_program_the_supervisor_never_restarts_is_restarted_by_the_rule(
     tmp_path: Path,
 ) -> None:
-    clock = FakeClock()
-    sup, rec = make(tmp_path, ProgramSpec("web", SLEEP, restart="never"), clock=clock)
-    engine = RecoveryEngine(sup.bus, [restart_rule()], programs=sup, clock=clock)
-    await sup.start()
-    await engine.start()
-    try:
-        await rec.wait("process.web.ready")
-        first = sup.pid("web")
+    async with supervised(
+        tmp_path, ProgramSpec("web", SLEEP, restart="never"), restart_rule()
+    ) as w:
+        await w.rec.wait("process.web.ready")
+        first = w.sup.pid("web")
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        done = await rec.wait("recovery.web.succeeded")
-        (started,) = rec.of("recovery.web.started")
+        done = await w.rec.wait("recovery.web.succeeded")
+        (started,) = w.rec.of("recovery.web.started")
         assert "handled_by" not in started.data
         assert done.data["tries"][0]["result"] == {"program": "web"}
-        assert len(rec.of("process.web.started")) == 2
-        assert sup.state("web") is ProcessState.RUNNING
-        await asyncio.sleep(0)
-    finally:
-        await engine.stop()
-        await sup.stop()
+        assert len(w.rec.of("process.web.started")) == 2
+        assert w.sup.state("web") is ProcessState.RUNNING
