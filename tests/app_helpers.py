@@ -103,3 +103,12 @@ def http_service() -> Iterator[tuple[str, Callable[[], None]]]:
 async def tcp_service() -> asyncio.Server:
     """Return a TCP server on 127.0.0.1 that accepts and closes connections."""
     return await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+
+
+def fetch(base_url: str) -> None:
+    """A synthetic scenario (``call = "app_helpers:fetch"``): the home page must answer 200."""
+    import urllib.request
+
+    with urllib.request.urlopen(base_url, timeout=5) as response:
+        if response.status != 200:
+            raise RuntimeError(f"status {response.status}")

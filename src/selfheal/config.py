@@ -23,6 +23,7 @@ from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
 from selfheal.runtime.health_config import HealthConfig, check_health
 from selfheal.store.config import JournalConfig
 from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
+from selfheal.synthetic.config import SyntheticTable
 
 __all__ = [
     "ConfigError",
@@ -43,6 +44,7 @@ class SelfhealConfig(BaseModel):
 
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
     health: HealthConfig = Field(default_factory=HealthConfig)
+    synthetic: SyntheticTable = Field(default_factory=dict)
     recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
     recovery_engine: RecoveryEngineConfig = Field(default_factory=RecoveryEngineConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
@@ -55,7 +57,7 @@ class SelfhealConfig(BaseModel):
         state; a relative ``url`` is taken relative to `base_dir`, like every path here. The
         daemon and ``selfheal events -c`` both ask this, so they always agree.
         """
-        if "url" in self.journal.model_fields_set:
+        if "url" in self.journal.model_fields_set and self.journal.fleet_url is None:
             return self.journal.path_in(base_dir)
         return Path(base_dir) / self.control.state_dir / "journal.db"
 

@@ -9,7 +9,8 @@ with their package (`selfheal.supervisor.Supervisor` is a `ProgramControl`,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -29,10 +30,16 @@ __all__ = [
     "HealthStatus",
     "Incident",
     "JournalStore",
+    "LeaseGrant",
     "MttrSummary",
     "ProgramControl",
+    "RecoveryLeases",
     "RecoveryRecord",
+    "SharedBreakerStore",
     "StoredEvent",
+    "TrialOutcome",
+    "TrialPermit",
+    "breaker_store_from_url",
 ]
 
 
@@ -88,12 +95,37 @@ class ProgramControl(Protocol):
 
 
 class HealthStatus(StrEnum):
-    """The IETF health-check draft's statuses, plus `UNKNOWN` before the first result."""
+    """The IETF health-check draft's statuses, plus `UNKNOWN` before the first result.
+
+    A status also equals the article's words, so checks written from it keep working:
+    ``PASS == "HEALTHY"``, ``FAIL == "UNHEALTHY"``, ``WARN == "UNHEALTHY"`` (a failing
+    non-critical check: the service behind it is not healthy) and ``"DEGRADED"``,
+    ``UNKNOWN == "UNKNOWN"``. Its string value stays the draft's (``"pass"``...).
+    """
 
     PASS = "pass"  # noqa: S105 - a status, not a password
     WARN = "warn"
     FAIL = "fail"
     UNKNOWN = "unknown"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str) and other in _ARTICLE_WORDS[self.value]:
+            return True
+        return str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    # Hash as the draft's string, so statuses stay usable as keys of JSON-ready dicts.
+    __hash__ = str.__hash__
+
+
+_ARTICLE_WORDS: dict[str, frozenset[str]] = {
+    "pass": frozenset({"HEALTHY"}),
+    "warn": frozenset({"UNHEALTHY", "DEGRADED"}),
+    "fail": frozenset({"UNHEALTHY"}),
+    "unknown": frozenset({"UNKNOWN"}),
+}
 
 
 @runtime_checkable
@@ -164,6 +196,125 @@ class BreakerStore(Protocol):
 
     def save(self, name: str, record: BreakerRecord) -> None:
         """Store `record` as the state of breaker `name`."""
+        ...
+
+
+class TrialOutcome(StrEnum):
+    """How a half-open trial call ended, as a shared store is told."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    IGNORED = "ignored"  # neither: an ignored error or a cancellation gives the permit back
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPermit:
+    """A permit for one half-open trial call, granted by a `SharedBreakerStore`.
+
+    Attributes:
+        name: The breaker.
+        token: The permit's id in the store; empty for a permit decided locally (the store
+            was unreachable, or already closed), which there is nothing to give back for.
+        epoch: The half-open period it belongs to.
+    """
+
+    name: str
+    token: str = ""
+    epoch: int = 0
+
+    @property
+    def local(self) -> bool:
+        """Return whether the permit was decided locally, without the store."""
+        return not self.token
+
+
+@runtime_checkable
+class SharedBreakerStore(BreakerStore, Protocol):
+    """A `BreakerStore` shared by a fleet (`selfheal.store.redis.RedisBreakerStore`).
+
+    `load` and `save` never wait on the network: `load` reads a local cache and `save`
+    queues the change, so a breaker may call them under its lock. Changes made elsewhere
+    arrive through `watch`. Trial permits are fleet-wide: `acquire_trial` (or its async twin,
+    which never blocks the event loop) asks the store, and must be called without holding a
+    lock.
+    """
+
+    def watch(self, name: str, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call `callback` (in a store thread) whenever the shared record of `name` changed.
+
+        Returns:
+            A function that stops the watching.
+        """
+        ...
+
+    def acquire_trial(
+        self, name: str, *, max_calls: int, recovery_timeout: float
+    ) -> TrialPermit | None:
+        """Return a trial permit for `name`, or None when the fleet has none to spare."""
+        ...
+
+    async def aacquire_trial(
+        self, name: str, *, max_calls: int, recovery_timeout: float
+    ) -> TrialPermit | None:
+        """Async twin of `acquire_trial`."""
+        ...
+
+    def release_trial(self, permit: TrialPermit, outcome: TrialOutcome) -> None:
+        """Give `permit` back with the trial's outcome (queued; never waits)."""
+        ...
+
+
+def breaker_store_from_url(url: str, *, bus: object = None) -> SharedBreakerStore:
+    """Return this process's shared breaker store of a fleet URL (one per URL).
+
+    Args:
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` (see
+            `selfheal.store.redis.parse_url`).
+        bus: Where the store publishes ``fleet.redis.down`` / ``.up`` (the first bus given
+            for a URL is kept).
+
+    Raises:
+        ValueError: For a URL that names no supported store; the message says what is valid.
+    """
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if not scheme.startswith(("redis", "unix")):
+        raise ValueError(
+            f"breaker store url {url!r}: use 'redis://host:6379/0' (or rediss://, unix://, "
+            "redis+sentinel://), or pass a BreakerStore object"
+        )
+    # By name: a policy (a lower layer) must not import the store package it names.
+    module = importlib.import_module("selfheal.store.redis")
+    store: SharedBreakerStore = module.RedisBreakerStore.shared(url, bus=bus)
+    return store
+
+
+# --------------------------------------------------------------------------- recovery leases
+
+
+@runtime_checkable
+class LeaseGrant(Protocol):
+    """A node's right to run one recovery, from `RecoveryLeases.claim`."""
+
+    async def check(self) -> bool:
+        """Return whether the node still holds it (ask before every action)."""
+        ...
+
+    async def end(self, *, hold: float) -> None:
+        """Give it up, keeping the recovery marked done for `hold` seconds."""
+        ...
+
+
+@runtime_checkable
+class RecoveryLeases(Protocol):
+    """Lets one node of a fleet run the recovery of an incident (`selfheal.store.redis`)."""
+
+    async def claim(
+        self, key: str, *, on_wait: Callable[[str], object] | None = None
+    ) -> LeaseGrant | None:
+        """Wait until this node may run the recovery of `key` (a grant), or another finished it.
+
+        `on_wait` is called once, with the holder's name, if another node is working on it.
+        """
         ...
 
 

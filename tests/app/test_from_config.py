@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from app_helpers import tcp_service
+from app_helpers import http_service, tcp_service
 from selfheal.app import SelfHealingApp
 from selfheal.health import HealthMonitor
 from selfheal.interfaces import HealthStatus
 from selfheal.recovery import RecoveryEngine, RecoveryManager, RestartProgram, Rule
 from selfheal.store import Journal, SqliteJournalStore
 from selfheal.supervisor import ProgramSpec, Supervisor
-from selfheal.testing import EventRecorder
+from selfheal.synthetic import SyntheticTester
+from selfheal.testing import EventRecorder, FakeClock
 from supervisor_helpers import SLEEP, alive
 
 pytestmark = pytest.mark.anyio
@@ -116,3 +117,35 @@ def test_a_rule_that_restarts_needs_programs(tmp_path: Path) -> None:
     rule = Rule(on="process.*.exited", steps=(RestartProgram(),))
     with pytest.raises(ValueError, match="no ProgramControl"):
         SelfHealingApp("shop", rules=[rule])
+
+
+SYNTHETIC = """
+[control]
+enabled = false
+state_dir = "state"
+
+[synthetic.journey]
+base_url = "{url}"
+call = "app_helpers:fetch"
+interval = 30
+"""
+
+
+async def test_synthetic_scenarios_come_from_the_file_and_verify_like_checks(
+    tmp_path: Path,
+) -> None:
+    with http_service() as (url, down):
+        config = tmp_path / "selfheal.toml"
+        config.write_text(SYNTHETIC.format(url=url))
+        app = SelfHealingApp.from_config(config, clock=FakeClock())
+        tester = app.synthetic_tester
+        assert isinstance(tester, SyntheticTester)
+        assert tester.names() == ["journey"]
+        assert tester.bus is app.event_bus
+        recorder = EventRecorder(app.event_bus, "synthetic.*")
+        async with app:
+            assert await app.health_source.check_now("journey") == HealthStatus.PASS
+            down()
+            assert await app.health_source.check_now("journey") == HealthStatus.FAIL
+            await recorder.wait("synthetic.journey.failed")
+        assert tester.get_status()["journey"]["failure_count"] >= 1

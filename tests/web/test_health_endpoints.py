@@ -162,7 +162,7 @@ async def test_unknown_and_stale_results_are_not_passed_off_as_healthy(
 ) -> None:
     monitor = HealthMonitor(clock=clock)
     monitor.register("db", CountingCheck(), interval=10, timeout=1, jitter=0)
-    transport = httpx.ASGITransport(app=health_app(monitor))
+    transport = httpx.ASGITransport(app=health_app(monitor, manage_monitor=False))
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         response = await client.get("/readyz")
         assert response.status_code == 503

@@ -30,11 +30,16 @@ from selfheal.app._optional import (
     make_synthetic_tester,
 )
 from selfheal.app._sources import HealthSources
-from selfheal.app._wiring import journal_from_plan, recovery_engine_from_plan
+from selfheal.app._wiring import (
+    add_scenarios_from_plan,
+    fleet_from_plan,
+    journal_from_plan,
+    recovery_engine_from_plan,
+)
 from selfheal.events import EventBus
 from selfheal.features import FeatureManager
 from selfheal.health import HealthMonitor
-from selfheal.interfaces import Component, HealthSource, JournalStore
+from selfheal.interfaces import Component, HealthSource, JournalStore, RecoveryLeases
 from selfheal.recovery import RecoveryEngine, RecoveryManager, Rule
 from selfheal.runtime import DaemonPlan, Runtime, compile_plan, register_checks
 from selfheal.store import Journal
@@ -125,8 +130,13 @@ class SelfHealingApp:
             sources.append((ProgramHealth(self.supervisor), None))
         self.health_source = HealthSources(sources)
         self.journal = _journal(journal, bus, clock)
+        #: A fleet's journal on Redis and its recovery leases (`from_plan`, with a Redis url).
+        self.fleet_journal: Journal | None = None
+        self.leases: RecoveryLeases | None = None
         self.chaos_enabled = chaos_allowed(chaos, env)
-        self._synthetic = synthetic_tester
+        self._synthetic: SyntheticTesterLike | None = None
+        if synthetic_tester is not None:
+            self._use_tester(synthetic_tester)
         self._chaos = chaos_monkey
         #: The article's flag: True while the app runs, False once shutdown began.
         self.running = False
@@ -179,8 +189,9 @@ class SelfHealingApp:
     ) -> SelfHealingApp:
         """Return the app of a compiled config (a `DaemonPlan`), without pydantic.
 
-        Its programs, ``[health]`` checks and drain, ``[journal]`` and ``[[recovery]]`` rules
-        (which do import pydantic) come from the plan.
+        Its programs, ``[health]`` checks and drain, ``[synthetic.NAME]`` scenarios (on
+        `app_url` unless they name their own), ``[journal]`` (with a Redis ``url``: the fleet's
+        journal and recovery leases too) and ``[[recovery]]`` rules come from the plan.
 
         Args:
             plan: The compiled config.
@@ -199,10 +210,22 @@ class SelfHealingApp:
             **kw,
         )
         register_checks(app.health_monitor, list(health.get("checks", [])), clock=clock)
-        journal = journal_from_plan(plan.extra.get("journal"), bus=app.event_bus, clock=clock)
+        scenarios = plan.extra.get("synthetic") or {}
+        if scenarios:
+            add_scenarios_from_plan(app.synthetic_tester, scenarios)
+        section = plan.extra.get("journal")
+        first = app.runtime.components[0]
+        journal = journal_from_plan(section, bus=app.event_bus, clock=clock)
         if journal is not None:
             app.journal = journal
-            app.runtime.add(journal, before=app.runtime.components[0])
+            # Started first and stopped last, so it records the whole run.
+            app.runtime.add(journal, before=first)
+        fleet = fleet_from_plan(section, bus=app.event_bus, clock=clock)
+        if fleet is not None:
+            fleet_journal, leases = fleet
+            app.fleet_journal, app.leases = fleet_journal, leases
+            app.runtime.add(fleet_journal, before=first)
+            app.runtime.add(leases, before=first)
         app._use_engine(app.recovery_engine_from(plan))
         return app
 
@@ -215,6 +238,7 @@ class SelfHealingApp:
             programs=self.supervisor,
             health=self.health_source,
             features=self.feature_manager,
+            leases=self.leases,
         )
 
     def _use_engine(self, engine: RecoveryEngine | None) -> None:
@@ -241,15 +265,23 @@ class SelfHealingApp:
     def synthetic_tester(self) -> SyntheticTesterLike:
         """Return the synthetic tester (made on first use, for `app_url`)."""
         if self._synthetic is None:
-            self._synthetic = make_synthetic_tester(
-                self.app_url, clock=self.clock, bus=self.event_bus
+            self._use_tester(
+                make_synthetic_tester(self.app_url, clock=self.clock, bus=self.event_bus)
             )
+        assert self._synthetic is not None
         return self._synthetic
 
     @synthetic_tester.setter
     def synthetic_tester(self, tester: SyntheticTesterLike) -> None:
         self._check_not_started("synthetic_tester")
+        self._use_tester(tester)
+
+    def _use_tester(self, tester: SyntheticTesterLike) -> None:
         self._synthetic = tester
+        names = getattr(tester, "names", None)
+        if isinstance(tester, HealthSource) and callable(names):
+            # Scenarios are health checks too: a rule can verify that a user journey works.
+            self.health_source.add(tester, names)
 
     @property
     def chaos_monkey(self) -> ChaosMonkeyLike:

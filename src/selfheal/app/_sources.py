@@ -33,6 +33,10 @@ class HealthSources:
     def __repr__(self) -> str:
         return f"HealthSources({[s for s, _ in self._sources]!r})"
 
+    def add(self, source: HealthSource, names: Callable[[], Iterable[str]]) -> None:
+        """Ask `source` for the names `names` lists, after the sources given so far."""
+        self._sources = (*self._sources, (source, names))
+
     def _source(self, name: str) -> HealthSource | None:
         fallback = None
         for source, names in self._sources:

@@ -20,9 +20,16 @@ from selfheal.recovery import RecoveryEngine, rate_limit_from_dict, rule_from_di
 from selfheal.store import Journal, JournalOptions, SqliteJournalStore
 
 if TYPE_CHECKING:
-    from selfheal.interfaces import Degradable, HealthSource, ProgramControl
+    from selfheal.interfaces import Degradable, HealthSource, ProgramControl, RecoveryLeases
+    from selfheal.store.redis import FleetLeases
 
-__all__ = ["journal_advice", "journal_from_plan", "recovery_engine_from_plan"]
+__all__ = [
+    "add_scenarios_from_plan",
+    "fleet_from_plan",
+    "journal_advice",
+    "journal_from_plan",
+    "recovery_engine_from_plan",
+]
 
 
 def journal_from_plan(
@@ -35,6 +42,8 @@ def journal_from_plan(
     """
     if not section or not section.get("enabled", True):
         return None
+    if section.get("url") and not section.get("local_copy"):
+        return None  # the fleet's journal on Redis only
     path = Path(section["path"])
     try:
         _private_file(path)
@@ -45,6 +54,23 @@ def journal_from_plan(
     return Journal(bus, store, options=options, clock=clock)
 
 
+def fleet_from_plan(
+    section: Mapping[str, Any] | None, *, bus: EventBus, clock: Clock
+) -> tuple[Journal, FleetLeases] | None:
+    """Return the fleet's journal on Redis and its recovery leases, for a Redis ``url``.
+
+    None when the ``[journal]`` section names no Redis ``url`` (one machine, no fleet).
+    """
+    if not section or not section.get("enabled", True) or not section.get("url"):
+        return None
+    from selfheal.store.redis import FleetLeases, RedisJournalStore
+
+    options = JournalOptions(**section.get("options", {}))
+    store = RedisJournalStore(section["url"], max_len=options.max_rows)
+    journal = Journal(bus, store, options=options, clock=clock)
+    return journal, FleetLeases(section["url"], clock=clock)
+
+
 def recovery_engine_from_plan(
     extra: Mapping[str, Any],
     *,
@@ -53,8 +79,12 @@ def recovery_engine_from_plan(
     programs: ProgramControl | None,
     health: HealthSource | None,
     features: Degradable | None,
+    leases: RecoveryLeases | None = None,
 ) -> RecoveryEngine | None:
-    """Return the engine of a plan's ``[[recovery]]`` rules, or None when there are none."""
+    """Return the engine of a plan's ``[[recovery]]`` rules, or None when there are none.
+
+    Rules with ``fleet = true`` run on one node of the fleet when `leases` are given.
+    """
     rules = extra.get("recovery") or []
     if not rules:
         return None
@@ -69,7 +99,20 @@ def recovery_engine_from_plan(
         clock=clock,
         dry_run=bool(engine.get("dry_run", False)),
         rate_limit=rate_limit_from_dict(engine),
+        leases=leases,
     )
+
+
+def add_scenarios_from_plan(tester: object, scenarios: Mapping[str, Any]) -> list[str]:
+    """Register a plan's ``[synthetic.NAME]`` scenarios on `tester`; return their names.
+
+    The plan holds the tables as validated; `selfheal.synthetic.config` builds them, with
+    pydantic (it has no plain-data builder yet), so only a daemon with scenarios loads it.
+    """
+    from selfheal.synthetic.config import ScenarioConfig, add_scenarios
+
+    table = {name: ScenarioConfig.model_validate(s) for name, s in scenarios.items()}
+    return add_scenarios(tester, table)  # type: ignore[arg-type]
 
 
 def journal_advice(path: Path | str, exc: BaseException) -> str:

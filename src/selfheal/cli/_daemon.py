@@ -90,6 +90,7 @@ class Daemon:
         assert supervisor is not None  # a plan always has a supervisor, even of no programs
         self.supervisor: Supervisor = supervisor
         self.journal = self.app.journal
+        self.leases = self.app.leases
         self.metrics: DaemonMetrics | None = None
         control = plan.control
         if control.get("enabled", True):
@@ -101,7 +102,7 @@ class Daemon:
                 self.runtime.bus,
                 supervisor=self.supervisor,
                 monitor=self.app.health_monitor,
-                journal=self.journal,
+                journal=self.journal or self.app.fleet_journal,
                 clock=clock,
             )
             self.runtime.add(

@@ -26,7 +26,15 @@ from typing import (
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
-from selfheal.interfaces import BreakerRecord, BreakerState, BreakerStore
+from selfheal.interfaces import (
+    BreakerRecord,
+    BreakerState,
+    BreakerStore,
+    SharedBreakerStore,
+    TrialOutcome,
+    TrialPermit,
+    breaker_store_from_url,
+)
 from selfheal.policies._base import Policy
 from selfheal.policies._breaker_core import (
     BreakerMachine,
@@ -139,7 +147,9 @@ class CircuitBreaker(Policy):
         ignore: Exception types (or a predicate on the exception) that do not count, e.g. a
             caller's bad request.
         slow_call: Count slow calls and trip on their rate (`SlowCallRule`); needs `window`.
-        store: Where to keep the state (`BreakerStore`); None keeps it in the object only.
+        store: Where to keep the state (`BreakerStore`), or the URL of a fleet's shared store
+            (``"redis://host:6379/0"``: a trip on any node opens the breaker on every node,
+            and the half-open trial calls are counted fleet-wide); None keeps it in the object.
         clock: Time source.
         bus: Where to publish ``breaker.<name>.opened``, ``.half_opened``, ``.closed`` and,
             when someone subscribes to it, ``.rejected``.
@@ -160,7 +170,9 @@ class CircuitBreaker(Policy):
         "_lock",
         "_machine",
         "_monotonic",
+        "_permits",
         "_saved",
+        "_shared",
         "_stack",
         "_store",
         "_timed",
@@ -179,10 +191,12 @@ class CircuitBreaker(Policy):
         window: FailureRateWindow | None = None,
         ignore: IgnoreSpec = (),
         slow_call: SlowCallRule | None = None,
-        store: BreakerStore | None = None,
+        store: BreakerStore | str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         bus: EventBus | None = None,
     ) -> None:
+        if isinstance(store, str):
+            store = breaker_store_from_url(store, bus=bus)
         _validate(failure_threshold, recovery_timeout, name, half_open_max_calls)
         if window is not None and not isinstance(window, FailureRateWindow):
             raise ValueError(f"CircuitBreaker: window must be a FailureRateWindow, got {window!r}")
@@ -205,6 +219,9 @@ class CircuitBreaker(Policy):
         self._monotonic = clock.monotonic
         self._bus = bus
         self._store = store
+        # A fleet's store: its trial permits are asked for outside the lock, one per trial.
+        self._shared = store if isinstance(store, SharedBreakerStore) else None
+        self._permits: list[TrialPermit] = []
         self._saved: BreakerRecord | None = None
         self._lock = threading.Lock()
         self._counts = _classifier(ignore)
@@ -232,6 +249,8 @@ class CircuitBreaker(Policy):
         )
         if store is not None:
             self._adopt(store.load(name), announce=False)
+        if self._shared is not None:
+            self._shared.watch(name, self.refresh)
 
     def __repr__(self) -> str:
         m = self._machine
@@ -336,6 +355,7 @@ class CircuitBreaker(Policy):
         if type(ticket) is TrialEpoch:
             with self._lock:
                 self._machine.on_ignored(ticket)
+                self._give_back(TrialOutcome.IGNORED)
         raise TypeError(
             f"CircuitBreaker.execute: {func!r} is async; use 'await breaker.aexecute(...)' "
             "(or acall), or its failures would never count"
@@ -357,7 +377,7 @@ class CircuitBreaker(Policy):
         Raises:
             CircuitBreakerError: If the breaker rejects the call.
         """
-        ticket = self._machine.gate or self._enter()
+        ticket = self._machine.gate or await self._aenter()
         start = self._monotonic() if self._timed else 0.0
         try:
             result = await func(*args, **kwargs)
@@ -428,7 +448,7 @@ class CircuitBreaker(Policy):
         """Return a coroutine function that awaits `fn` through this breaker."""
         machine, enter, failed, succeeded = (
             self._machine,
-            self._enter,
+            self._aenter,
             self._failed,
             self._succeeded,
         )
@@ -437,7 +457,7 @@ class CircuitBreaker(Policy):
             async def lean(*args: P.args, **kwargs: P.kwargs) -> R:
                 gate = machine.gate
                 if gate is None:
-                    ticket = enter()
+                    ticket = await enter()
                     try:
                         result = await fn(*args, **kwargs)
                     except BaseException as exc:
@@ -459,7 +479,7 @@ class CircuitBreaker(Policy):
         timed = self._timed
 
         async def recorded(*args: P.args, **kwargs: P.kwargs) -> R:
-            ticket = machine.gate or enter()
+            ticket = machine.gate or await enter()
             start = monotonic() if timed else 0.0
             try:
                 result = await fn(*args, **kwargs)
@@ -494,7 +514,10 @@ class CircuitBreaker(Policy):
             self._failed(ticket, exc, start)
 
     async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
+        ticket = self._machine.gate or await self._aenter()
+        start = self._monotonic() if self._timed else 0.0
+        self._stack.set((ticket, start, self._stack.get()))
+        return self
 
     async def __aexit__(
         self,
@@ -508,6 +531,48 @@ class CircuitBreaker(Policy):
 
     def _enter(self) -> _Ticket:
         """Admit a call when the breaker is not CLOSED (or raise `CircuitBreakerError`)."""
+        ticket = self._admit()
+        shared = self._shared
+        if shared is None or type(ticket) is not TrialEpoch:
+            return ticket
+        m = self._machine
+        permit = shared.acquire_trial(
+            self.name, max_calls=m.half_open_max_calls, recovery_timeout=m.recovery_timeout
+        )
+        return self._trial(ticket, permit)
+
+    async def _aenter(self) -> _Ticket:
+        """Async twin of `_enter`: waiting for a fleet's trial permit never blocks the loop."""
+        ticket = self._admit()
+        shared = self._shared
+        if shared is None or type(ticket) is not TrialEpoch:
+            return ticket
+        m = self._machine
+        permit = await shared.aacquire_trial(
+            self.name, max_calls=m.half_open_max_calls, recovery_timeout=m.recovery_timeout
+        )
+        return self._trial(ticket, permit)
+
+    def _trial(self, ticket: TrialEpoch, permit: TrialPermit | None) -> _Ticket:
+        """Keep the fleet's permit of a trial, or give the local one back and reject."""
+        with self._lock:
+            if permit is None:
+                self._machine.on_ignored(ticket)
+                state, remaining = self._machine.state, self._machine.remaining(self._monotonic())
+            else:
+                self._permits.append(permit)
+        if permit is None:
+            self._reject(state, remaining)
+        return ticket
+
+    def _give_back(self, outcome: TrialOutcome) -> None:
+        """Tell a fleet's store how a trial ended (called with the lock held; never waits)."""
+        if self._permits:
+            assert self._shared is not None
+            self._shared.release_trial(self._permits.pop(0), outcome)
+
+    def _admit(self) -> _Ticket:
+        """Admit a call on this breaker's own state (or raise `CircuitBreakerError`)."""
         machine = self._machine
         with self._lock:
             now = self._monotonic()
@@ -539,6 +604,8 @@ class CircuitBreaker(Policy):
         with self._lock:
             # Read inside the lock, so a time window sees its calls in time order.
             now = monotonic()
+            if type(ticket) is TrialEpoch:
+                self._give_back(TrialOutcome.SUCCESS)
             change = self._machine.on_success(ticket, now, now - start if self._timed else 0.0)
             if change is not None:
                 self._persist(change)
@@ -550,10 +617,13 @@ class CircuitBreaker(Policy):
             if type(ticket) is TrialEpoch:
                 with self._lock:
                     self._machine.on_ignored(ticket)
+                    self._give_back(TrialOutcome.IGNORED)
             return
         monotonic = self._monotonic
         with self._lock:
             now = monotonic()
+            if type(ticket) is TrialEpoch:
+                self._give_back(TrialOutcome.FAILURE)
             change = self._machine.on_failure(ticket, now, now - start if self._timed else 0.0)
             if change is not None:
                 self._persist(change)

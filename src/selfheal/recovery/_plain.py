@@ -8,10 +8,10 @@ own ``to_rule``/``to_action`` use them too: one mapping from keys to objects.
 
 from __future__ import annotations
 
-import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
+from selfheal._calls import resolve_function
 from selfheal.recovery._actions import (
     Action,
     CallFunction,
@@ -24,22 +24,7 @@ from selfheal.recovery._actions import (
 from selfheal.recovery._limits import FlapPolicy, RateLimit
 from selfheal.recovery._rules import Rule, Verify
 
-__all__ = ["action_from_dict", "rate_limit_from_dict", "resolve_function", "rule_from_dict"]
-
-
-def resolve_function(ref: str) -> Any:
-    """Return the function a ``"module:function"`` reference names.
-
-    Raises:
-        ValueError: If it cannot be imported or is not callable.
-    """
-    try:
-        fn = pkgutil.resolve_name(ref)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"cannot import {ref!r}: {exc}") from None
-    if not callable(fn):
-        raise ValueError(f"{ref!r} is not callable")
-    return fn
+__all__ = ["action_from_dict", "rate_limit_from_dict", "rule_from_dict"]
 
 
 def action_from_dict(step: Mapping[str, Any]) -> Action:
@@ -89,6 +74,7 @@ def rule_from_dict(rule: Mapping[str, Any]) -> Rule:
         breaker_failures=breaker.get("failures", defaults["breaker_failures"].default),
         breaker_reset=breaker.get("reset", defaults["breaker_reset"].default),
         flap=_flap(flap),
+        fleet=bool(rule.get("fleet", False)),
     )
 
 

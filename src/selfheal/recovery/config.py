@@ -19,21 +19,16 @@ empty table does nothing, so only its verification decides. See docs/recovery.md
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal._calls import resolve_function
 from selfheal.events import check_pattern
 from selfheal.recovery._actions import Action
 from selfheal.recovery._conditions import compile_when
 from selfheal.recovery._limits import RateLimit
-from selfheal.recovery._plain import (
-    action_from_dict,
-    rate_limit_from_dict,
-    resolve_function,
-    rule_from_dict,
-)
+from selfheal.recovery._plain import action_from_dict, rate_limit_from_dict, rule_from_dict
 from selfheal.recovery._rules import Rule
 
 __all__ = [
@@ -50,7 +45,6 @@ __all__ = [
 _KINDS = ("restart", "command", "webhook", "degrade", "call")
 _COMMAND_ONLY = ("shell", "cwd", "env")
 _WEBHOOK_ONLY = ("method", "headers", "body")
-_FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 class StepConfig(BaseModel):
@@ -91,7 +85,7 @@ class StepConfig(BaseModel):
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ValueError("webhook must be an http:// or https:// URL")
         if self.call is not None:
-            _resolve(self.call)
+            resolve_function(self.call)
         return self
 
     def _check_command(self) -> None:
@@ -109,12 +103,6 @@ class StepConfig(BaseModel):
     def to_action(self) -> Action:
         """Return the action this step describes."""
         return action_from_dict(self.model_dump())
-
-
-def _resolve(ref: str) -> Any:
-    if not _FUNCTION_REF.match(ref):
-        raise ValueError(f"call must be 'module:function', got {ref!r}")
-    return resolve_function(ref)
 
 
 class VerifyConfig(BaseModel):
@@ -171,6 +159,7 @@ class RecoveryRuleConfig(BaseModel):
     cooldown: float = Field(default=60.0, ge=0)
     breaker: BreakerConfig = BreakerConfig()
     flap: FlapConfig | None = FlapConfig()
+    fleet: bool = False  # one node of the fleet runs it (with a Redis [journal] url)
 
     @field_validator("on")
     @classmethod

@@ -110,9 +110,17 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "recovery": [rule.model_dump(mode="json") for rule in config.recovery],
             "recovery_engine": config.recovery_engine.model_dump(mode="json"),
             "health": config.health.to_plan(base),
+            # Only what the user set: the daemon validates these again to build them, and a
+            # dump of defaults can trip validators that refuse keys given together.
+            "synthetic": {
+                name: scenario.model_dump(mode="json", exclude_unset=True)
+                for name, scenario in config.synthetic.items()
+            },
             "journal": {
                 "enabled": config.journal.enabled,
                 "path": str(config.journal_path(base)),
+                "url": config.journal.fleet_url,
+                "local_copy": config.journal.local_copy,
                 "synchronous": config.journal.synchronous,
                 "options": dataclasses.asdict(config.journal.options()),
             },
