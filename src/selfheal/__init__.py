@@ -21,6 +21,9 @@ if TYPE_CHECKING:
         Clock,
         SystemClock,
     )
+    from selfheal.app import (
+        SelfHealingApp,
+    )
     from selfheal.chaos import (
         ChaosMonkey,
         ChaosRefusedError,
@@ -155,6 +158,7 @@ _LAZY: dict[str, str] = {
     "Retry": "selfheal.policies",
     "RetryBudget": "selfheal.policies",
     "RetryError": "selfheal.policies",
+    "SelfHealingApp": "selfheal.app",
     "SelfhealError": "selfheal.errors",
     "Severity": "selfheal.events",
     "SlowCallRule": "selfheal.policies",
@@ -227,6 +231,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "RetryError",
+    "SelfHealingApp",
     "SelfhealError",
     "Severity",
     "SlowCallRule",

@@ -3,7 +3,8 @@
 Every error names the key (``programs.web.restart``), the line it stands on in the file, what
 was wrong and what would be valid; nothing is a traceback. Each section's model lives beside
 the component it configures (``selfheal.supervisor.config``, ``selfheal.recovery.config``,
-``selfheal.store.config``); this module composes them and owns the error reporting.
+``selfheal.store.config``, ``selfheal.runtime.health_config``); this module composes them and
+owns the error reporting.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from selfheal._redact import is_secret_key, redact
 from selfheal.errors import ConfigError, ConfigIssue
 from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
+from selfheal.runtime.health_config import HealthConfig, check_health
 from selfheal.store.config import JournalConfig
 from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
+from selfheal.synthetic.config import SyntheticTable
 
 __all__ = [
     "ConfigError",
@@ -36,7 +39,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class SelfhealConfig(BaseModel):
-    """The whole ``selfheal.toml``: programs to supervise, recovery rules, control API, journal."""
+    """The whole ``selfheal.toml``: programs, health checks, recovery rules, control, journal."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +49,8 @@ class SelfhealConfig(BaseModel):
         "['conf.d/*.toml'], relative to this file",
     )
     programs: dict[str, ProgramConfig] = Field(default_factory=dict)
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    synthetic: SyntheticTable = Field(default_factory=dict)
     recovery: list[RecoveryRuleConfig] = Field(default_factory=list)
     recovery_engine: RecoveryEngineConfig = Field(default_factory=RecoveryEngineConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
@@ -110,8 +115,10 @@ def parse_config(
         data = _with_includes(data, text, source, Path(base_dir or "."))
     config = validate_model(SelfhealConfig, data, text=text, source=source)
     try:
-        # What no single program can check: dependencies and groups across programs.
+        # What no single program can check: dependencies and groups across programs, and
+        # check names that would clash with them.
         check_programs(config.programs)
+        check_health(config.health, config.programs)
     except ValidationError as exc:
         raise ConfigError(source, _issues(exc, text)) from None
     return config

@@ -47,10 +47,14 @@ def test_relative_paths_are_resolved_against_the_config_file(config: Path) -> No
     assert (worker.cwd, worker.depends_on) == ("/srv/worker", ("web",))
     assert plan.control["port"] == 8123
     assert plan.extra["journal"]["path"] == str(base / "run/state/journal.db")
-    # Only what the user wrote: the daemon validates it again, defaults and all.
-    assert plan.extra["recovery"] == [
-        {"on": "process.*.exited", "action": {"restart": "{subject}"}}
-    ]
+    # Validated and complete, defaults filled: the daemon builds rules without pydantic.
+    (rule,) = plan.extra["recovery"]
+    assert (rule["on"], rule["action"]["restart"], rule["cooldown"]) == (
+        "process.*.exited",
+        "{subject}",
+        60.0,
+    )
+    assert plan.extra["recovery_engine"] == {"dry_run": False, "rate_limit": None}
 
 
 def test_the_plan_reads_back_what_it_wrote(config: Path) -> None:

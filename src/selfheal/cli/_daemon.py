@@ -1,32 +1,31 @@
-"""The daemon's components, built from a `DaemonPlan` and reloaded on SIGHUP.
+"""The daemon: a plan's `SelfHealingApp`, its control API, health endpoints and metrics.
 
-``selfheal run CONFIG`` runs a supervisor, its journal, its recovery rules and its control
-API, in that start order, on one `Runtime`. A reload compiles the new plan in a short-lived
-subprocess (``python -m selfheal.cli.daemon compile``), so the daemon never loads pydantic.
+``selfheal run CONFIG`` runs the journal, the health checks, the supervisor, the recovery
+rules and the control API (which also serves ``/livez``, ``/readyz``, ``/healthz`` and
+``/metrics``), in that start order, on one `Runtime`. A reload compiles the new plan in a
+short-lived subprocess (``python -m selfheal.cli.daemon compile``), so the daemon never loads
+pydantic.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal.errors import ReloadError, StartError
-from selfheal.runtime import DaemonPlan, Runtime, compile_plan
-from selfheal.store import Journal, JournalOptions, SqliteJournalStore
-from selfheal.supervisor import ProgramHealth, Supervisor
+from selfheal.app import SelfHealingApp, journal_advice
+from selfheal.errors import ReloadError
+from selfheal.runtime import DaemonPlan, compile_plan, register_checks
+from selfheal.supervisor import Supervisor
 
 if TYPE_CHECKING:
     from selfheal.recovery import RecoveryEngine
-    from selfheal.store.redis import FleetLeases
+    from selfheal.web.daemon_metrics import DaemonMetrics
 
 __all__ = ["Daemon", "Recompile", "compile_in_subprocess", "journal_advice"]
 
@@ -62,7 +61,12 @@ async def compile_in_subprocess(config_path: str) -> DaemonPlan:
 
 
 class Daemon:
-    """What ``selfheal run CONFIG`` runs: a supervisor and its control API, from a plan.
+    """What ``selfheal run CONFIG`` runs: the plan's `SelfHealingApp` and its control API.
+
+    The app (journal, health checks, supervisor, recovery rules) comes from the plan as in
+    `SelfHealingApp.from_plan`; the daemon adds the control API, which also serves the
+    health endpoints (``/livez``, ``/readyz``, ``/healthz``) and ``/metrics``, and reloads
+    on SIGHUP.
 
     Args:
         plan: The validated config (`compile_plan`, or `DaemonPlan.from_json`).
@@ -80,32 +84,27 @@ class Daemon:
     ) -> None:
         self.plan = plan
         self._recompile = recompile
-        self.runtime = Runtime(clock=clock)
-        self.supervisor: Supervisor = Supervisor(
-            plan.programs,
-            bus=self.runtime.bus,
-            clock=clock,
-            state_dir=plan.state_dir,
-            log_dir=plan.log_dir,
-        )
-        self.runtime.add(self.supervisor)
-        journal = plan.extra.get("journal") or {}
-        self.journal = self._journal(journal, clock)
-        if self.journal is not None:
-            # Started first and stopped last, so it records the whole run.
-            self.runtime.add(self.journal, before=self.supervisor)
-        self.leases: FleetLeases | None = None
-        if journal.get("enabled", True) and journal.get("url"):
-            self._fleet(journal, clock)
-        self.recovery = self._recovery(plan.extra, clock)
-        if self.recovery is not None:
-            # Added after the supervisor, so it stops before it: the programs' deliberate
-            # exits at shutdown never trigger a recovery.
-            self.runtime.add(self.recovery)
+        self.app = SelfHealingApp.from_plan(plan, clock=clock)
+        self.runtime = self.app.runtime
+        supervisor = self.app.supervisor
+        assert supervisor is not None  # a plan always has a supervisor, even of no programs
+        self.supervisor: Supervisor = supervisor
+        self.journal = self.app.journal
+        self.leases = self.app.leases
+        self.metrics: DaemonMetrics | None = None
         control = plan.control
         if control.get("enabled", True):
             from selfheal.web.control import ControlServer
+            from selfheal.web.daemon_metrics import DaemonMetrics
 
+            # Subscribed now, before anything starts, so the first starts and exits count.
+            self.metrics = DaemonMetrics(
+                self.runtime.bus,
+                supervisor=self.supervisor,
+                monitor=self.app.health_monitor,
+                journal=self.journal or self.app.fleet_journal,
+                clock=clock,
+            )
             self.runtime.add(
                 ControlServer(
                     self.supervisor,
@@ -117,59 +116,40 @@ class Daemon:
                     status_requires_token=control.get("status_requires_token", False),
                     reload=self.reload,
                     extra={"config": plan.config_path, "log_dir": plan.log_dir},
+                    routes=self._routes,
                 )
             )
         self._pending: set[asyncio.Task[None]] = set()
 
-    def _fleet(self, section: dict[str, Any], clock: Clock) -> None:
-        """Add the fleet's journal on Redis, and the leases of fleet recovery rules."""
-        from selfheal.store.redis import FleetLeases, RedisJournalStore
+    @property
+    def recovery(self) -> RecoveryEngine | None:
+        """Return the recovery engine of the current rules (None without rules)."""
+        return self.app.recovery_engine
 
-        options = JournalOptions(**section.get("options", {}))
-        store = RedisJournalStore(section["url"], max_len=options.max_rows)
-        fleet = Journal(self.runtime.bus, store, options=options, clock=clock)
-        self.runtime.add(fleet, before=self.supervisor)
-        self.leases = FleetLeases(section["url"], clock=clock)
-        self.runtime.add(self.leases, before=self.supervisor)
+    def _routes(self, token: str) -> list[Any]:
+        """Return the health endpoints and ``/metrics``, served beside the control API."""
+        from starlette.requests import Request
+        from starlette.responses import Response
+        from starlette.routing import Route
 
-    def _journal(self, section: dict[str, Any] | None, clock: Clock) -> Journal | None:
-        if not section or not section.get("enabled", True):
-            return None
-        if section.get("url") and not section.get("local_copy"):
-            return None  # the fleet's journal on Redis only
-        path = Path(section["path"])
-        try:
-            _private_file(path)
-            store = SqliteJournalStore(path, synchronous=section["synchronous"])
-        except (OSError, sqlite3.Error) as exc:
-            raise StartError(journal_advice(path, exc)) from exc
-        options = JournalOptions(**section.get("options", {}))
-        return Journal(self.runtime.bus, store, options=options, clock=clock)
+        from selfheal.web.daemon_metrics import CONTENT_TYPE
+        from selfheal.web.health import health_routes
 
-    def _recovery(self, extra: dict[str, Any], clock: Clock) -> RecoveryEngine | None:
-        rules = extra.get("recovery") or []
-        if not rules:
-            return None
-        # Only a daemon with recovery rules pays for pydantic (about 13 MiB): the plan holds
-        # them as already-validated JSON, and they become Rule objects here.
-        from selfheal.recovery import RecoveryEngine
-        from selfheal.recovery.config import (
-            RecoveryEngineConfig,
-            RecoveryRuleConfig,
-            rules_from_config,
+        health = self.plan.extra.get("health") or {}
+        metrics = self.metrics
+        assert metrics is not None  # made with the control API that serves it
+
+        async def render(request: Request) -> Response:
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+        routes: list[Any] = health_routes(
+            self.app.health_monitor,
+            token=token,
+            show_details=health.get("show_details", "when_authorized"),
+            metrics=False,
         )
-
-        engine = RecoveryEngineConfig.model_validate(extra.get("recovery_engine") or {})
-        return RecoveryEngine(
-            self.runtime.bus,
-            rules_from_config([RecoveryRuleConfig.model_validate(r) for r in rules]),
-            programs=self.supervisor,
-            health=ProgramHealth(self.supervisor),
-            clock=clock,
-            dry_run=engine.dry_run,
-            rate_limit=engine.limit(),
-            leases=self.leases,
-        )
+        routes.append(Route("/metrics", render, methods=["GET"]))
+        return routes
 
     @classmethod
     def from_config(cls, config_path: str | os.PathLike[str], **kw: Any) -> Daemon:
@@ -184,10 +164,11 @@ class Daemon:
         return f"Daemon({self.plan.config_path!r})"
 
     async def reload(self) -> dict[str, Any]:
-        """Re-read the config file: apply its programs (only changed ones restart) and rules.
+        """Re-read the config file: apply its programs (only changed ones restart), checks, rules.
 
         Recovery rules are replaced when ``[[recovery]]`` or ``[recovery_engine]`` changed
-        (running recoveries are cancelled). ``[control]`` and ``[journal]`` changes need a
+        (running recoveries are cancelled); health checks when ``[health]`` checks changed.
+        ``[control]``, ``[journal]`` and the health endpoints' ``show_details`` need a
         restart of the daemon: the answer names them under ``restart_needed``.
 
         Raises:
@@ -200,22 +181,32 @@ class Daemon:
             restart_needed.append("control")
         if new.extra.get("journal") != old.extra.get("journal"):
             restart_needed.append("journal")
+        old_health, new_health = old.extra.get("health") or {}, new.extra.get("health") or {}
+        if old_health.get("show_details") != new_health.get("show_details"):
+            restart_needed.append("health.show_details")
         if restart_needed:
             logger.warning("reload: %s changes take effect at the next start", restart_needed)
         result: dict[str, Any] = dict((await self.supervisor.apply(plan.programs)).to_dict())
+        if old_health.get("checks") != new_health.get("checks"):
+            result["health_checks"] = self._replace_checks(new_health.get("checks") or [])
+        self.app.drain_seconds = float(new_health.get("drain_seconds", 0.0))
         rule_keys = ("recovery", "recovery_engine")
         if any(new.extra.get(k) != old.extra.get(k) for k in rule_keys):
-            engine = self._recovery(plan.extra, self.runtime.clock)
-            # After the supervisor, as at start: stopped before it at shutdown.
-            await self.runtime.replace(self.recovery, engine, after=self.supervisor)
-            self.recovery = engine
+            await self.app.replace_recovery_engine(self.app.recovery_engine_from(plan))
             result["recovery_rules"] = len(plan.extra.get("recovery") or [])
         self.plan = plan
         self.runtime.bus.emit("supervisor.reloaded", "supervisor", "info", **result)
         return {**result, "restart_needed": restart_needed}
 
+    def _replace_checks(self, checks: list[dict[str, Any]]) -> int:
+        monitor = self.app.health_monitor
+        for name in monitor.names():
+            monitor.unregister(name)
+        register_checks(monitor, checks, clock=self.runtime.clock)
+        return len(checks)
+
     async def run(self) -> None:
-        """Run until SIGINT or SIGTERM; SIGHUP reloads the config."""
+        """Run until SIGINT or SIGTERM (readiness drains first); SIGHUP reloads the config."""
         loop = asyncio.get_running_loop()
 
         def hup() -> None:
@@ -226,7 +217,11 @@ class Daemon:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
-        await self.runtime.run(on_signal={signal.SIGHUP: hup})
+        try:
+            await self.app.run(on_signal={signal.SIGHUP: hup})
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
 
     async def _reload_logged(self) -> None:
         try:
@@ -235,24 +230,3 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
-
-
-def journal_advice(path: Path | str, exc: BaseException) -> str:
-    """Return what to say when the journal at `path` cannot be opened or written."""
-    return (
-        f"cannot open the journal {path}: {exc} (move the file away, or set "
-        "[journal] enabled = false)"
-    )
-
-
-def _private_file(path: Path) -> None:
-    """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
-
-    The journal holds every event, with the last lines of programs' output. SQLite creates
-    its side files with the main file's mode, so creating that one 0600 is enough.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(p, 0o600)

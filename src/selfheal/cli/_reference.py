@@ -196,7 +196,8 @@ def _render_section(
         "| key | type | default | constraints | description |",
         "|---|---|---|---|---|",
     ]
-    for name, info in section.model.model_fields.items():
+    for field_name, info in section.model.model_fields.items():
+        name = info.alias or field_name  # what the TOML file says (``json``, not json_fields)
         key = f"{section.path}.{name}" if section.path else name
         description = "; ".join(filter(None, (info.description, _NOTES.get(key))))
         noted.add(key)

@@ -2,7 +2,8 @@
 
 `RecoveryManager` is the article's small API (one function per event type); `RecoveryEngine`
 is the full one (rules, actions, verification, escalation ladders, dedup, cooldown, flap
-detection, a breaker on the remediation, a global rate limit, dry runs). This package needs
+detection, a breaker on the remediation, a global rate limit, dry runs); restarts of
+supervised programs have one owner, the supervisor (`SupervisorRestarts`). This package needs
 only the standard library; `CallWebhook` imports httpx when it runs and
 `selfheal.recovery.config` (TOML rules) needs pydantic.
 """
@@ -24,6 +25,8 @@ from selfheal.recovery._engine import RecoveryEngine
 from selfheal.recovery._governor import Decision, Governor, Limits, Verdict
 from selfheal.recovery._limits import FlapDetector, FlapPolicy, RateLimit, TokenBucket
 from selfheal.recovery._manager import RecoveryManager
+from selfheal.recovery._ownership import RestartOwner, SupervisorRestarts
+from selfheal.recovery._plain import action_from_dict, rate_limit_from_dict, rule_from_dict
 from selfheal.recovery._rules import Rule, Verify
 from selfheal.recovery._templates import event_fields, render
 
@@ -46,13 +49,18 @@ __all__ = [
     "RateLimit",
     "RecoveryEngine",
     "RecoveryManager",
+    "RestartOwner",
     "RestartProgram",
     "Rule",
     "RunCommand",
+    "SupervisorRestarts",
     "TokenBucket",
     "Verdict",
     "Verify",
+    "action_from_dict",
     "compile_when",
     "event_fields",
+    "rate_limit_from_dict",
     "render",
+    "rule_from_dict",
 ]

@@ -26,6 +26,7 @@ from selfheal._threads import in_own_thread
 from selfheal.errors import ActionError
 from selfheal.events import Event
 from selfheal.interfaces import Degradable, HealthSource, ProgramControl
+from selfheal.recovery._ownership import HANDLED_BY, RestartOwner
 from selfheal.recovery._templates import render
 
 __all__ = [
@@ -57,6 +58,8 @@ class ActionContext:
         health: The health checks, if the engine has them.
         features: The feature manager, if the engine has one.
         clock: The engine's clock.
+        restarts: Who restarts programs by itself (the supervisor), if anyone.
+        handled: The program whose restart after `event` is `restarts`' to do, if any.
     """
 
     event: Event
@@ -66,6 +69,8 @@ class ActionContext:
     health: HealthSource | None = None
     features: Degradable | None = None
     clock: Clock = SYSTEM_CLOCK
+    restarts: RestartOwner | None = None
+    handled: str | None = None
 
 
 class Action(Protocol):
@@ -102,7 +107,12 @@ class NoAction:
 
 @dataclass(frozen=True, slots=True)
 class RestartProgram:
-    """Restart a supervised program through `ProgramControl`.
+    """Restart a supervised program through `ProgramControl`, unless the supervisor does.
+
+    A program the supervisor restarts by itself is not restarted twice: after its own exit
+    (or failed probe), or while the supervisor is already restarting it, this waits for the
+    supervisor's restart instead (see `selfheal.recovery.SupervisorRestarts`), so one exit
+    gives one restart and a backoff is never cut short.
 
     Attributes:
         program: The program's name; ``{subject}`` and other placeholders are filled from the
@@ -117,10 +127,23 @@ class RestartProgram:
         return {"kind": self.kind, "program": self.program}
 
     async def run(self, ctx: ActionContext) -> Mapping[str, Any] | None:
-        """Restart the program; `ActionError` if there is no supervisor or no such program."""
+        """Restart the program, or wait for the supervisor's restart of it.
+
+        Raises:
+            ActionError: No supervisor, no such program, or the supervisor gave up on it.
+        """
         name = render(self.program, ctx.fields)
         if ctx.programs is None:
             raise ActionError(f"cannot restart {name!r}: the engine has no ProgramControl")
+        owner = ctx.restarts
+        if owner is not None and owner.restarts_itself(name):
+            if ctx.handled == name:
+                instance = ctx.event.data.get("instance")
+                await owner.wait_restarted(instance if isinstance(instance, str) else name)
+                return {"program": name, "restarted_by": HANDLED_BY}
+            if owner.restarting(name):
+                await owner.wait_restarted(name)
+                return {"program": name, "restarted_by": HANDLED_BY}
         try:
             await ctx.programs.restart_program(name)
         except KeyError:

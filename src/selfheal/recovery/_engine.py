@@ -28,9 +28,16 @@ from selfheal.interfaces import (
 from selfheal.recovery._actions import ActionContext, DegradeFeature, RestartProgram
 from selfheal.recovery._governor import Decision, Governor, Verdict
 from selfheal.recovery._limits import RateLimit
+from selfheal.recovery._ownership import (
+    HANDLED_BY,
+    RestartOwner,
+    SupervisorRestarts,
+    handled_program,
+)
 from selfheal.recovery._rules import Rule
 from selfheal.recovery._steps import try_step
 from selfheal.recovery._templates import event_fields, render
+from selfheal.supervisor import Supervisor
 
 __all__ = ["RecoveryEngine"]
 
@@ -70,6 +77,10 @@ class RecoveryEngine:
     it; ``recovery.*`` events never trigger rules unless a rule's pattern starts with
     ``recovery.``, so a rule on ``*.failed`` cannot feed on its own reports.
 
+    Restarts have one owner: a program the supervisor restarts by itself is never restarted
+    a second time by a rule, nor before its backoff ends (see `RestartProgram`); a recovery
+    whose trigger the supervisor handles says ``handled_by = "supervisor"``.
+
     Args:
         bus: Where triggers come from and reports go.
         rules: The rules.
@@ -79,6 +90,8 @@ class RecoveryEngine:
         clock: Time for deadlines, polls, cooldowns and windows.
         dry_run: Decide as usual but only record what would have been done.
         rate_limit: Engine-wide limit on started recoveries (None: unlimited).
+        restarts: Who restarts programs by itself; by default the supervisor given as
+            `programs` (`SupervisorRestarts`), else nobody.
         leases: Fleet leases (`selfheal.store.redis.FleetLeases`): rules with ``fleet`` set
             run on one node only; without, every rule runs locally.
 
@@ -97,12 +110,16 @@ class RecoveryEngine:
         clock: Clock = SYSTEM_CLOCK,
         dry_run: bool = False,
         rate_limit: RateLimit | None = None,
+        restarts: RestartOwner | None = None,
         leases: RecoveryLeases | None = None,
     ) -> None:
         self.bus = bus
         self.leases = leases
         self.rules = tuple(rules)
         self.programs = programs
+        if restarts is None and isinstance(programs, Supervisor):
+            restarts = SupervisorRestarts(programs)
+        self.restarts = restarts
         self.health = health
         self.features = features
         self.clock = clock
@@ -266,6 +283,8 @@ class RecoveryEngine:
             health=self.health,
             features=self.features,
             clock=self.clock,
+            restarts=self.restarts,
+            handled=handled_program(event, self.restarts),
         )
 
     def _begin(self, rule: Rule, key: str, event: Event, fields: Mapping[str, str]) -> None:
@@ -277,6 +296,8 @@ class RecoveryEngine:
             "steps": [a.describe() for a in rule.steps],
             "verify": rule.verify.describe() if rule.verify is not None else None,
         }
+        if handled_program(event, self.restarts) is not None:
+            plan["handled_by"] = HANDLED_BY
         if self.dry_run:
             self.governor.begin(key, rid)
             self.governor.finish(key, rule.limits, ok=True, now=self.clock.monotonic(), sim=True)

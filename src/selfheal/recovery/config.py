@@ -25,18 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from selfheal._calls import resolve_function
 from selfheal.events import check_pattern
-from selfheal.recovery._actions import (
-    Action,
-    CallFunction,
-    CallWebhook,
-    DegradeFeature,
-    NoAction,
-    RestartProgram,
-    RunCommand,
-)
+from selfheal.recovery._actions import Action
 from selfheal.recovery._conditions import compile_when
-from selfheal.recovery._limits import FlapPolicy, RateLimit
-from selfheal.recovery._rules import Rule, Verify
+from selfheal.recovery._limits import RateLimit
+from selfheal.recovery._plain import action_from_dict, rate_limit_from_dict, rule_from_dict
+from selfheal.recovery._rules import Rule
 
 __all__ = [
     "BreakerConfig",
@@ -109,18 +102,7 @@ class StepConfig(BaseModel):
 
     def to_action(self) -> Action:
         """Return the action this step describes."""
-        if self.restart is not None:
-            return RestartProgram(self.restart)
-        if self.command is not None:
-            argv = (self.command,) if isinstance(self.command, str) else tuple(self.command)
-            return RunCommand(argv, shell=self.shell, cwd=self.cwd, env=self.env)
-        if self.webhook is not None:
-            return CallWebhook(self.webhook, self.method, self.headers, self.body)
-        if self.degrade is not None:
-            return DegradeFeature(self.degrade)
-        if self.call is not None:
-            return CallFunction(resolve_function(self.call), name=self.call)
-        return NoAction()
+        return action_from_dict(self.model_dump())
 
 
 class VerifyConfig(BaseModel):
@@ -211,32 +193,7 @@ class RecoveryRuleConfig(BaseModel):
 
     def to_rule(self) -> Rule:
         """Return the `Rule` this config describes."""
-        steps = [self.action] if self.action is not None else self.steps
-        return Rule(
-            on=self.on,
-            steps=tuple(s.to_action() for s in steps),
-            name=self.name,
-            when=self.when,
-            verify=(
-                Verify(tuple(self.verify.checks), self.verify.within, self.verify.interval)
-                if self.verify
-                else None
-            ),
-            escalate=tuple(s.to_action() for s in self.escalate),
-            dedup_key=self.dedup_key,
-            timeout=self.timeout,
-            retries=self.retries,
-            retry_delay=self.retry_delay,
-            cooldown=self.cooldown,
-            breaker_failures=self.breaker.failures,
-            breaker_reset=self.breaker.reset,
-            flap=(
-                FlapPolicy(self.flap.window, self.flap.high, self.flap.low)
-                if self.flap is not None
-                else None
-            ),
-            fleet=self.fleet,
-        )
+        return rule_from_dict(self.model_dump())
 
 
 class RateLimitConfig(BaseModel):
@@ -265,9 +222,7 @@ class RecoveryEngineConfig(BaseModel):
 
     def limit(self) -> RateLimit | None:
         """Return the `RateLimit` for `RecoveryEngine(rate_limit=...)`, or None."""
-        if self.rate_limit is None:
-            return None
-        return RateLimit(self.rate_limit.per_minute / 60.0, self.rate_limit.burst)
+        return rate_limit_from_dict(self.model_dump())
 
 
 def rules_from_config(configs: list[RecoveryRuleConfig]) -> list[Rule]:

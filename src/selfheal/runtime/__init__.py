@@ -6,7 +6,17 @@ and stops them in reverse; `DaemonPlan` is the validated config the daemon runs,
 ``selfheal run`` execs, is `selfheal.cli.daemon`: it serves the control API, the top layer.
 """
 
+from selfheal.runtime._checks import KINDS, build_check, health_monitor_from_plan, register_checks
 from selfheal.runtime._components import Runtime
 from selfheal.runtime._plan import DaemonPlan, compile_plan, load_daemon_config
 
-__all__ = ["DaemonPlan", "Runtime", "compile_plan", "load_daemon_config"]
+__all__ = [
+    "KINDS",
+    "DaemonPlan",
+    "Runtime",
+    "build_check",
+    "compile_plan",
+    "health_monitor_from_plan",
+    "load_daemon_config",
+    "register_checks",
+]

@@ -45,16 +45,27 @@ class Runtime:
         self.components: list[Component] = list(components)
         self._started: list[Component] = []
         self._stop_requested: asyncio.Event | None = None
+        # A stop asked for before `run` began (a signal or another thread, early): `run`
+        # then stops as soon as everything has started.
+        self._stop_early = False
 
     def __repr__(self) -> str:
         return f"Runtime(components={self.components!r})"
 
-    def add(self, component: Component, *, before: Component | None = None) -> None:
-        """Add `component` at the end (or just before `before`) of the start order."""
-        if before is None:
-            self.components.append(component)
-        else:
+    def add(
+        self,
+        component: Component,
+        *,
+        before: Component | None = None,
+        after: Component | None = None,
+    ) -> None:
+        """Add `component` at the end (or just before `before`, or just after `after`)."""
+        if before is not None:
             self.components.insert(self.components.index(before), component)
+        elif after is not None:
+            self.components.insert(self.components.index(after) + 1, component)
+        else:
+            self.components.append(component)
 
     async def replace(
         self, old: Component | None, new: Component | None, *, after: Component | None = None
@@ -115,8 +126,12 @@ class Runtime:
         return self._stop_requested is not None and self._stop_requested.is_set()
 
     def request_stop(self) -> None:
-        """Make `run` return (after stopping everything); safe from signal handlers."""
+        """Make `run` return (after stopping everything); safe from signal handlers.
+
+        Call it on the loop's thread; before `run` began, `run` stops as soon as it started.
+        """
         if self._stop_requested is None:
+            self._stop_early = True
             return
         if self._stop_requested.is_set():
             logger.warning("already stopping: waiting for the programs to stop")
@@ -136,6 +151,8 @@ class Runtime:
         """
         loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
+        if self._stop_early:
+            self._stop_requested.set()
         installed: list[int] = []
         for sig in stop_signals:
             loop.add_signal_handler(sig, self.request_stop)
@@ -156,3 +173,5 @@ class Runtime:
             await self.stop()
             for sig in installed:
                 loop.remove_signal_handler(sig)
+            self._stop_requested = None
+            self._stop_early = False

@@ -34,8 +34,8 @@ class DaemonPlan:
         programs: What to supervise, in config order.
         control: The ``[control]`` table as plain data (``enabled``, ``host``, ``port``,
             ``socket`` (absolute or None), ``token``, ``status_requires_token``).
-        extra: The rest of the config (``recovery``, ``journal``...) as plain data, for the
-            components that other areas add.
+        extra: The rest of the config (``recovery``, ``journal``, ``health``...) as plain
+            data, for the components that other areas add.
     """
 
     config_path: str
@@ -105,11 +105,17 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "status_requires_token": control.status_requires_token,
         },
         extra={
-            # Only what the user set: re-validating a dump of defaults can trip validators
-            # that reject keys given together (a step's `shell` without `command`).
-            **config.model_dump(
-                mode="json", exclude={"programs", "control", "journal"}, exclude_unset=True
-            ),
+            # Validated and complete (defaults filled): the daemon builds its rules from
+            # these with the standard library (`selfheal.recovery.rule_from_dict`).
+            "recovery": [rule.model_dump(mode="json") for rule in config.recovery],
+            "recovery_engine": config.recovery_engine.model_dump(mode="json"),
+            "health": config.health.to_plan(base),
+            # Only what the user set: the daemon validates these again to build them, and a
+            # dump of defaults can trip validators that refuse keys given together.
+            "synthetic": {
+                name: scenario.model_dump(mode="json", exclude_unset=True)
+                for name, scenario in config.synthetic.items()
+            },
             "journal": {
                 "enabled": config.journal.enabled,
                 "path": str(config.journal_path(base)),

@@ -13,13 +13,13 @@ import asyncio
 import hmac
 import os
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from selfheal._deadline import timeout_after
 from selfheal.errors import ReloadError
@@ -50,6 +50,7 @@ def control_app(
     reload: ReloadFn | None = None,
     shutdown: ShutdownFn | None = None,
     action_timeout: float | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     """Return the control API as an ASGI app.
 
@@ -63,6 +64,8 @@ def control_app(
             action goes on); None: the programs' own bounds (``start_timeout``,
             ``stop_grace``) plus a margin, or `DEFAULT_START_WAIT`. A request's ``timeout``
             overrides it.
+        routes: More routes to serve beside the API (the daemon's health endpoints and
+            metrics).
 
     Returns:
         A Starlette application.
@@ -83,6 +86,7 @@ def control_app(
             Route("/programs/{name:path}/{action}", api.legacy, methods=["POST"]),
             Route("/reload", api.reload, methods=["POST"]),
             Route("/shutdown", api.shutdown, methods=["POST"]),
+            *routes,
         ]
     )
 

@@ -26,6 +26,7 @@ import os
 import secrets
 import signal
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,9 @@ from selfheal._extras import require
 
 require("starlette", "uvicorn", feature="selfheal.web.control")
 
-from selfheal.errors import ReloadError  # noqa: E402 - after the check of the extra
+from starlette.routing import BaseRoute  # noqa: E402 - after the check of the extra
+
+from selfheal.errors import ReloadError  # noqa: E402
 from selfheal.supervisor import Supervisor  # noqa: E402
 from selfheal.web._control_app import (  # noqa: E402
     ReloadFn,
@@ -41,6 +44,9 @@ from selfheal.web._control_app import (  # noqa: E402
     action_bound,
     control_app,
 )
+
+#: More routes served beside the API (health endpoints, metrics), given the API's token.
+RoutesFn = Callable[[str], Sequence[BaseRoute]]
 
 __all__ = [
     "ControlServer",
@@ -79,6 +85,7 @@ class ControlServer:
         shutdown: What ``POST /shutdown`` calls (default: SIGTERM to this process, which the
             daemon takes as a clean shutdown).
         extra: More fields for ``control.json`` (config path, log dir...).
+        routes: Given the token, returns more routes to serve (see `control_app`).
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class ControlServer:
         reload: ReloadFn | None = None,
         shutdown: ShutdownFn | None = _terminate_self,
         extra: dict[str, Any] | None = None,
+        routes: RoutesFn | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.state_dir = Path(state_dir)
@@ -104,6 +112,7 @@ class ControlServer:
         self._status_requires_token = status_requires_token
         self._reload = reload
         self._shutdown = shutdown
+        self._routes = routes
         self._extra = dict(extra or {})
         self._server: Any = None
         self._sock: socket.socket | None = None
@@ -124,6 +133,7 @@ class ControlServer:
             status_requires_token=self._status_requires_token,
             reload=self._reload,
             shutdown=self._shutdown,
+            routes=self._routes(token) if self._routes is not None else (),
         )
         sock = self._bind()
         config = uvicorn.Config(
