@@ -149,7 +149,30 @@ class Daemon:
             metrics=False,
         )
         routes.append(Route("/metrics", render, methods=["GET"]))
+        routes.append(self._dashboard(token))
         return routes
+
+    def _dashboard(self, token: str) -> Any:
+        """Return the dashboard, mounted at ``/dashboard/``; its buttons need `token`."""
+        from starlette.routing import Mount
+
+        from selfheal.web.dashboard import ComponentsSnapshot, dashboard_app
+
+        app = self.app
+        source = ComponentsSnapshot(
+            app.app_name,
+            supervisor=app.supervisor,
+            monitor=app.health_monitor,
+            journal=app.journal,
+            synthetic=app.synthetic_tester,
+            chaos=app.chaos_monkey,
+            features=app.feature_manager,
+            clock=app.clock,
+        )
+        return Mount(
+            "/dashboard",
+            dashboard_app(source, bus=app.event_bus, token=token, actions=_Buttons(app)),
+        )
 
     @classmethod
     def from_config(cls, config_path: str | os.PathLike[str], **kw: Any) -> Daemon:
@@ -230,3 +253,28 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
+
+
+class _Buttons:
+    """What the dashboard's buttons do in the daemon (each needs the control token)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def restart_program(self, name: str) -> None:
+        """Restart `name` (and, as ``selfheal restart`` does, what depends on it)."""
+        if self.app.supervisor is None:
+            raise KeyError(name)
+        await self.app.supervisor.restart_program(name)
+
+    async def stop_program(self, name: str) -> None:
+        """Stop `name`."""
+        if self.app.supervisor is None:
+            raise KeyError(name)
+        await self.app.supervisor.stop_program(name)
+
+    async def stop_chaos(self) -> None:
+        """Abort the chaos monkey: every fault rolled back, none started again."""
+        monkey = self.app.chaos_monkey
+        if monkey is not None:
+            await monkey.aabort("stopped from the dashboard")
