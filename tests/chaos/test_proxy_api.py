@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from proxy_helpers import EchoServer
 
+from proxy_helpers import EchoServer
 from selfheal.chaos import FaultProxy, FaultProxyServer
 
 pytestmark = pytest.mark.anyio

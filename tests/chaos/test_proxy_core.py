@@ -7,9 +7,9 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
-from proxy_helpers import EchoServer, address
 
 from health_helpers import until
+from proxy_helpers import EchoServer, address
 from selfheal.chaos import FaultProxy, ProxyError
 from selfheal.chaos.proxy._link import Mode
 from selfheal.events import Event, EventBus

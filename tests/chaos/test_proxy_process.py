@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from proxy_helpers import ProxyProcess, address, connect, poll_until, proxy_process
 
 from health_helpers import RedisServer, port_open, redis_server
+from proxy_helpers import ProxyProcess, address, connect, poll_until, proxy_process
 
 pytestmark = pytest.mark.slow
 

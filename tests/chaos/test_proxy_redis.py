@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from proxy_helpers import ThreadedProxy, address, connect, read_until_closed, threaded_proxy, timed
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from toxiproxy.proxy import Proxy
 
 from health_helpers import RedisServer, redis_server
+from proxy_helpers import ThreadedProxy, address, connect, read_until_closed, threaded_proxy, timed
 
 pytestmark = pytest.mark.slow
 
