@@ -21,7 +21,7 @@ from selfheal import (
     MemoryBreakerStore,
     SlowCallRule,
 )
-from selfheal.policies._breaker_core import (
+from selfheal.policies.breaker._machine import (
     BreakerMachine,
     IllegalTransitionError,
     Signal,
