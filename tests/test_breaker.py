@@ -300,6 +300,28 @@ def test_count_window_trips_on_rate_after_min_calls(clock: FakeClock) -> None:
     assert breaker.state is OPEN
 
 
+def test_a_count_window_smaller_than_min_calls_judges_when_full(clock: FakeClock) -> None:
+    # Five calls can never make ten: as in resilience4j, the minimum comes down to the size.
+    window = FailureRateWindow(size=5, min_calls=10, threshold=0.5)
+    assert window.min_calls == 5
+    breaker = CircuitBreaker(failure_threshold=None, window=window, clock=clock)
+    fail(breaker, 4)
+    assert breaker.state is CLOSED
+    fail(breaker)  # 5 of 5
+    assert breaker.state is OPEN
+
+
+def test_a_time_window_keeps_its_min_calls(clock: FakeClock) -> None:
+    # A time window holds any number of calls, so its minimum is never lowered.
+    window = FailureRateWindow(size=5, kind="time", min_calls=10)
+    assert window.min_calls == 10
+    breaker = CircuitBreaker(failure_threshold=None, window=window, clock=clock)
+    fail(breaker, 9)
+    assert breaker.state is CLOSED
+    fail(breaker)
+    assert breaker.state is OPEN
+
+
 def test_count_window_slides(clock: FakeClock) -> None:
     breaker = CircuitBreaker(
         failure_threshold=None,

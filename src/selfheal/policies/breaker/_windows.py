@@ -36,7 +36,10 @@ class FailureRateWindow:
             window covers.
         kind: ``"count"`` for the last `size` calls, ``"time"`` for the last `size` seconds.
         min_calls: No rate is judged before the window holds this many calls, so that one
-            failure out of one call does not trip the breaker.
+            failure out of one call does not trip the breaker. A count window never holds
+            more than `size` calls, so there a larger `min_calls` is lowered to `size` (as
+            resilience4j does): ``FailureRateWindow(size=5).min_calls == 5``, judged from
+            the fifth call on.
         threshold: Failure rate in (0, 1] at or above which the breaker trips.
     """
 
@@ -67,6 +70,9 @@ class FailureRateWindow:
         if self.min_calls < 1:
             raise ValueError(f"FailureRateWindow: min_calls must be >= 1, got {self.min_calls!r}")
         _check_rate("FailureRateWindow", "threshold", self.threshold)
+        if self.kind == "count" and self.min_calls > self.size:
+            # Otherwise the window could never trip: it holds at most `size` calls.
+            object.__setattr__(self, "min_calls", int(self.size))
 
 
 @dataclass(frozen=True, slots=True)
