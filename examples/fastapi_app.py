@@ -1,9 +1,14 @@
 """A FastAPI app with selfheal's health endpoints, SIGTERM draining and metrics.
 
-Run (FastAPI is not a selfheal dependency)::
+One line does it: ``install(app, monitor, ...)`` adds ``/livez``, ``/readyz``, ``/healthz`` and
+``/metrics`` and runs the monitor inside the app's own lifespan (after the app's startup,
+stopped before its shutdown). Run (FastAPI is not a selfheal dependency)::
 
     pip install fastapi 'selfheal[server,redis,postgres]'
     uvicorn examples.fastapi_app:app --host 127.0.0.1 --port 8000
+
+Several workers (``uvicorn --workers 4``, or ``gunicorn -k asgi -w 4``) each run the app's
+lifespan, so each runs its own check schedule; see docs/health.md.
 
 Then ``curl -i 127.0.0.1:8000/readyz``, ``curl '127.0.0.1:8000/readyz?verbose'`` and, with
 details, ``curl -H "Authorization: Bearer $HEALTH_TOKEN" 127.0.0.1:8000/healthz``.
@@ -16,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -29,7 +33,7 @@ from selfheal.health.checks import (
     postgres_check,
     redis_check,
 )
-from selfheal.web import health_routes
+from selfheal.web import install
 
 monitor = HealthMonitor()
 # Dependencies: readiness (the default kind). A database outage takes the pod out of the load
@@ -64,8 +68,9 @@ monitor.register(
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # The event-loop lag check watches this app's loop from the monitor's own thread, so a
-    # blocked loop is caught even though nothing on it can run.
+    # The app's own startup and shutdown; install() runs the monitor inside this block.
+    # The event-loop lag check watches this app's loop from the monitor's own thread
+    # (install(..., thread=True)), so a blocked loop is caught even though nothing on it can run.
     monitor.register(
         "event-loop",
         event_loop_lag_check(asyncio.get_running_loop(), max_lag=0.5),
@@ -73,23 +78,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         kind="liveness",
         failure_threshold=3,
     )
-    monitor.start_monitoring()
-    restore = None
-    if threading.current_thread() is threading.main_thread():
-        # On SIGTERM: fail /readyz for 10 s so the load balancer stops sending traffic,
-        # then let uvicorn shut down.
-        restore = monitor.install_signal_handlers(drain_seconds=10)
     try:
         yield
     finally:
-        if restore is not None:
-            restore()
-        monitor.stop_monitoring()
         monitor.unregister("event-loop")
 
 
 app = FastAPI(lifespan=lifespan)
-app.router.routes.extend(health_routes(monitor, token=os.environ.get("HEALTH_TOKEN")))
+# On SIGTERM: fail /readyz for 10 s so the load balancer stops sending traffic, then let
+# uvicorn shut down.
+install(app, monitor, thread=True, drain_seconds=10, token=os.environ.get("HEALTH_TOKEN"))
 
 
 @app.get("/")

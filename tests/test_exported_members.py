@@ -6,6 +6,7 @@ import importlib
 import inspect
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,18 +18,28 @@ def _isort_key(name: str) -> tuple[int, str]:
     return (1 if name[:1].isupper() else 2, name)
 
 
-PACKAGES = [
-    "selfheal",
-    "selfheal.events",
-    "selfheal.features",
-    "selfheal.testing",
-    "selfheal.policies",
-    "selfheal.policies.bulkhead",
-    "selfheal.policies.fallback",
-    "selfheal.policies.pipeline",
-    "selfheal.policies.retry",
-    "selfheal.policies.timeout",
-]
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _public_modules() -> list[str]:
+    """Every module a user may import: no part of its dotted name starts with ``_``."""
+    names = []
+    for path in sorted((SRC / "selfheal").rglob("*.py")):
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if not any(part.startswith("_") for part in parts):
+            names.append(".".join(parts))
+    return names
+
+
+PACKAGES = _public_modules()
+
+
+def test_the_public_modules_are_found() -> None:
+    assert {"selfheal", "selfheal.policies", "selfheal.health", "selfheal.supervisor"} <= set(
+        PACKAGES
+    )
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -60,3 +71,38 @@ def test_import_selfheal_needs_only_the_standard_library() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_import_selfheal_loads_no_subpackage_until_a_name_is_used() -> None:
+    code = (
+        "import sys, selfheal\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('selfheal.'))\n"
+        "assert not loaded, loaded\n"
+        "selfheal.retry\n"
+        "assert 'selfheal.policies' in sys.modules\n"
+        "assert 'selfheal.supervisor' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_top_level_name_resolves_lazily_to_its_module() -> None:
+    import selfheal
+
+    assert sorted(selfheal._LAZY) == sorted(selfheal.__all__)
+    for name in selfheal.__all__:
+        obj = getattr(selfheal, name)
+        module = importlib.import_module(selfheal._LAZY[name])
+        assert obj is getattr(module, name)
+    assert set(selfheal.__all__) <= set(dir(selfheal))
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        selfheal.nope  # noqa: B018 - the attribute access is the test
+
+
+def test_the_builtin_timeout_error_is_not_shadowed() -> None:
+    namespace: dict[str, object] = {}
+    exec("from selfheal import *", namespace)
+    assert "TimeoutError" not in namespace
+    import selfheal
+
+    assert issubclass(selfheal.CallTimeoutError, TimeoutError)
+    assert issubclass(selfheal.CallTimeoutError, selfheal.SelfhealError)

@@ -94,8 +94,7 @@ def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"at line (\d+)", str(exc))
-        line = int(match.group(1)) if match else max(1, len(text.splitlines()))
+        line = _toml_error_line(exc, text)
         raise ConfigError(source, [ConfigIssue("", line, f"not valid TOML: {exc}")]) from exc
     config = validate_model(SelfhealConfig, data, text=text, source=source)
     try:
@@ -104,6 +103,16 @@ def parse_config(text: str, *, source: str = "<string>") -> SelfhealConfig:
     except ValidationError as exc:
         raise ConfigError(source, _issues(exc, text)) from None
     return config
+
+
+def _toml_error_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
+    lineno = getattr(exc, "lineno", None)  # Python 3.14 and later
+    if isinstance(lineno, int):
+        return lineno
+    # Before 3.14 the position is only in the message ("... (at line 3, column 7)"): read the
+    # number, never the kind of error, and fall back to the last line.
+    match = re.search(r"at line (\d+)", str(exc))
+    return int(match.group(1)) if match else max(1, len(text.splitlines()))
 
 
 def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "<string>") -> M:

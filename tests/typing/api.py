@@ -158,3 +158,32 @@ async def async_uses() -> None:
         pass
     async with Bulkhead(1):
         pass
+
+
+# --------------------------------------------------------------------------- chaos
+
+monkey = selfheal.ChaosMonkey(enabled=None, clock=clock, seed=1)
+monkey.register_target("cache", lambda: None, lambda: None, frequency=3600)
+monkey.start()
+assert_type(monkey.stop(), selfheal.chaos.ChaosReport | None)
+
+
+@selfheal.FaultPoint("db.query")
+def faulty(sql: str, *, limit: int = 10) -> list[str]:
+    return [sql] * limit
+
+
+@selfheal.FaultPoint("db.aquery")
+async def afaulty(sql: str) -> list[str]:
+    return [sql]
+
+
+def chaos_uses(injector: selfheal.Injector) -> None:
+    assert_type(faulty("select 1", limit=2), list[str])
+    assert_type(selfheal.inject("db.rows", [1, 2]), list[int])
+    assert_type(injector.error("db.query", times=1), selfheal.chaos.FaultHandle)
+
+
+async def async_chaos_uses() -> None:
+    assert_type(await afaulty("select 1"), list[str])
+    assert_type(await selfheal.chaos.ainject("db.rows", 3), int | None)

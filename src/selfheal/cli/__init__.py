@@ -1,45 +1,27 @@
 """The ``selfheal`` command line (needs the ``server`` extra: click, rich, pydantic).
 
-Each area adds its commands from its own module (``_supervisor``, ``_journal``), so this file
-only assembles the group and holds the commands that belong to no single area.
+`main` is the ``selfheal`` command. It is imported on first use, so that the daemon's own
+process (`selfheal.cli.daemon`, what ``selfheal run`` execs) never loads click or rich.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from selfheal.cli import _journal, _supervisor
-from selfheal.cli._common import console, fail
+if TYPE_CHECKING:
+    from selfheal.cli._main import main
 
 __all__ = ["main"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="selfheal")
-def main() -> None:
-    """Keep services up without a human: supervise, check, recover, and prove it."""
+def __getattr__(name: str) -> Any:
+    if name != "main":
+        raise AttributeError(f"module 'selfheal.cli' has no attribute {name!r}")
+    value = importlib.import_module("selfheal.cli._main").main
+    globals()[name] = value
+    return value
 
 
-@main.command()
-@click.argument("config", type=click.Path(dir_okay=False))
-def check(config: str) -> None:
-    """Validate CONFIG (a selfheal.toml) and print every problem with its line."""
-    from selfheal.config import ConfigError, load_config
-
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        fail(str(exc))
-    console().print(
-        f"[green]ok[/green] {config}: {len(cfg.programs)} program(s), "
-        f"{len(cfg.recovery)} recovery rule(s)"
-    )
-
-
-for _cmd in (*_supervisor.commands, *_journal.commands):
-    main.add_command(_cmd)
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -21,6 +21,7 @@ from rich.text import Text
 
 from selfheal._clock import SYSTEM_CLOCK
 from selfheal.cli._common import console, fail
+from selfheal.errors import ConfigError
 from selfheal.events import check_pattern
 from selfheal.store import (
     DEFAULT_PATH,
@@ -75,7 +76,7 @@ def _open_store(db: str | None, config_path: str | None) -> SqliteJournalStore:
     if db and config_path:
         fail("give --db or --config, not both")
     if config_path:
-        from selfheal.config import ConfigError, load_config
+        from selfheal.config import load_config
 
         try:
             path = load_config(config_path).journal_path(Path(config_path).resolve().parent)

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import click
 
 from selfheal.cli._common import console, fail
+from selfheal.errors import ConfigError
 
 __all__ = ["commands"]
 
@@ -47,7 +48,6 @@ def run(config: str, verbose: bool) -> None:
 
     SIGHUP (or `selfheal reload`) re-reads CONFIG and restarts only what changed.
     """
-    from selfheal.config import ConfigError
     from selfheal.runtime import compile_plan
 
     try:
@@ -60,7 +60,7 @@ def run(config: str, verbose: bool) -> None:
     os.write(fd, plan.to_json().encode())
     os.lseek(fd, 0, os.SEEK_SET)
     os.set_inheritable(fd, True)
-    argv = [sys.executable, "-m", "selfheal.runtime", "daemon", "--plan-fd", str(fd)]
+    argv = [sys.executable, "-m", "selfheal.cli.daemon", "daemon", "--plan-fd", str(fd)]
     if verbose:
         argv.append("--verbose")
     sys.stdout.flush()
@@ -184,7 +184,7 @@ def logs(
     follow: bool,
 ) -> None:
     """Print the output of program NAME (NAME:N for one of several processes)."""
-    from selfheal.supervisor._logs import log_path
+    from selfheal.supervisor import log_path
 
     log_dir = _log_dir(config, state_dir)
     path = log_path(log_dir, name)
@@ -258,7 +258,7 @@ def _state_dir(config: str | None, state_dir: str | None) -> Path:
     path = Path(config) if config is not None else Path("selfheal.toml")
     if config is None and not path.exists():
         return Path(".selfheal")
-    from selfheal.config import ConfigError, load_config
+    from selfheal.config import load_config
 
     try:
         cfg = load_config(path)
@@ -280,7 +280,7 @@ def _log_dir(config: str | None, state_dir: str | None) -> Path:
     if config is not None or state_dir is None:
         path = Path(config) if config is not None else Path("selfheal.toml")
         if path.exists():
-            from selfheal.config import ConfigError, load_config
+            from selfheal.config import load_config
 
             try:
                 cfg = load_config(path)

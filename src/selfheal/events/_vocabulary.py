@@ -6,8 +6,9 @@ segment, except as the last segment of a pattern, where it stands for one or mor
 ``health.*`` sees every health event and ``*`` sees everything).
 
 Everything that needs the meaning of a type (the bus, the journal, recovery rules, the CLI)
-asks this module: the subject (`subject_of`), whether it opens or closes an incident
-(`classify`), and whether a pattern is well formed (`check_pattern`).
+asks this module: the subject (`subject_of`), its three parts (`parse_type`), whether it opens
+or closes an incident (`classify`), whether a pattern is well formed (`check_pattern`) and the
+literal start every type it matches shares (`pattern_prefix`).
 
 - failure: the last segment is ``failed``, ``failure``, ``fatal``, ``opened``, ``unhealthy``,
   ``down``, ``crashed`` or ``recovery_failed``; or it is ``exited`` with a non-zero
@@ -25,12 +26,22 @@ from __future__ import annotations
 
 import functools
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from selfheal.events._event import Event
 
-__all__ = ["SIGNAL_SEGMENTS", "Signal", "check_pattern", "classify", "matches", "subject_of"]
+__all__ = [
+    "SIGNAL_SEGMENTS",
+    "Signal",
+    "TypeParts",
+    "check_pattern",
+    "classify",
+    "matches",
+    "parse_type",
+    "pattern_prefix",
+    "subject_of",
+]
 
 _FAILURE = frozenset(
     {"failed", "failure", "fatal", "opened", "unhealthy", "down", "crashed", "recovery_failed"}
@@ -64,6 +75,44 @@ def subject_of(event_type: str, source: str = "") -> str:
     """
     parts = event_type.split(".")
     return ".".join(parts[1:-1]) if len(parts) >= 3 else source
+
+
+class TypeParts(NamedTuple):
+    """The three parts of a type: ``process`` / ``web`` / ``exited`` in ``process.web.exited``.
+
+    Attributes:
+        area: The first segment: who speaks (``process``, ``health``, ``recovery``...).
+        subject: What it is about (see `subject_of`).
+        what: The last segment: what happened (``exited``, ``failed``, ``started``...).
+    """
+
+    area: str
+    subject: str
+    what: str
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_type(event_type: str, source: str = "") -> TypeParts:
+    """Return the area, subject and last segment of a dotted type.
+
+    A one-segment type is its own area and last segment.
+
+    Args:
+        event_type: The dotted type.
+        source: The publisher, which stands in as the subject of types of fewer than three
+            segments (as in `subject_of`).
+    """
+    area, _, rest = event_type.partition(".")
+    what = rest.rpartition(".")[2] if rest else area
+    return TypeParts(area, subject_of(event_type, source), what)
+
+
+def pattern_prefix(pattern: str) -> str:
+    """Return the literal text every type `pattern` matches starts with (for index lookups).
+
+    ``health.*`` gives ``health.``, ``*.failed`` and ``*`` give ``""``, an exact type itself.
+    """
+    return pattern.partition("*")[0]
 
 
 def check_pattern(pattern: str) -> str:

@@ -1,26 +1,24 @@
-"""The decisions of the health monitor, with no I/O: thresholds, statuses, transitions.
+"""The decisions of the health monitor, with no I/O: statuses, transitions, probe verdicts.
 
-Everything here is a pure function of its arguments, so the rules ("two failures in a row make
-a check fail", "a stale result counts as a failure", "a failing non-critical check only
-degrades") are tested without running a single check.
+Everything here is a pure function of its arguments, so the rules ("a stale result counts as a
+failure", "a failing non-critical check only degrades", "no result yet is alive but not
+ready") are tested without running a single check. The thresholds that decide whether a check
+is healthy at all are the scheduler's (`selfheal.scheduling.step`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 
 from selfheal.interfaces import HealthStatus
 
 __all__ = [
     "CheckKind",
-    "ThresholdState",
     "Transition",
     "aggregate",
     "counted_status",
     "effective_status",
-    "step",
     "transition",
 ]
 
@@ -45,53 +43,6 @@ class Transition(StrEnum):
     FAILED = "failed"
     DEGRADED = "degraded"
     RECOVERED = "recovered"
-
-
-@dataclass(frozen=True, slots=True)
-class ThresholdState:
-    """What the thresholds have decided about one check so far.
-
-    Attributes:
-        healthy: True or False once decided, None before the thresholds decided anything.
-        consecutive_failures: Failed runs in a row (0 after a success).
-        consecutive_successes: Successful runs in a row (0 after a failure).
-    """
-
-    healthy: bool | None = None
-    consecutive_failures: int = 0
-    consecutive_successes: int = 0
-
-
-def step(
-    state: ThresholdState, ok: bool, *, failure_threshold: int, success_threshold: int
-) -> ThresholdState:
-    """Return the state after one more run of a check.
-
-    Kubernetes' rules: a healthy (or undecided) check turns unhealthy after
-    `failure_threshold` failures in a row; an unhealthy check turns healthy again after
-    `success_threshold` successes in a row. The first success of an undecided check makes it
-    healthy at once (nothing is known to distrust it).
-
-    Args:
-        state: The state before the run.
-        ok: Whether the run succeeded.
-        failure_threshold: Failures in a row that make a check unhealthy (>= 1).
-        success_threshold: Successes in a row that make an unhealthy check healthy (>= 1).
-
-    Returns:
-        The new state.
-    """
-    if ok:
-        successes = state.consecutive_successes + 1
-        healthy = state.healthy
-        if healthy is None or (healthy is False and successes >= success_threshold):
-            healthy = True
-        return ThresholdState(healthy, 0, successes)
-    failures = state.consecutive_failures + 1
-    healthy = state.healthy
-    if healthy is not False and failures >= failure_threshold:
-        healthy = False
-    return ThresholdState(healthy, failures, 0)
 
 
 def effective_status(healthy: bool | None, *, critical: bool, stale: bool) -> HealthStatus:

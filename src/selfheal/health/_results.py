@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeAlias
@@ -13,6 +13,7 @@ from selfheal.interfaces import HealthStatus
 __all__ = [
     "PROBE_KINDS",
     "AnyCheck",
+    "Check",
     "CheckOptions",
     "CheckReport",
     "CheckResult",
@@ -24,6 +25,10 @@ __all__ = [
 #: A health check: a zero-argument function or coroutine function that raises (or returns
 #: False) when unhealthy and may return a mapping of observed values.
 AnyCheck: TypeAlias = Callable[[], Any]
+
+#: What every built-in check is (`selfheal.health.checks`): an async callable of no arguments
+#: that raises when unhealthy and may return observed values.
+Check: TypeAlias = Callable[[], Awaitable[Mapping[str, Any] | None]]
 
 
 class Probe(StrEnum):
@@ -129,6 +134,9 @@ class ProbeReport:
         valid_until: The monotonic time until which the same report stays true if no new
             result arrives (the first moment a result in it goes stale); -inf if a result
             in it is already stale (its age changes every moment).
+        counted: What each of `checks` counts as in this probe, in the same order (an
+            UNKNOWN decided: PASS in ``livez``, else FAIL or WARN; an unstarted startup
+            check FAIL).
     """
 
     probe: Probe
@@ -138,6 +146,7 @@ class ProbeReport:
     draining: bool = False
     generation: int = 0
     valid_until: float = float("inf")
+    counted: tuple[HealthStatus, ...] = ()
 
 
 #: Called with every recorded result and the check's status before it (metrics use this).

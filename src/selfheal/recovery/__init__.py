@@ -19,31 +19,29 @@ from selfheal.recovery._actions import (
     RestartProgram,
     RunCommand,
 )
-from selfheal.recovery._core import (
-    Condition,
-    FlapDetector,
-    FlapPolicy,
-    Governor,
-    RateLimit,
-    TokenBucket,
-    Verdict,
-    compile_when,
-)
-from selfheal.recovery._engine import RecoveryEngine, Rule, Verify
+from selfheal.recovery._conditions import OPERATORS, Condition, compile_when
+from selfheal.recovery._engine import RecoveryEngine
+from selfheal.recovery._governor import Decision, Governor, Limits, Verdict
+from selfheal.recovery._limits import FlapDetector, FlapPolicy, RateLimit, TokenBucket
 from selfheal.recovery._manager import RecoveryManager
+from selfheal.recovery._rules import Rule, Verify
+from selfheal.recovery._templates import event_fields, render
 
 __all__ = [
+    "OPERATORS",
     "Action",
     "ActionContext",
     "ActionError",
     "CallFunction",
     "CallWebhook",
     "Condition",
+    "Decision",
     "Degradable",
     "DegradeFeature",
     "FlapDetector",
     "FlapPolicy",
     "Governor",
+    "Limits",
     "NoAction",
     "RateLimit",
     "RecoveryEngine",
@@ -55,4 +53,6 @@ __all__ = [
     "Verdict",
     "Verify",
     "compile_when",
+    "event_fields",
+    "render",
 ]

@@ -19,13 +19,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from selfheal._calls import describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import MASK, is_secret_key, redact, redact_url
 from selfheal._threads import in_own_thread
 from selfheal.errors import ActionError
 from selfheal.events import Event
 from selfheal.interfaces import Degradable, HealthSource, ProgramControl
-from selfheal.recovery._core import render
+from selfheal.recovery._templates import render
 
 __all__ = [
     "Action",
@@ -51,7 +52,7 @@ class ActionContext:
     Attributes:
         event: The event that triggered the recovery.
         subject: The recovery's subject (its dedup key).
-        fields: Template values (`selfheal.recovery._core.event_fields`) plus ``key``.
+        fields: Template values (`event_fields`) plus ``key``.
         programs: The supervisor, if the engine has one.
         health: The health checks, if the engine has them.
         features: The feature manager, if the engine has one.
@@ -334,7 +335,7 @@ class CallFunction:
 
     def describe(self) -> dict[str, Any]:
         """Return the kind and function name."""
-        shown = self.name or f"{getattr(self.fn, '__module__', '?')}:{_qualname(self.fn)}"
+        shown = self.name or f"{getattr(self.fn, '__module__', '?')}:{describe(self.fn)}"
         return {"kind": self.kind, "function": shown}
 
     async def run(self, ctx: ActionContext) -> Mapping[str, Any] | None:
@@ -345,13 +346,9 @@ class CallFunction:
         return None
 
 
-def _qualname(fn: object) -> str:
-    return str(getattr(fn, "__qualname__", None) or repr(fn))
-
-
 async def _call(fn: Callable[..., object], *args: Any) -> object:
-    if inspect.iscoroutinefunction(fn):
-        return await fn(*args)
+    if is_async_callable(fn):
+        return await fn(*args)  # type: ignore[misc]
     # A sync function may block (it is user code); a thread keeps the loop free. It cannot be
     # interrupted at the deadline, but its result is then ignored.
     result = await in_own_thread(fn, *args)

@@ -1,8 +1,8 @@
 """The recovery engine: rules turn failure events into actions, verified and escalated.
 
 The decisions (dedup, cooldown, flapping, the remediation breaker, the rate limit) are made by
-`selfheal.recovery._core.Governor` on the event loop's thread, in the order events arrive;
-this module only runs the actions, waits for verification and publishes what happened.
+the `Governor` on the event loop's thread, in the order events arrive; this module only runs
+the steps (`selfheal.recovery._steps`), and publishes what happened.
 """
 
 from __future__ import annotations
@@ -12,142 +12,27 @@ import itertools
 import logging
 import os
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._deadline import timeout_after
-from selfheal._redact import redact, redact_value
-from selfheal.events import Event, EventBus, Severity, Subscription, check_pattern, matches
-from selfheal.interfaces import Degradable, HealthSource, HealthStatus, ProgramControl
-from selfheal.recovery._actions import Action, ActionContext, DegradeFeature, RestartProgram
-from selfheal.recovery._core import (
-    Condition,
-    Decision,
-    FlapPolicy,
-    Governor,
-    Limits,
-    RateLimit,
-    Verdict,
-    compile_when,
-    event_fields,
-    render,
-)
+from selfheal._redact import redact
+from selfheal.events import Event, EventBus, Severity, Subscription
+from selfheal.interfaces import Degradable, HealthSource, ProgramControl
+from selfheal.recovery._actions import ActionContext, DegradeFeature, RestartProgram
+from selfheal.recovery._governor import Decision, Governor, Verdict
+from selfheal.recovery._limits import RateLimit
+from selfheal.recovery._rules import Rule
+from selfheal.recovery._steps import try_step
+from selfheal.recovery._templates import event_fields, render
 
-__all__ = ["RecoveryEngine", "Rule", "Verify"]
+__all__ = ["RecoveryEngine"]
 
 logger = logging.getLogger("selfheal.recovery")
-
-T = TypeVar("T")
 
 # Unique across restarts too: the journal keys recoveries by this id.
 _RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
 _RID_COUNTER = itertools.count(1)
-# The status recorded for a verification check name the health source does not know.
-_MISSING_CHECK = "missing"
-
-
-@dataclass(frozen=True, slots=True)
-class Verify:
-    """How a recovery step proves it worked: named health checks pass within a time limit.
-
-    Attributes:
-        checks: Names of health checks (of the engine's `HealthSource`) that must all PASS;
-            ``{subject}``-style placeholders are filled from the event, as in actions.
-        within: Seconds after the action during which they may still fail.
-        interval: Seconds between polls.
-    """
-
-    checks: tuple[str, ...]
-    within: float = 30.0
-    interval: float = 1.0
-
-    def __post_init__(self) -> None:
-        # Accept a list, and a lone name (a str is an iterable of letters, not of names).
-        given: object = self.checks
-        checks = (given,) if isinstance(given, str) else tuple(self.checks)
-        object.__setattr__(self, "checks", checks)
-        if not self.checks:
-            raise ValueError("Verify: name at least one health check")
-        if self.within <= 0 or self.interval <= 0:
-            raise ValueError(
-                f"Verify: within and interval must be > 0, got {self.within!r}, {self.interval!r}"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """What to do about events matching `on` (and `when`).
-
-    The steps form an escalation ladder: each is tried (1 + `retries` times, each try being
-    the action and then the verification) before the next; when every step failed, the
-    `escalate` actions (a webhook to a person) run and ``recovery.<subject>.failed`` is
-    published.
-
-    Attributes:
-        on: Event type pattern (``process.*.exited``).
-        steps: The ladder, first rung first.
-        name: Shown in events; default: the pattern.
-        when: Conditions on the event, all of which must hold (see `compile_when`).
-        verify: Health checks that must pass after each step, or None to trust the action.
-        escalate: Actions that tell a person when the ladder is exhausted, the subject is
-            flapping or its remediation breaker opened.
-        dedup_key: Template of the subject a recovery is about; one recovery per subject at
-            a time, and cooldown, flapping and the breaker are per subject.
-        timeout: Seconds each action may take.
-        retries: Extra tries of each step before moving up the ladder.
-        retry_delay: Seconds between tries of a step.
-        cooldown: Seconds after a recovery of the subject during which triggers are ignored.
-        breaker_failures: Consecutive failed recoveries of a subject that stop automatic
-            action (and escalate) for `breaker_reset` seconds.
-        breaker_reset: See `breaker_failures`.
-        flap: Flap detection thresholds, or None to not detect flapping.
-    """
-
-    on: str
-    steps: tuple[Action, ...]
-    name: str = ""
-    when: Mapping[str, Any] = field(default_factory=dict)
-    verify: Verify | None = None
-    escalate: tuple[Action, ...] = ()
-    dedup_key: str = "{subject}"
-    timeout: float = 30.0
-    retries: int = 0
-    retry_delay: float = 1.0
-    cooldown: float = 60.0
-    breaker_failures: int = 3
-    breaker_reset: float = 600.0
-    flap: FlapPolicy | None = field(default_factory=FlapPolicy)
-    conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
-    limits: Limits = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        try:
-            check_pattern(self.on)
-        except ValueError as exc:
-            raise ValueError(f"Rule: on {exc}") from None
-        set_(self, "steps", tuple(self.steps))
-        set_(self, "escalate", tuple(self.escalate))
-        if not self.steps:
-            raise ValueError(f"Rule {self.on!r}: give at least one step")
-        if self.timeout <= 0 or self.retries < 0 or self.retry_delay < 0 or self.cooldown < 0:
-            raise ValueError(
-                f"Rule {self.on!r}: need timeout > 0 and retries, retry_delay, cooldown >= 0"
-            )
-        if self.breaker_failures < 1 or self.breaker_reset <= 0:
-            raise ValueError(f"Rule {self.on!r}: need breaker_failures >= 1, breaker_reset > 0")
-        set_(self, "name", self.name or self.on)
-        set_(self, "conditions", compile_when(self.when))
-        set_(
-            self,
-            "limits",
-            Limits(self.cooldown, self.breaker_failures, self.breaker_reset, self.flap),
-        )
-
-    def matches(self, event: Event) -> bool:
-        """Return whether this rule handles `event`."""
-        return matches(self.on, event.type) and all(c.test(event) for c in self.conditions)
 
 
 def _next_rid() -> str:
@@ -295,13 +180,7 @@ class RecoveryEngine:
             logger.warning("recovery engine's loop is closed; %s ignored", event.type)
 
     def _rule_for(self, event: Event) -> Rule | None:
-        own = event.type.startswith("recovery.")
-        for rule in self.rules:
-            if own and not rule.on.startswith("recovery."):
-                continue
-            if rule.matches(event):
-                return rule
-        return None
+        return next((rule for rule in self.rules if rule.matches(event)), None)
 
     def handle(self, event: Event) -> Verdict | None:
         """Decide on `event` now and start a recovery if allowed (call on the engine's loop).
@@ -381,7 +260,7 @@ class RecoveryEngine:
             "rule": rule.name,
             "trigger": _trigger(event),
             "steps": [a.describe() for a in rule.steps],
-            "verify": _describe_verify(rule.verify),
+            "verify": rule.verify.describe() if rule.verify is not None else None,
         }
         if self.dry_run:
             self.governor.begin(key, rid)
@@ -407,7 +286,7 @@ class RecoveryEngine:
         try:
             for index, action in enumerate(rule.steps):
                 for attempt in range(rule.retries + 1):
-                    ok, detail = await self._attempt(action, run.ctx, rule.timeout, rule.verify)
+                    ok, detail = await try_step(action, run.ctx, rule.timeout, rule.verify)
                     tries.append({"step": index, "attempt": attempt, **detail})
                     if ok:
                         break
@@ -461,76 +340,6 @@ class RecoveryEngine:
             self._emit(run.key, "failed", Severity.ERROR, error=error, **common)
         return opened
 
-    async def _attempt(
-        self, action: Action, ctx: ActionContext, limit: float, verify: Verify | None
-    ) -> tuple[bool, dict[str, Any]]:
-        detail: dict[str, Any] = {"action": action.describe()}
-        try:
-            async with timeout_after(limit, self.clock, name=action.kind):
-                result = await action.run(ctx)
-        except TimeoutError:
-            detail["error"] = f"{action.kind} timed out after {limit:g}s"
-            return False, detail
-        except Exception as exc:  # noqa: BLE001 - an action's failure is data, not a crash
-            # Recorded in events and the journal, which does not scan strings: an exception
-            # or a command's output may hold a DSN or a token.
-            detail["error"] = redact(f"{action.kind} failed: {type(exc).__name__}: {exc}")
-            return False, detail
-        # Actions return a mapping or None; anything else (a user's action returning True)
-        # is not an error, but not a record either.
-        if isinstance(result, Mapping) and result:
-            detail["result"] = redact_value(dict(result))
-        if verify is None:
-            return True, detail
-        ok, checks = await self._verify(verify, ctx.fields)
-        detail["checks"] = checks
-        if not ok:
-            bad = sorted(
-                name
-                for name, status in checks.items()
-                if status not in (HealthStatus.PASS, _MISSING_CHECK)
-            )
-            missing = sorted(name for name, status in checks.items() if status == _MISSING_CHECK)
-            problems = []
-            if missing:
-                problems.append(f"no such health check: {', '.join(missing)}")
-            if bad:
-                problems.append(f"{', '.join(bad)} not passing within {verify.within:g}s")
-            detail["error"] = f"verification failed: {'; '.join(problems)}"
-        return ok, detail
-
-    async def _verify(
-        self, verify: Verify, fields: Mapping[str, str]
-    ) -> tuple[bool, dict[str, str]]:
-        health = self.health
-        assert health is not None  # checked in __init__
-        # Names are templates like actions' targets, so one rule can verify `{subject}`.
-        names = [render(name, fields) for name in verify.checks]
-        deadline = self.clock.monotonic() + verify.within
-        while True:
-            statuses: dict[str, str] = {}
-            for name in names:
-                remaining = max(deadline - self.clock.monotonic(), verify.interval)
-                try:
-                    async with timeout_after(remaining, self.clock, name=name):
-                        status = await health.check_now(name)
-                except asyncio.CancelledError:
-                    raise
-                except KeyError:
-                    # A template that rendered to no check: say so, not "not passing".
-                    statuses[name] = _MISSING_CHECK
-                    continue
-                except Exception as exc:  # noqa: BLE001 - a broken check is a failing check
-                    logger.debug("check %s raised during verification: %r", name, exc)
-                    status = HealthStatus.FAIL
-                statuses[name] = str(status)
-            if all(s == HealthStatus.PASS for s in statuses.values()):
-                return True, statuses
-            now = self.clock.monotonic()
-            if now >= deadline:
-                return False, statuses
-            await self.clock.asleep(min(verify.interval, deadline - now))
-
     async def _escalate(
         self,
         rule: Rule,
@@ -545,7 +354,7 @@ class RecoveryEngine:
                 notified.append({"ok": None, "would_run": action.describe()})
                 continue
             # Notifications are not verified: the person told is the verification.
-            ok, detail = await self._attempt(action, ctx, rule.timeout, None)
+            ok, detail = await try_step(action, ctx, rule.timeout, None)
             notified.append({"ok": ok, **detail})
         self._emit(
             key,
@@ -568,9 +377,3 @@ class RecoveryEngine:
 
 def _trigger(event: Event) -> dict[str, Any]:
     return {"id": event.id, "type": event.type, "source": event.source}
-
-
-def _describe_verify(verify: Verify | None) -> dict[str, Any] | None:
-    if verify is None:
-        return None
-    return {"checks": list(verify.checks), "within": verify.within, "interval": verify.interval}

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from selfheal._calls import is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
 from selfheal._threads import in_own_thread
@@ -108,7 +109,7 @@ class RecoveryManager:
                 return
             self._active[key] = self.clock.time()
         logger.info("starting recovery for %s", key)
-        if inspect.iscoroutinefunction(handler):
+        if is_async_callable(handler):
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:

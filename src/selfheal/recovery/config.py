@@ -35,8 +35,9 @@ from selfheal.recovery._actions import (
     RestartProgram,
     RunCommand,
 )
-from selfheal.recovery._core import FlapPolicy, RateLimit, compile_when
-from selfheal.recovery._engine import Rule, Verify
+from selfheal.recovery._conditions import compile_when
+from selfheal.recovery._limits import FlapPolicy, RateLimit
+from selfheal.recovery._rules import Rule, Verify
 
 __all__ = [
     "BreakerConfig",

@@ -5,15 +5,10 @@ needs pydantic. A Redis backend can implement `JournalStore` later.
 """
 
 from selfheal.interfaces import Incident, JournalStore, MttrSummary, RecoveryRecord, StoredEvent
-from selfheal.store._base import IncidentTracker, Signal, classify
+from selfheal.store._errors import JournalFormatError, JournalNotFoundError
+from selfheal.store._incidents import IncidentTracker
 from selfheal.store._journal import DROPPED, Journal, JournalOptions
-from selfheal.store._sqlite import (
-    DEFAULT_PATH,
-    JournalFormatError,
-    JournalNotFoundError,
-    SqliteJournalStore,
-    path_from_url,
-)
+from selfheal.store._sqlite import DEFAULT_PATH, SqliteJournalStore, path_from_url
 
 __all__ = [
     "DEFAULT_PATH",
@@ -27,9 +22,7 @@ __all__ = [
     "JournalStore",
     "MttrSummary",
     "RecoveryRecord",
-    "Signal",
     "SqliteJournalStore",
     "StoredEvent",
-    "classify",
     "path_from_url",
 ]

@@ -25,7 +25,7 @@ from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._threads import in_own_thread
 from selfheal.events import Event, EventBus, Severity, Subscription
 from selfheal.interfaces import Incident, JournalStore, MttrSummary, RecoveryRecord, StoredEvent
-from selfheal.store._base import IncidentTracker
+from selfheal.store._incidents import IncidentTracker
 from selfheal.store._sqlite import DEFAULT_PATH, SqliteJournalStore
 
 __all__ = ["DROPPED", "Journal", "JournalOptions"]

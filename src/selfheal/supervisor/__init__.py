@@ -2,19 +2,29 @@
 
 Standard library only (``import selfheal`` works without extras); the TOML models are in
 `selfheal.supervisor.config` (pydantic), the daemon wiring in `selfheal.runtime`.
+
+Modules, by concept: `_states` (the pure lifecycle table), `_spec` (what a program is),
+`_supervisor` (the facade: Component and ProgramControl), `_driver` (runs the lifecycles),
+`_child` (one process and its output), `_deps` (dependencies, start and stop order, groups),
+`_probes` (probes and deadlines on the clock), `_statedir` (lock, children file, leftovers),
+`_proc` (spawn, exit watch, signals, /proc), `_logs`, `_notify` (sd_notify), `_health`
+(programs as health checks), `watchdog` (the article's synchronous API).
 """
 
 from selfheal.interfaces import ProgramControl
-from selfheal.supervisor._core import ReloadResult, Supervisor
 from selfheal.supervisor._health import ProgramHealth
+from selfheal.supervisor._logs import log_path
 from selfheal.supervisor._spec import (
     BackoffSpec,
     IntensitySpec,
     LogSpec,
     ProbeSpec,
     ProgramSpec,
+    spec_from_dict,
+    spec_to_dict,
 )
 from selfheal.supervisor._states import Lifecycle, ProcessState, Trigger, transition
+from selfheal.supervisor._supervisor import ReloadResult, Supervisor
 from selfheal.supervisor.watchdog import ProcessWatchdog
 
 __all__ = [
@@ -31,5 +41,8 @@ __all__ = [
     "ReloadResult",
     "Supervisor",
     "Trigger",
+    "log_path",
+    "spec_from_dict",
+    "spec_to_dict",
     "transition",
 ]

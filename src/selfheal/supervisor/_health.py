@@ -9,10 +9,10 @@ dies during start-up is not called a success.
 
 from __future__ import annotations
 
-from selfheal._deadline import timeout_after
 from selfheal.interfaces import HealthStatus
-from selfheal.supervisor._core import Supervisor, _build_check
+from selfheal.supervisor._probes import build_check, probe_once
 from selfheal.supervisor._states import ProcessState
+from selfheal.supervisor._supervisor import Supervisor
 
 __all__ = ["ProgramHealth"]
 
@@ -67,10 +67,6 @@ class ProgramHealth:
         probe = spec.liveness or spec.readiness
         if probe is None:
             return status
-        check = _build_check(probe, spec.cwd)
-        try:
-            async with timeout_after(probe.timeout, self.supervisor.clock, name=name):
-                await check()
-        except Exception:  # noqa: BLE001 - any probe failure is a failed verification
-            return HealthStatus.FAIL
-        return HealthStatus.PASS
+        check = build_check(probe, spec.cwd)
+        error = await probe_once(check, probe.timeout, self.supervisor.clock, name=name)
+        return HealthStatus.FAIL if error else HealthStatus.PASS

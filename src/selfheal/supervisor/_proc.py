@@ -5,15 +5,15 @@ makes it readable when the process exits, so the loop sleeps until then, with no
 pidfds are missing (Linux < 5.3, other Unixes) a thread blocks in ``waitpid`` for that one pid
 and wakes the loop, which is what asyncio's ThreadedChildWatcher does.
 
-The state file records every child (pid, start time, run id) so that the next daemon can end
-what a crashed one left behind, after checking each process really is one of ours.
+Processes are told apart through ``/proc``: a recorded child by its start time (its pid may
+have been reused), a descendant by the run id in its environment (`find_marked`,
+`find_leftovers`), so that nothing but our own processes is ever signalled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -24,11 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfheal._clock import Clock
+from selfheal._deadline import timeout_after
+
 __all__ = [
+    "PROGRAM_ENV",
     "RUN_ENV",
     "ChildRecord",
     "ExitWatch",
-    "StateFile",
     "end_processes",
     "find_leftovers",
     "find_marked",
@@ -264,54 +267,6 @@ class ChildRecord:
         }
 
 
-class StateFile:
-    """The children of the running daemon, in ``<state_dir>/children.json`` (a line each).
-
-    Rewritten in place at every spawn and exit, so after a crash it lists the children the
-    dead daemon had. In place (``pwrite`` + ``ftruncate`` on a kept descriptor, microseconds)
-    rather than write-and-rename, because ext4 flushes data on a replacing rename, which costs
-    milliseconds on the restart path. A torn tail can only add stale lines, and every record
-    is verified (start time, run id) before anything is signalled.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = -1
-
-    def read(self) -> list[ChildRecord]:
-        """Return the recorded children ([] if the file is missing or unreadable)."""
-        try:
-            text = self.path.read_text()
-        except OSError:
-            return []
-        out = []
-        for line in text.splitlines():
-            try:
-                c = json.loads(line)
-                out.append(
-                    ChildRecord(
-                        str(c["name"]), int(c["pid"]), c.get("start_time"), str(c["run_id"])
-                    )
-                )
-            except (ValueError, KeyError, TypeError):
-                continue
-        return out
-
-    def write(self, children: list[ChildRecord]) -> None:
-        """Replace the file's content with `children`."""
-        if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        data = "".join(json.dumps(c.to_dict()) + "\n" for c in children).encode()
-        os.pwrite(self._fd, data, 0)
-        os.ftruncate(self._fd, len(data))
-
-    def close(self) -> None:
-        """Close the kept descriptor; safe to call twice."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-
 def find_leftovers(records: list[ChildRecord]) -> dict[str, list[int]]:
     """Find the processes a dead daemon's children left behind, proven to be ours.
 
@@ -354,7 +309,7 @@ def _all_pids() -> Iterator[int]:
                 yield int(entry.name)
 
 
-async def end_processes(pids: list[int], grace: float, sleep: Callable[[float], Any]) -> None:
+async def end_processes(pids: list[int], grace: float, clock: Clock) -> None:
     """SIGTERM `pids`, wait up to `grace` seconds for them to go, then SIGKILL the rest.
 
     They are not our children (their parent died), so each is held by a pidfd where possible:
@@ -363,7 +318,7 @@ async def end_processes(pids: list[int], grace: float, sleep: Callable[[float], 
     Args:
         pids: Processes to end.
         grace: Seconds between SIGTERM and SIGKILL.
-        sleep: The clock's async sleep (the bound on the wait).
+        clock: The clock the grace period is measured on.
     """
     loop = asyncio.get_running_loop()
     fds: dict[int, int] = {}
@@ -379,15 +334,11 @@ async def end_processes(pids: list[int], grace: float, sleep: Callable[[float], 
             waits.append(fut)
     try:
         if waits:
-            gone = asyncio.gather(*waits)
-            timer = asyncio.ensure_future(sleep(grace))
-            await asyncio.wait([gone, timer], return_when=asyncio.FIRST_COMPLETED)
-            timer.cancel()
-            gone.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await gone
+            with contextlib.suppress(TimeoutError):
+                async with timeout_after(grace, clock, name="leftover grace"):
+                    await asyncio.gather(*waits)
         elif pids:
-            await sleep(min(grace, 0.2))
+            await clock.asleep(min(grace, 0.2))
         for pid in pids:
             _send(pid, fds.get(pid, -1), signal.SIGKILL)
     finally:

@@ -20,7 +20,7 @@ from enum import Enum
 
 from selfheal.supervisor._spec import ProgramSpec
 
-__all__ = ["Lifecycle", "ProcessState", "Trigger", "transition"]
+__all__ = ["ACTIVE", "IDLE", "Lifecycle", "ProcessState", "Trigger", "transition"]
 
 
 class ProcessState(Enum):
@@ -93,8 +93,10 @@ class Lifecycle:
     reason: str = ""
 
 
-_ACTIVE = (ProcessState.STARTING, ProcessState.RUNNING)
-_IDLE = (ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL)
+#: States in which a process runs (or is being started).
+ACTIVE = frozenset({ProcessState.STARTING, ProcessState.RUNNING})
+#: States with no process and nothing under way.
+IDLE = frozenset({ProcessState.STOPPED, ProcessState.EXITED, ProcessState.FATAL})
 
 
 def transition(  # noqa: PLR0911, PLR0912 - the whole state table, in one place on purpose
@@ -113,7 +115,7 @@ def transition(  # noqa: PLR0911, PLR0912 - the whole state table, in one place 
         The new lifecycle (the same object when nothing changes).
     """
     state = life.state
-    if state in _IDLE:
+    if state in IDLE:
         if trigger in (Trigger.START, Trigger.RESTART):
             # A start by hand forgives the past: FATAL is left and the counters reset.
             return Lifecycle(ProcessState.STARTING, now, now, reason=trigger.value)

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
-from selfheal.supervisor._core import Supervisor
 from selfheal.supervisor._spec import BackoffSpec, IntensitySpec, ProgramSpec
 from selfheal.supervisor._states import ProcessState
+from selfheal.supervisor._supervisor import Supervisor
 
 __all__ = ["ProcessWatchdog"]
 

@@ -32,9 +32,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from selfheal.errors import ReloadError
-from selfheal.supervisor._core import Supervisor
+from selfheal.supervisor import Supervisor
 
-__all__ = ["ControlServer", "ReloadError", "control_app", "read_control_file"]
+__all__ = ["ControlServer", "control_app", "read_control_file"]
 
 logger = logging.getLogger("selfheal.web.control")
 

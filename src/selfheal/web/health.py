@@ -7,8 +7,6 @@ microseconds each and never reaches a dependency. Needs the ``server`` extra (st
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs
 
@@ -19,11 +17,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from selfheal.health import HealthMonitor, Probe
-from selfheal.health._http import HttpOptions, Renderer, ShowDetails
+from selfheal.web._render import Renderer, ShowDetails
+from selfheal.web.lifespan import MonitorGuard, health_lifespan
+from selfheal.web.options import EndpointOptions, http_options
 
 __all__ = ["health_app", "health_routes"]
-
-logger = logging.getLogger("selfheal.web")
 
 
 def health_routes(
@@ -38,6 +36,10 @@ def health_routes(
     release_id: str | None = None,
 ) -> list[BaseRoute]:
     """Return the health routes, to add to an existing Starlette or FastAPI app.
+
+    The routes do not start the monitor: start it in the app's lifespan (or use
+    `selfheal.web.install`, which adds these routes and does that). A request finding it not
+    running with checks that never had a result logs a warning.
 
     Args:
         monitor: Whose cached results to serve.
@@ -54,28 +56,47 @@ def health_routes(
         Routes for ``/livez``, ``/readyz``, ``/healthz``, each also with ``/<check>``, and
         ``/metrics``.
     """
-    options = HttpOptions(
+    guard = MonitorGuard(monitor, manage=False, where="health_routes")
+    options = EndpointOptions(
         token=token,
         show_details=show_details,
+        metrics=metrics,
         service_id=service_id,
         description=description,
         version=version,
         release_id=release_id,
     )
+    return _guarded_routes(monitor, guard, options, where="health_routes")
 
-    render = Renderer(monitor, options)
 
+def _guarded_routes(
+    monitor: HealthMonitor, guard: MonitorGuard, options: EndpointOptions, *, where: str
+) -> list[BaseRoute]:
+    """Return the health routes, each consulting `guard` before it answers.
+
+    Args:
+        monitor: Whose cached results to serve.
+        guard: Starts the monitor (or warns) if nothing else did.
+        options: How the endpoints answer.
+        where: Names the caller in error messages.
+
+    Returns:
+        The routes of `health_routes`.
+    """
+    http, metrics = http_options(options, where=where)
+    render = Renderer(monitor, http)
     routes: list[BaseRoute] = []
     for probe in Probe:
-        endpoint = _ProbeEndpoint(probe, render)
+        endpoint = _ProbeEndpoint(probe, render, guard)
         routes.append(Route(f"/{probe.value}", endpoint, methods=["GET", "HEAD"]))
         routes.append(Route(f"/{probe.value}/{{check}}", endpoint, methods=["GET", "HEAD"]))
     if metrics:
         from selfheal.web.metrics import CONTENT_TYPE, HealthMetrics
 
-        collected = HealthMetrics(monitor)
+        collected = HealthMetrics.of(monitor)
 
         async def metrics_endpoint(request: Request) -> Response:
+            await guard.ensure()
             return Response(collected.render(), media_type=CONTENT_TYPE)
 
         routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
@@ -85,12 +106,15 @@ def health_routes(
 class _ProbeEndpoint:
     """A raw ASGI endpoint: no Request or Response objects on the probes' hot path."""
 
-    def __init__(self, probe: Probe, render: Renderer) -> None:
+    def __init__(self, probe: Probe, render: Renderer, guard: MonitorGuard) -> None:
         self.probe = probe
         self.render = render
+        self.guard = guard
         self.__name__ = probe.value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.guard.settled:
+            await self.guard.ensure()
         authorization = None
         for name, value in scope["headers"]:
             if name == b"authorization":
@@ -141,9 +165,11 @@ def health_app(
         token: Bearer token that unlocks details; statuses are shown to everyone.
         show_details: ``"when_authorized"`` (default), ``"never"`` or ``"always"``.
         metrics: Whether to serve ``/metrics``.
-        manage_monitor: Whether the app's lifespan starts the monitor (if it is not running
-            yet) and stops it again. Mounted apps get no lifespan: start the monitor in
-            the parent app's lifespan instead.
+        manage_monitor: Whether the app starts the monitor (if it is not running yet): its
+            lifespan starts and stops it; where no lifespan runs (an app mounted with
+            ``parent.mount("/health", health_app(monitor))``), the first request starts it on
+            the server's loop, where it runs until that loop ends. With False the caller
+            starts it (see `health_lifespan`).
         drain_seconds: If given, the lifespan installs a SIGTERM handler that fails
             readiness for this many seconds before the server shuts down (main thread only;
             see `HealthMonitor.install_signal_handlers`).
@@ -155,8 +181,8 @@ def health_app(
     Returns:
         A Starlette application.
     """
-    routes = health_routes(
-        monitor,
+    guard = MonitorGuard(monitor, manage=manage_monitor, where="health_app")
+    options = EndpointOptions(
         token=token,
         show_details=show_details,
         metrics=metrics,
@@ -165,24 +191,12 @@ def health_app(
         version=version,
         release_id=release_id,
     )
+    routes = _guarded_routes(monitor, guard, options, where="health_app")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        started = manage_monitor and not monitor.running
-        if started:
-            await monitor.start()
-        restore = None
-        if drain_seconds is not None:
-            if threading.current_thread() is threading.main_thread():
-                restore = monitor.install_signal_handlers(drain_seconds)
-            else:
-                logger.warning("health_app: not in the main thread; SIGTERM draining not set up")
-        try:
+        guard.lifespan_ran()
+        async with health_lifespan(monitor, drain_seconds=drain_seconds, start=manage_monitor):
             yield
-        finally:
-            if restore is not None:
-                restore()
-            if started:
-                await monitor.stop()
 
     return Starlette(routes=routes, lifespan=lifespan)

@@ -3,16 +3,25 @@
 Status per check, run durations and status transitions, in the Prometheus text format via
 prometheus-client (the ``server`` extra). A private `CollectorRegistry` per monitor, never the
 global one: two monitors in one process (or one test after another) never collide.
+
+Under a server with several worker processes (gunicorn), each worker runs its own monitor
+and a scrape reaches one of them. With prometheus-client's multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR`` set before prometheus-client is imported) the counters and
+histograms are kept in that directory and every scrape adds up all the workers' (with
+whatever else the processes count there); the status gauges are read at scrape time and are
+the answering worker's.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from selfheal.health import CheckResult, HealthMonitor, HealthStatus, Probe
@@ -68,6 +77,20 @@ class _StatusCollector(Collector):
         yield probes
 
 
+# One `HealthMetrics` per monitor for the apps that serve it (`HealthMetrics.of`): in
+# multiprocess mode two of them would each add every run to the same shared file. Weak values
+# keyed by id: the instance keeps its monitor alive, so an id is never reused while in here.
+_SHARED: weakref.WeakValueDictionary[int, HealthMetrics] = weakref.WeakValueDictionary()
+
+
+def _multiprocess_mode() -> bool:
+    """Return whether prometheus-client keeps its values in ``PROMETHEUS_MULTIPROC_DIR``.
+
+    prometheus-client decides this once, when it is first imported.
+    """
+    return values.ValueClass is not values.MutexValue
+
+
 class HealthMetrics:
     """Prometheus metrics of one monitor.
 
@@ -80,11 +103,29 @@ class HealthMetrics:
     - ``selfheal_health_check_runs_total{check,result}``: runs, by ``ok``/``failed``/``timeout``.
     - ``selfheal_health_check_transitions_total{check,from_status,to_status}``: status changes.
 
+    In prometheus-client's multiprocess mode (see the module docs), `render` adds up the
+    counters and histograms of every process writing to ``PROMETHEUS_MULTIPROC_DIR``.
+
     Args:
         monitor: The monitor to observe.
         registry: Where to register (default: a new private `CollectorRegistry`).
         prefix: The metric name prefix.
     """
+
+    @classmethod
+    def of(cls, monitor: HealthMonitor) -> HealthMetrics:
+        """Return the metrics (default registry and prefix) the web apps share for `monitor`.
+
+        Args:
+            monitor: The monitor to observe.
+
+        Returns:
+            The one instance for this monitor, created on first use.
+        """
+        shared = _SHARED.get(id(monitor))
+        if shared is None or shared._monitor is not monitor:
+            shared = _SHARED[id(monitor)] = cls(monitor)
+        return shared
 
     def __init__(
         self,
@@ -93,6 +134,7 @@ class HealthMetrics:
         registry: CollectorRegistry | None = None,
         prefix: str = "selfheal_health",
     ) -> None:
+        self._monitor = monitor
         self.registry = registry if registry is not None else CollectorRegistry()
         self._duration = Histogram(
             f"{prefix}_check_duration_seconds",
@@ -113,7 +155,16 @@ class HealthMetrics:
             ["check", "from_status", "to_status"],
             registry=self.registry,
         )
-        self.registry.register(_StatusCollector(monitor, prefix))
+        status = _StatusCollector(monitor, prefix)
+        self.registry.register(status)
+        self._exposed = self.registry
+        if _multiprocess_mode():
+            # The counters above still go to `registry` (so the names are checked once per
+            # monitor), but their values are in the shared directory: read them all from
+            # there, beside this process's statuses.
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed)  # type: ignore[no-untyped-call]
+            self._exposed.register(status)
         self._remove: Callable[[], None] | None = monitor.add_observer(self._observe)
 
     def _observe(self, result: CheckResult, before: HealthStatus) -> None:
@@ -125,7 +176,7 @@ class HealthMetrics:
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format (content type `CONTENT_TYPE`)."""
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)
 
     def close(self) -> None:
         """Stop observing the monitor (the registry keeps what was counted)."""

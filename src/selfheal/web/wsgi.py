@@ -2,9 +2,9 @@
 
 Standard library only (plus prometheus-client if ``/metrics`` is served); no Flask needed.
 Answers are the same bytes as the ASGI app's. The monitor runs in its own daemon thread
-(`HealthMonitor.start_monitoring`), so a worker answering a probe only reads cached results.
-
-Mounting in Flask, under ``/health`` (werkzeug ships with Flask)::
+(`HealthMonitor.start_monitoring`), stopped at interpreter exit, so a worker answering a
+probe only reads cached results. In Flask, `selfheal.web.flask.SelfHeal` puts this app in
+front of the Flask app; any WSGI router can mount it, e.g. werkzeug's::
 
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {"/health": health_wsgi_app(monitor)})
@@ -14,12 +14,14 @@ which serves ``/health/livez``, ``/health/readyz`` and so on.
 
 from __future__ import annotations
 
+import atexit
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 from urllib.parse import parse_qs
 
 from selfheal.health import HealthMonitor
-from selfheal.health._http import HttpOptions, Renderer, ShowDetails, route
+from selfheal.web._render import HttpOptions, Renderer, ShowDetails, route
 
 __all__ = ["WSGIApp", "health_wsgi_app"]
 
@@ -50,7 +52,7 @@ def health_wsgi_app(
         show_details: ``"when_authorized"`` (default), ``"never"`` or ``"always"``.
         metrics: Whether to serve ``/metrics`` (needs prometheus-client).
         start_monitoring: Whether to start the monitor's background thread now (if it is
-            not running yet).
+            not running yet); it is then stopped at interpreter exit.
         service_id: The health+json ``serviceId``.
         description: The health+json ``description``.
         version: The health+json ``version``.
@@ -71,7 +73,7 @@ def health_wsgi_app(
     if metrics:
         from selfheal.web.metrics import CONTENT_TYPE, HealthMetrics
 
-        collected = HealthMetrics(monitor)
+        collected = HealthMetrics.of(monitor)
 
         def render_metrics() -> tuple[bytes, str]:
             return collected.render(), CONTENT_TYPE
@@ -79,6 +81,7 @@ def health_wsgi_app(
     render = Renderer(monitor, options)
     if start_monitoring and not monitor.running:
         monitor.start_monitoring()
+        _stop_at_exit(monitor)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         # A worker forked from a preloading master (gunicorn --preload) lost the monitor's
@@ -111,6 +114,22 @@ def health_wsgi_app(
         )
 
     return app
+
+
+def _stop_at_exit(monitor: HealthMonitor) -> None:
+    """Stop the monitor's thread at interpreter exit, so checks' connections close cleanly.
+
+    A process forked from this one (a gunicorn worker) inherits the handler and stops the
+    thread it started itself. A weak reference: the handler keeps no monitor alive.
+    """
+    ref = weakref.ref(monitor)
+
+    def stop() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.stop_monitoring()
+
+    atexit.register(stop)
 
 
 def _send(

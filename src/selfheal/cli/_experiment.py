@@ -1,0 +1,232 @@
+"""``selfheal chaos run EXPERIMENT``: run a chaos experiment with a live display.
+
+Exit codes: 0 the steady state held, 1 it deviated, 2 the run was aborted (and rolled back),
+3 the steady state was not met before the method (nothing was injected), 4 the experiment
+could not be run (bad file or arguments, or refused in production).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfheal.cli._common import console, fail
+
+__all__ = ["EXIT_UNUSABLE", "chaos_group", "commands", "experiment_run"]
+
+#: Exit code for an experiment that could not be run at all (1, 2 and 3 are outcomes).
+EXIT_UNUSABLE = 4
+
+_OUTCOME_STYLE = {"held": "green", "deviated": "red", "aborted": "yellow", "not_met": "yellow"}
+
+
+class _UnusableError(click.UsageError):
+    exit_code = EXIT_UNUSABLE
+
+
+class _ExperimentCommand(click.Command):
+    """A command whose usage errors exit 4: click's usual 2 means "aborted" here."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            raise _UnusableError(exc.format_message(), exc.ctx) from None
+
+
+def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--var {item!r}: expected KEY=VALUE", EXIT_UNUSABLE)
+        out[key] = value
+    return out
+
+
+@click.command(name="run", cls=_ExperimentCommand)
+@click.argument("experiment", type=click.Path(dir_okay=False))
+@click.option(
+    "--journal",
+    "journal",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the run record (JSON) to this file.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON, no display.")
+@click.option("--seed", type=int, default=None, help="Seed the run's randomness (repeat a run).")
+@click.option(
+    "--var",
+    "variables",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a configuration value (repeatable).",
+)
+@click.option(
+    "--allow-production",
+    is_flag=True,
+    help="Run even where SELFHEAL_ENV=production.",
+)
+def experiment_run(
+    *,
+    experiment: str,
+    journal: str | None,
+    as_json: bool,
+    seed: int | None,
+    variables: tuple[str, ...],
+    allow_production: bool,
+) -> None:
+    """Run EXPERIMENT (.toml, or a Chaos Toolkit .json/.yaml file) and exit with its outcome.
+
+    Exit codes: 0 held, 1 deviated, 2 aborted (rolled back), 3 steady state not met before
+    the method, 4 the experiment could not be run. Rollbacks run after SIGINT and SIGTERM too.
+    """
+    from selfheal.chaos.experiment import (
+        ChaosRefusedError,
+        ExperimentError,
+        ExperimentRunner,
+        load_experiment,
+        refuse_in_production,
+        secret_values,
+    )
+    from selfheal.events import Event, EventBus
+
+    try:
+        # Before loading: loading imports the python providers' modules.
+        refuse_in_production(allow=allow_production)
+        loaded = load_experiment(experiment, variables=_parse_vars(variables))
+    except (ChaosRefusedError, ExperimentError) as exc:
+        fail(str(exc), EXIT_UNUSABLE)
+    bus = EventBus()
+    events: list[dict[str, Any]] = []
+
+    def keep(event: Event) -> None:
+        events.append(event.to_dict())
+
+    bus.subscribe("chaos.*", keep)
+    display = None if as_json else _Display(secret_values(loaded.secrets))
+    runner = ExperimentRunner(
+        bus=bus,
+        seed=seed,
+        on_progress=None if display is None else display.show,
+        allow_production=allow_production,
+    )
+    if display is not None:
+        display.header(loaded.title, loaded.source)
+    with display.live() if display is not None else _nothing():
+        record = runner.run(loaded)
+    data = record.to_dict()
+    data["events"] = events
+    if journal is not None:
+        _write_journal(Path(journal), data)
+    if display is not None:
+        display.summary(data, journal)
+    else:
+        click.echo(json.dumps(data, indent=2))
+    sys.stdout.flush()
+    raise SystemExit(record.exit_code)
+
+
+class _nothing:  # noqa: N801 - a stand-in for a context manager
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _write_journal(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        click.echo(f"error: cannot write the journal {path}: {exc.strerror}", err=True)
+
+
+class _Display:
+    """Lines for finished steps, and a spinner for the running one when stdout is a terminal."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        self.console = console()
+        self.secrets = secrets
+        self.status: Any = None
+
+    def _clean(self, text: str) -> str:
+        from rich.markup import escape
+
+        from selfheal.chaos.experiment import scrub
+
+        return escape(str(scrub(text, self.secrets)))
+
+    def header(self, title: str, source: str) -> None:
+        self.console.print(f"[bold]{self._clean(title)}[/bold]  [dim]{self._clean(source)}[/dim]")
+
+    def live(self) -> Any:
+        if not self.console.is_terminal:
+            return _nothing()
+        self.status = self.console.status("starting")
+        return self.status
+
+    def show(self, step: Any) -> None:
+        phase = f"[cyan]{step.phase:<14}[/cyan]"
+        if step.kind == "phase":
+            self.console.print(f"[bold]▸ {self._clean(step.message)}[/bold]")
+        elif step.kind == "start" and self.status is not None:
+            self.status.update(f"{step.phase}: {self._clean(step.message)}")
+        elif step.kind == "result" and step.result is not None:
+            self.console.print(f"  {phase} {self._result_line(step.result)}")
+        elif step.kind == "note":
+            self.console.print(f"  {phase} [italic]{self._clean(step.message)}[/italic]")
+
+    def _result_line(self, result: Any) -> str:
+        if result.status != "succeeded":
+            mark = "[red]✗[/red]"
+        elif result.tolerance_met is False:
+            mark = "[yellow]✗[/yellow]"
+        else:
+            mark = "[green]✓[/green]"
+        line = f"{mark} {self._clean(result.name)} [dim]{self._clean(result.provider)}[/dim]"
+        if result.tolerance is not None:
+            verdict = "within" if result.tolerance_met else "not within"
+            line += f" [dim]{verdict} {self._clean(result.tolerance)}[/dim]"
+        if result.error:
+            line += f" [red]{self._clean(result.error)}[/red]"
+        return f"{line} [dim]({result.duration:.2f}s)[/dim]"
+
+    def summary(self, data: dict[str, Any], journal: str | None) -> None:
+        outcome = data["outcome"] or "aborted"
+        style = _OUTCOME_STYLE.get(outcome, "yellow")
+        self.console.print(
+            f"[bold {style}]{outcome.upper()}[/bold {style}] {self._clean(data['reason'])} "
+            f"(exit {data['exit_code']})"
+        )
+        for key, label in (("time_to_detect", "detected"), ("time_to_recover", "recovered")):
+            if data[key] is not None:
+                self.console.print(f"  {label} after {data[key]:.2f}s")
+        if data["ignored_signals"]:
+            self.console.print(f"  ignored during rollbacks: {', '.join(data['ignored_signals'])}")
+        if journal is not None:
+            self.console.print(f"  journal: {self._clean(journal)}")
+
+
+@click.group(name="chaos")
+def chaos_group() -> None:
+    """Chaos engineering: run experiments that prove the service heals."""
+
+
+chaos_group.add_command(experiment_run)
+
+#: Added to the top-level group by ``selfheal.cli``.
+commands = [chaos_group]
