@@ -271,7 +271,7 @@ def test_call_refuses_a_coroutine_function(make: Callable[[], Policy]) -> None:
 def test_the_public_api_type_checks() -> None:
     # tests/typing/api.py uses the API as users do, with assert_type on what decorators,
     # pipelines, execute and FeatureManager return; only a type checker reads it.
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "tests/typing/api.py"],
         cwd=root,
