@@ -16,19 +16,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from policy_helpers import CLOSED, HALF_OPEN, OPEN, BadRequest, Boom
 from selfheal import BreakerState, CircuitBreaker, CircuitBreakerError, FailureRateWindow
 from selfheal.testing import FakeClock
-
-CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-
-
-class Boom(Exception):
-    pass
-
-
-class BadRequest(Exception):
-    pass
-
 
 OUTCOMES = {
     "success": None,
