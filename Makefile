@@ -40,6 +40,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python bench/health.py
 	$(BIN)/python bench/supervisor.py
 	$(BIN)/python bench/events.py
+	$(BIN)/python bench/fleet.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -9,6 +9,7 @@ key is the order id, so a retried checkout or a flush that ran twice changes not
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 WORDS = [
@@ -139,6 +141,10 @@ class OrderStore(Protocol):
         """Raise if the store cannot be reached."""
         ...
 
+    def prepare(self) -> None:
+        """Do the slow once-per-process work (imports) before the process takes requests."""
+        ...
+
 
 class SqliteOrders:
     """Orders in one SQLite file (the demo's default database)."""
@@ -186,35 +192,53 @@ class SqliteOrders:
         with self._conn() as conn:
             conn.execute("SELECT 1")
 
+    def prepare(self) -> None:
+        """Nothing to do: sqlite3 is imported already."""
+
 
 class PostgresOrders:
-    """Orders in PostgreSQL (``SHOP_DB=postgresql://...``); each call bounded by a timeout."""
+    """Orders in PostgreSQL (``SHOP_DB=postgresql://...``); each call bounded by a timeout.
+
+    Nothing connects before the first call: a process started while the database is down
+    starts anyway (the web app answers from the outbox, the worker waits), and psycopg is only
+    imported by the first call, so a restarted web process serves sooner. The table is
+    created on the first connection of each process.
+    """
 
     def __init__(self, dsn: str, timeout: float = 1.0) -> None:
         self.dsn = dsn
         self.timeout = timeout
         self._local = threading.local()
-        self._run(
-            "CREATE TABLE IF NOT EXISTS orders ("
-            " order_id TEXT PRIMARY KEY, body TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
-        )
+        self._schema_ready = False
+        # The health check runs in a new thread each time: it gets one connection of its own
+        # rather than a new connection per run.
+        self._ping_conn = SimpleNamespace(conn=None)
+        self._ping_lock = threading.Lock()
 
-    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    def _run(self, sql: str, params: tuple[Any, ...] = (), *, slot: Any = None) -> Any:
         import psycopg
 
-        conn = getattr(self._local, "conn", None)
+        holder = self._local if slot is None else slot
+        conn = getattr(holder, "conn", None)
         try:
             if conn is None or conn.closed:
                 conn = psycopg.connect(
                     self.dsn, autocommit=True, connect_timeout=max(1, int(self.timeout))
                 )
                 conn.execute(f"SET statement_timeout = {int(self.timeout * 1000)}")
-                self._local.conn = conn
+                if not self._schema_ready:
+                    _create_orders_table(conn)
+                    self._schema_ready = True
+                holder.conn = conn
             return conn.execute(sql, params)
         except psycopg.OperationalError:
             # A broken connection is dropped, so the next call reconnects.
-            self._local.conn = None
+            holder.conn = None
             raise
+
+    def prepare(self) -> None:
+        """Import the driver now (it takes a new process up to a second on a busy machine)."""
+        import psycopg  # noqa: F401
 
     def put(self, order: dict[str, Any]) -> bool:
         """Record `order` once (``ON CONFLICT DO NOTHING`` on the order id)."""
@@ -234,8 +258,20 @@ class PostgresOrders:
         return int(self._run("SELECT count(*) FROM orders").fetchone()[0])
 
     def ping(self) -> None:
-        """Run ``SELECT 1``."""
-        self._run("SELECT 1")
+        """Run ``SELECT 1`` (on a connection kept for this, whichever thread calls)."""
+        with self._ping_lock:
+            self._run("SELECT 1", slot=self._ping_conn)
+
+
+def _create_orders_table(conn: Any) -> None:
+    import psycopg
+
+    # Another process may create it at the same moment (IF NOT EXISTS is not atomic).
+    with contextlib.suppress(psycopg.errors.UniqueViolation):
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS orders ("
+            " order_id TEXT PRIMARY KEY, body TEXT NOT NULL, created DOUBLE PRECISION NOT NULL)"
+        )
 
 
 def open_orders(url: str) -> OrderStore:
@@ -287,10 +323,13 @@ class Outbox:
         with self._lock:
             return int(self._conn.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
-    def flush(self, orders: OrderStore) -> int:
-        """Write every kept order to `orders`; return how many moved. Stops at the first error."""
+    def flush(self, orders: OrderStore, limit: int = 100) -> int:
+        """Write up to `limit` kept orders to `orders`; return how many moved.
+
+        Stops at the first error (the database is still down).
+        """
         moved = 0
-        for order in self.pending():
+        for order in self.pending(limit):
             orders.put(order)  # raises while the database is still down
             self.remove(order["order_id"])
             moved += 1

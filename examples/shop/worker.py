@@ -27,7 +27,7 @@ def notify(message: str) -> None:
 
 
 def main() -> None:
-    """Flush the outbox every 100 ms until SIGTERM."""
+    """Flush the outbox every 100 ms until SIGTERM, a heartbeat after every batch."""
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -40,14 +40,18 @@ def main() -> None:
     notify("READY=1")
     while not stopping:
         try:
-            moved = outbox.flush(orders)
+            # Small batches, a heartbeat after each: a backlog of hundreds of orders after an
+            # outage must not look like a hung worker to the watchdog.
+            moved = outbox.flush(orders, limit=10)
         except Exception as exc:  # the database is down: try again soon
             notify(f"STATUS=database unavailable ({type(exc).__name__}); {outbox.size()} queued")
+            moved = 0
         else:
             if moved:
                 notify(f"STATUS=wrote {moved} queued order(s)")
         notify("WATCHDOG=1")
-        time.sleep(0.1)
+        if moved < 10:
+            time.sleep(0.1)
 
 
 if __name__ == "__main__":

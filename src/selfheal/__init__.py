@@ -100,6 +100,11 @@ if TYPE_CHECKING:
     from selfheal.supervisor.watchdog import (
         ProcessWatchdog,
     )
+    from selfheal.synthetic import (
+        HttpScenario,
+        HttpStep,
+        SyntheticTester,
+    )
 
 # Where each exported name lives; the first access imports the module and caches the name.
 _LAZY: dict[str, str] = {
@@ -132,6 +137,8 @@ _LAZY: dict[str, str] = {
     "FeatureUnavailableError": "selfheal.features",
     "HealthMonitor": "selfheal.health",
     "HealthStatus": "selfheal.health",
+    "HttpScenario": "selfheal.synthetic",
+    "HttpStep": "selfheal.synthetic",
     "InjectedFaultError": "selfheal.chaos",
     "Injector": "selfheal.chaos",
     "JournalError": "selfheal.errors",
@@ -158,6 +165,7 @@ _LAZY: dict[str, str] = {
     "StopAfterDelay": "selfheal.policies",
     "StopAtDeadline": "selfheal.policies",
     "Subscription": "selfheal.events",
+    "SyntheticTester": "selfheal.synthetic",
     "SystemClock": "selfheal._clock",
     "Timeout": "selfheal.policies",
     "current_deadline": "selfheal.policies",
@@ -201,6 +209,8 @@ __all__ = [
     "FeatureUnavailableError",
     "HealthMonitor",
     "HealthStatus",
+    "HttpScenario",
+    "HttpStep",
     "InjectedFaultError",
     "Injector",
     "JournalError",
@@ -227,6 +237,7 @@ __all__ = [
     "StopAfterDelay",
     "StopAtDeadline",
     "Subscription",
+    "SyntheticTester",
     "SystemClock",
     "Timeout",
     "current_deadline",

@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import functools
 import inspect
+import pkgutil
+import re
+from typing import Any
 
-__all__ = ["describe", "is_async_callable"]
+from selfheal.errors import CheckError
+
+_FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+__all__ = [
+    "describe",
+    "describe_error",
+    "is_async_callable",
+    "refuse_awaitable",
+    "resolve_function",
+]
 
 
 def is_async_callable(fn: object) -> bool:
@@ -26,3 +39,53 @@ def is_async_callable(fn: object) -> bool:
 def describe(fn: object) -> str:
     """Return a readable name for `fn` (its qualified name, else its repr)."""
     return str(getattr(fn, "__qualname__", None) or repr(fn))
+
+
+def describe_error(exc: BaseException) -> str:
+    """Return one line saying why a user's check, job or scenario failed.
+
+    A `CheckError` (the target answered, but wrongly) is its message alone; anything else is
+    ``Type: message``, so a ``ConnectionRefusedError`` does not read as a bare errno text.
+    Not redacted: callers redact what they show.
+    """
+    if isinstance(exc, CheckError):
+        return str(exc) or "check failed"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def refuse_awaitable(value: object, what: str) -> None:
+    """Refuse what a sync call returned if it is awaitable: a coroutine that would never run.
+
+    A lambda around an async function, registered where a sync one is expected, returns a
+    coroutine; it is closed (no "never awaited" warning) and the call fails with advice.
+
+    Args:
+        value: What the call returned.
+        what: Names the callable in the message (``"the check"``, ``"the scenario"``).
+
+    Raises:
+        TypeError: If `value` is awaitable.
+    """
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if close is not None:
+            close()
+        raise TypeError(f"{what} returned an awaitable; register the coroutine function itself")
+
+
+def resolve_function(ref: str) -> Any:
+    """Return the callable a config names as ``'module:function'`` (``pkg.mod:Class.method``).
+
+    Raises:
+        ValueError: Not of that form, not importable, or not callable; the message says which.
+    """
+    if not isinstance(ref, str) or not _FUNCTION_REF.match(ref):
+        raise ValueError(f"call must be 'module:function', got {ref!r}")
+    try:
+        fn = pkgutil.resolve_name(ref)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cannot import {ref!r}: {exc}") from None
+    if not callable(fn):
+        raise ValueError(f"{ref!r} is not callable")
+    return fn

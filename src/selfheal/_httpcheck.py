@@ -11,6 +11,7 @@ Standard library only: httpx is imported by whoever makes the client (the ``serv
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -22,9 +23,11 @@ from selfheal._redact import is_secret_key, redact
 from selfheal.errors import CheckError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
-__all__ = ["MISSING", "HttpConditions", "Response", "json_path", "timed_request"]
+__all__ = ["MISSING", "HttpConditions", "Response", "json_path", "ssl_context", "timed_request"]
 
 #: What `json_path` returns for a path the document does not have.
 MISSING: Any = object()
@@ -176,3 +179,17 @@ async def timed_request(
     start = clock.monotonic()
     response = await client.request(method, url, **kwargs)
     return response, clock.monotonic() - start
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """Return one TLS context for the clients of checks and scenarios, made on first use.
+
+    Pass it as ``httpx.AsyncClient(verify=ssl_context())``: httpx otherwise loads the CA
+    bundle again for every client, which costs tens to hundreds of milliseconds of CPU per
+    check run. Certificates are verified as httpx's default does (``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` are honoured).
+    """
+    import httpx
+
+    return httpx.create_ssl_context()

@@ -52,7 +52,7 @@ class SelfhealConfig(BaseModel):
         state; a relative ``url`` is taken relative to `base_dir`, like every path here. The
         daemon and ``selfheal events -c`` both ask this, so they always agree.
         """
-        if "url" in self.journal.model_fields_set:
+        if "url" in self.journal.model_fields_set and self.journal.fleet_url is None:
             return self.journal.path_in(base_dir)
         return Path(base_dir) / self.control.state_dir / "journal.db"
 

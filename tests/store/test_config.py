@@ -17,10 +17,11 @@ def test_journal_config() -> None:
     options = cfg.journal.options()
     assert (options.max_age, options.max_rows) == (None, 10)
     with pytest.raises(ConfigError) as info:
-        parse_config('\n[journal]\nurl = "redis://x"\n')
+        parse_config('\n[journal]\nurl = "mysql://x"\n')
     (issue,) = info.value.issues
     assert (issue.key, issue.line) == ("journal.url", 3)
     assert "not supported" in issue.message
+    assert "redis://" in issue.message  # a fleet's journal is the other valid kind
 
 
 def test_journal_config_builds_a_journal(tmp_path: Path) -> None:

@@ -6,6 +6,8 @@
   `Injector` that activates `Latency`, `RaiseError` and `WrongResult` faults by probability.
 - Process faults: `KillProcess`, `StopProcess` (SIGSTOP, with a dead-man SIGCONT).
 - Safety: `Safeguards`, `TimeWindow`, `KillSwitch`, `kill_switch`, `ChaosRefusedError`.
+- The fault proxy: `FaultProxy` (a TCP proxy with Toxiproxy's toxics and HTTP API, served by
+  `FaultProxyServer` / ``selfheal chaos proxy``), with a dead-man switch on every toxic.
 - Experiments: `selfheal.chaos.experiment` (``selfheal chaos run``), TOML or Chaos Toolkit
   files, with steady-state checks, rollbacks that always run and honest exit codes.
 
@@ -74,8 +76,24 @@ if TYPE_CHECKING:
     from selfheal.chaos._windows import (
         TimeWindow,
     )
+    from selfheal.chaos.proxy import (
+        FaultProxy,
+        FaultProxyServer,
+        ProxyConfig,
+        ProxyError,
+        ProxyState,
+        Toxic,
+        proxy_app,
+    )
 
 _LAZY: dict[str, str] = {
+    "FaultProxy": "selfheal.chaos.proxy",
+    "FaultProxyServer": "selfheal.chaos.proxy",
+    "ProxyConfig": "selfheal.chaos.proxy",
+    "ProxyError": "selfheal.chaos.proxy",
+    "ProxyState": "selfheal.chaos.proxy",
+    "Toxic": "selfheal.chaos.proxy",
+    "proxy_app": "selfheal.chaos.proxy",
     "FaultProxyError": "selfheal.chaos._toxi_client",
     "ProxyHandle": "selfheal.chaos._toxi_client",
     "ToxiproxyClient": "selfheal.chaos._toxi_client",
@@ -123,19 +141,25 @@ __all__ = [
     "Disruption",
     "FaultHandle",
     "FaultPoint",
+    "FaultProxy",
     "FaultProxyError",
+    "FaultProxyServer",
     "InjectedFaultError",
     "Injector",
     "KillProcess",
     "KillSwitch",
     "Latency",
     "ProgramPids",
+    "ProxyConfig",
+    "ProxyError",
     "ProxyHandle",
+    "ProxyState",
     "RaiseError",
     "Safeguards",
     "Step",
     "StopProcess",
     "TimeWindow",
+    "Toxic",
     "ToxiproxyClient",
     "WrongResult",
     "ainject",
@@ -143,6 +167,7 @@ __all__ = [
     "inject",
     "kill_switch",
     "kill_switch_reason",
+    "proxy_app",
     "refuse_in_production",
     "release_kill_switch",
 ]

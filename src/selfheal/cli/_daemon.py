@@ -26,6 +26,7 @@ from selfheal.supervisor import ProgramHealth, Supervisor
 
 if TYPE_CHECKING:
     from selfheal.recovery import RecoveryEngine
+    from selfheal.store.redis import FleetLeases
 
 __all__ = ["Daemon", "Recompile", "compile_in_subprocess", "journal_advice"]
 
@@ -88,10 +89,14 @@ class Daemon:
             log_dir=plan.log_dir,
         )
         self.runtime.add(self.supervisor)
-        self.journal = self._journal(plan.extra.get("journal"), clock)
+        journal = plan.extra.get("journal") or {}
+        self.journal = self._journal(journal, clock)
         if self.journal is not None:
             # Started first and stopped last, so it records the whole run.
             self.runtime.add(self.journal, before=self.supervisor)
+        self.leases: FleetLeases | None = None
+        if journal.get("enabled", True) and journal.get("url"):
+            self._fleet(journal, clock)
         self.recovery = self._recovery(plan.extra, clock)
         if self.recovery is not None:
             # Added after the supervisor, so it stops before it: the programs' deliberate
@@ -116,9 +121,22 @@ class Daemon:
             )
         self._pending: set[asyncio.Task[None]] = set()
 
+    def _fleet(self, section: dict[str, Any], clock: Clock) -> None:
+        """Add the fleet's journal on Redis, and the leases of fleet recovery rules."""
+        from selfheal.store.redis import FleetLeases, RedisJournalStore
+
+        options = JournalOptions(**section.get("options", {}))
+        store = RedisJournalStore(section["url"], max_len=options.max_rows)
+        fleet = Journal(self.runtime.bus, store, options=options, clock=clock)
+        self.runtime.add(fleet, before=self.supervisor)
+        self.leases = FleetLeases(section["url"], clock=clock)
+        self.runtime.add(self.leases, before=self.supervisor)
+
     def _journal(self, section: dict[str, Any] | None, clock: Clock) -> Journal | None:
         if not section or not section.get("enabled", True):
             return None
+        if section.get("url") and not section.get("local_copy"):
+            return None  # the fleet's journal on Redis only
         path = Path(section["path"])
         try:
             _private_file(path)
@@ -150,6 +168,7 @@ class Daemon:
             clock=clock,
             dry_run=engine.dry_run,
             rate_limit=engine.limit(),
+            leases=self.leases,
         )
 
     @classmethod

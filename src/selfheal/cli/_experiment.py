@@ -17,7 +17,7 @@ import click
 
 from selfheal.cli._common import console, fail
 
-__all__ = ["EXIT_UNUSABLE", "chaos_group", "commands", "experiment_run"]
+__all__ = ["EXIT_UNUSABLE", "experiment_run"]
 
 #: Exit code for an experiment that could not be run at all (1, 2 and 3 are outcomes).
 EXIT_UNUSABLE = 4
@@ -219,14 +219,3 @@ class _Display:
             self.console.print(f"  ignored during rollbacks: {', '.join(data['ignored_signals'])}")
         if journal is not None:
             self.console.print(f"  journal: {self._clean(journal)}")
-
-
-@click.group(name="chaos")
-def chaos_group() -> None:
-    """Chaos engineering: run experiments that prove the service heals."""
-
-
-chaos_group.add_command(experiment_run)
-
-#: Added to the top-level group by ``selfheal.cli``.
-commands = [chaos_group]

@@ -21,12 +21,13 @@ from rich.text import Text
 
 from selfheal._clock import SYSTEM_CLOCK
 from selfheal.cli._common import console, fail
-from selfheal.errors import ConfigError
+from selfheal.errors import ConfigError, JournalError
 from selfheal.events import check_pattern
 from selfheal.store import (
     DEFAULT_PATH,
     Incident,
     JournalNotFoundError,
+    JournalStore,
     MttrSummary,
     SqliteJournalStore,
     StoredEvent,
@@ -43,7 +44,7 @@ _db_option = click.option(
     "--db",
     type=click.Path(dir_okay=False),
     default=None,
-    help=f"Journal file (default: {DEFAULT_PATH}).",
+    help=f"Journal file (default: {DEFAULT_PATH}), or a fleet's redis:// URL.",
 )
 _config_option = click.option(
     "-c",
@@ -68,20 +69,27 @@ def _readable(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except sqlite3.DatabaseError as exc:
             fail(f"cannot read the journal: {exc} (is it a selfheal journal?)")
+        except JournalError as exc:  # a fleet's journal on Redis that does not answer
+            fail(str(exc))
 
     return wrapper
 
 
-def _open_store(db: str | None, config_path: str | None) -> SqliteJournalStore:
+def _open_store(db: str | None, config_path: str | None) -> JournalStore:
     if db and config_path:
         fail("give --db or --config, not both")
     if config_path:
         from selfheal.config import load_config
 
         try:
-            path = load_config(config_path).journal_path(Path(config_path).resolve().parent)
+            config = load_config(config_path)
         except ConfigError as exc:
             fail(str(exc))
+        if config.journal.fleet_url is not None:
+            return _fleet_store(config.journal.fleet_url)
+        path = config.journal_path(Path(config_path).resolve().parent)
+    elif db and "://" in db and not db.startswith("sqlite:"):
+        return _fleet_store(db)
     else:
         path = Path(db) if db else DEFAULT_PATH
     try:
@@ -91,6 +99,15 @@ def _open_store(db: str | None, config_path: str | None) -> SqliteJournalStore:
             f"no journal at {path} (the daemon creates it on start; "
             "pass --db PATH or --config FILE to read another one)"
         )
+
+
+def _fleet_store(url: str) -> JournalStore:
+    from selfheal.store.redis import RedisJournalStore
+
+    try:
+        return RedisJournalStore(url, readonly=True)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _when(ts: float | None) -> str:
@@ -192,7 +209,7 @@ def events_command(  # noqa: PLR0917 - click passes each option as an argument
         return
 
 
-def _last_seq(store: SqliteJournalStore) -> int:
+def _last_seq(store: JournalStore) -> int:
     newest = store.events(limit=1)
     return newest[-1].seq if newest else 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from selfheal.cli import _chaos_switch, _experiment, _journal, _supervisor
+from selfheal.cli import _chaos, _chaos_switch, _experiment, _journal, _supervisor
 from selfheal.cli._common import console, fail
 from selfheal.errors import ConfigError
 
@@ -37,7 +37,8 @@ def check(config: str) -> None:
     )
 
 
-for _cmd in (*_supervisor.commands, *_journal.commands, *_experiment.commands):
+for _cmd in (*_supervisor.commands, *_journal.commands, *_chaos.commands):
     main.add_command(_cmd)
-for _cmd in _chaos_switch.commands:
-    _experiment.chaos_group.add_command(_cmd)
+# One ``chaos`` group: the proxy, experiments and the kill switch.
+for _cmd in (_experiment.experiment_run, *_chaos_switch.commands):
+    _chaos.chaos_group.add_command(_cmd)

@@ -18,7 +18,13 @@ from typing import Any
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
 from selfheal.events import Event, EventBus, Severity, Subscription
-from selfheal.interfaces import Degradable, HealthSource, ProgramControl
+from selfheal.interfaces import (
+    Degradable,
+    HealthSource,
+    LeaseGrant,
+    ProgramControl,
+    RecoveryLeases,
+)
 from selfheal.recovery._actions import ActionContext, DegradeFeature, RestartProgram
 from selfheal.recovery._governor import Decision, Governor, Verdict
 from selfheal.recovery._limits import RateLimit
@@ -35,6 +41,10 @@ _RID_PREFIX = f"r{os.getpid():x}-{int.from_bytes(os.urandom(4), 'big'):08x}-"
 _RID_COUNTER = itertools.count(1)
 
 
+class _LeaseLostError(Exception):
+    """The fleet lease of a running recovery went to another node."""
+
+
 def _next_rid() -> str:
     return f"{_RID_PREFIX}{next(_RID_COUNTER)}"
 
@@ -48,6 +58,7 @@ class _Run:
     ctx: ActionContext
     started: float
     duplicates: int = 0
+    grant: LeaseGrant | None = None
 
 
 class RecoveryEngine:
@@ -68,6 +79,8 @@ class RecoveryEngine:
         clock: Time for deadlines, polls, cooldowns and windows.
         dry_run: Decide as usual but only record what would have been done.
         rate_limit: Engine-wide limit on started recoveries (None: unlimited).
+        leases: Fleet leases (`selfheal.store.redis.FleetLeases`): rules with ``fleet`` set
+            run on one node only; without, every rule runs locally.
 
     Raises:
         ValueError: If a rule needs a collaborator that was not given.
@@ -84,8 +97,10 @@ class RecoveryEngine:
         clock: Clock = SYSTEM_CLOCK,
         dry_run: bool = False,
         rate_limit: RateLimit | None = None,
+        leases: RecoveryLeases | None = None,
     ) -> None:
         self.bus = bus
+        self.leases = leases
         self.rules = tuple(rules)
         self.programs = programs
         self.health = health
@@ -269,10 +284,56 @@ class RecoveryEngine:
             self._emit(key, "suppressed", reason="dry_run", would_escalate=escalate, **plan)
             return
         self.governor.begin(key, rid)
+        if self.leases is not None and rule.fleet:
+            self._spawn(self._fleet_recover(rule, key, event, fields, plan))
+            return
+        self._spawn(self._recover(self._start(rule, key, event, fields, plan)))
+
+    def _start(
+        self, rule: Rule, key: str, event: Event, fields: Mapping[str, str], plan: dict[str, Any]
+    ) -> _Run:
+        rid = plan["recovery_id"]
         run = _Run(rule, key, event, rid, self._context(key, event, fields), self.clock.monotonic())
         self._runs[key] = run
         self._emit(key, "started", Severity.WARNING, **plan)
-        self._spawn(self._recover(run))
+        return run
+
+    async def _fleet_recover(
+        self,
+        rule: Rule,
+        key: str,
+        event: Event,
+        fields: Mapping[str, str],
+        plan: dict[str, Any],
+    ) -> None:
+        """Run the recovery if this node gets the fleet's lease; else wait for who has it."""
+
+        def waiting(holder: str) -> None:
+            self._emit(key, "suppressed", reason="fleet_active", holder=holder, rule=rule.name)
+
+        assert self.leases is not None
+        try:
+            grant = await self.leases.claim(f"{rule.name}:{key}", on_wait=waiting)
+        except asyncio.CancelledError:
+            self.governor.finish(key, rule.limits, ok=False, now=self.clock.monotonic(), sim=True)
+            raise
+        except Exception as exc:  # noqa: BLE001 - no lease, no fleet-wide action: tell a person
+            self.governor.finish(key, rule.limits, ok=False, now=self.clock.monotonic(), sim=True)
+            error = redact(f"{type(exc).__name__}: {exc}")
+            self._emit(key, "suppressed", Severity.WARNING, reason="lease_unavailable", error=error)
+            ctx = self._context(key, event, fields)
+            await self._escalate(rule, key, ctx, "lease_unavailable", {"error": error})
+            return
+        if grant is None:  # another node did it
+            self.governor.finish(key, rule.limits, ok=True, now=self.clock.monotonic(), sim=True)
+            self._emit(key, "suppressed", reason="fleet_done", rule=rule.name)
+            return
+        run = self._start(rule, key, event, fields, plan)
+        run.grant = grant
+        try:
+            await self._recover(run)
+        finally:
+            await grant.end(hold=max(rule.cooldown, 1.0))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -286,6 +347,9 @@ class RecoveryEngine:
         try:
             for index, action in enumerate(rule.steps):
                 for attempt in range(rule.retries + 1):
+                    if run.grant is not None and not await run.grant.check():
+                        # Fenced: another node took the lease over; it acts now, not this one.
+                        raise _LeaseLostError
                     ok, detail = await try_step(action, run.ctx, rule.timeout, rule.verify)
                     tries.append({"step": index, "attempt": attempt, **detail})
                     if ok:
@@ -310,6 +374,10 @@ class RecoveryEngine:
         except asyncio.CancelledError:
             self._end(run, ok=False, tries=tries, error="cancelled: the engine stopped")
             raise
+        except _LeaseLostError:
+            # Not escalated: the node that holds the lease now carries on.
+            self._end(run, ok=False, tries=tries, error="lease lost to another node")
+            return
         except Exception as exc:
             # A bug here (or in an action's odd return value) must still end the run: an
             # unended run keeps its subject "active", and every later failure of it would be

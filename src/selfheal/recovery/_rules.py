@@ -74,6 +74,9 @@ class Rule:
             action (and escalate) for `breaker_reset` seconds.
         breaker_reset: See `breaker_failures`.
         flap: Flap detection thresholds, or None to not detect flapping.
+        fleet: One node of the fleet runs this rule's recovery of a subject (when the engine
+            has `leases`); the others wait, and take over if that node dies. Leave it off for
+            what each node must do itself (restarting its own program).
     """
 
     on: str
@@ -90,6 +93,7 @@ class Rule:
     breaker_failures: int = 3
     breaker_reset: float = 600.0
     flap: FlapPolicy | None = field(default_factory=FlapPolicy)
+    fleet: bool = False
     conditions: tuple[Condition, ...] = field(init=False, repr=False, compare=False)
     limits: Limits = field(init=False, repr=False, compare=False)
     _hears_recovery: bool = field(init=False, repr=False, compare=False)

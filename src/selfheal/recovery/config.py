@@ -19,12 +19,11 @@ empty table does nothing, so only its verification decides. See docs/recovery.md
 
 from __future__ import annotations
 
-import pkgutil
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal._calls import resolve_function
 from selfheal.events import check_pattern
 from selfheal.recovery._actions import (
     Action,
@@ -53,7 +52,6 @@ __all__ = [
 _KINDS = ("restart", "command", "webhook", "degrade", "call")
 _COMMAND_ONLY = ("shell", "cwd", "env")
 _WEBHOOK_ONLY = ("method", "headers", "body")
-_FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 class StepConfig(BaseModel):
@@ -94,7 +92,7 @@ class StepConfig(BaseModel):
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise ValueError("webhook must be an http:// or https:// URL")
         if self.call is not None:
-            _resolve(self.call)
+            resolve_function(self.call)
         return self
 
     def _check_command(self) -> None:
@@ -121,20 +119,8 @@ class StepConfig(BaseModel):
         if self.degrade is not None:
             return DegradeFeature(self.degrade)
         if self.call is not None:
-            return CallFunction(_resolve(self.call), name=self.call)
+            return CallFunction(resolve_function(self.call), name=self.call)
         return NoAction()
-
-
-def _resolve(ref: str) -> Any:
-    if not _FUNCTION_REF.match(ref):
-        raise ValueError(f"call must be 'module:function', got {ref!r}")
-    try:
-        fn = pkgutil.resolve_name(ref)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"cannot import {ref!r}: {exc}") from None
-    if not callable(fn):
-        raise ValueError(f"{ref!r} is not callable")
-    return fn
 
 
 class VerifyConfig(BaseModel):
@@ -191,6 +177,7 @@ class RecoveryRuleConfig(BaseModel):
     cooldown: float = Field(default=60.0, ge=0)
     breaker: BreakerConfig = BreakerConfig()
     flap: FlapConfig | None = FlapConfig()
+    fleet: bool = False  # one node of the fleet runs it (with a Redis [journal] url)
 
     @field_validator("on")
     @classmethod
@@ -248,6 +235,7 @@ class RecoveryRuleConfig(BaseModel):
                 if self.flap is not None
                 else None
             ),
+            fleet=self.fleet,
         )
 
 

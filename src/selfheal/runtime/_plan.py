@@ -113,6 +113,8 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "journal": {
                 "enabled": config.journal.enabled,
                 "path": str(config.journal_path(base)),
+                "url": config.journal.fleet_url,
+                "local_copy": config.journal.local_copy,
                 "synchronous": config.journal.synchronous,
                 "options": dataclasses.asdict(config.journal.options()),
             },

@@ -7,17 +7,17 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from selfheal._calls import describe_error, refuse_awaitable
 from selfheal._clock import Clock
 from selfheal._deadline import timeout_after
 from selfheal._redact import redact, redact_value
 from selfheal._threads import start_in_thread
-from selfheal.errors import CallTimeoutError, CheckError
+from selfheal.errors import CallTimeoutError
 
 __all__ = ["Outcome", "run_once"]
 
@@ -102,20 +102,13 @@ async def run_once(
         return Outcome(False, "the check was cancelled", duration=duration)
     exc = work.exception()
     if exc is not None:
-        return Outcome(False, redact(_describe_error(exc)), duration=duration)
+        return Outcome(False, redact(describe_error(exc)), duration=duration)
     value = work.result()
     if value is False:
         return Outcome(False, "check returned False", duration=duration)
     if isinstance(value, Mapping):
         return Outcome(True, observed=MappingProxyType(redact_value(value)), duration=duration)
     return Outcome(True, duration=duration)
-
-
-def _describe_error(exc: BaseException) -> str:
-    if isinstance(exc, CheckError):
-        return str(exc) or "check failed"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 async def _invoke_async(fn: Callable[[], Any]) -> Any:
@@ -134,13 +127,7 @@ def _start_thread(
     def call() -> Any:
         try:
             value = fn()
-            if inspect.isawaitable(value):
-                close = getattr(value, "close", None)
-                if close is not None:
-                    close()
-                raise TypeError(
-                    "the check returned an awaitable; register the coroutine function itself"
-                )
+            refuse_awaitable(value, "the check")
             return value
         finally:
             on_finish()

@@ -10,6 +10,11 @@ max_pending = 100000       # events buffered in memory before publishers wait, t
 block_timeout = 0.1        # seconds a publisher waits for room before the event is dropped
 synchronous = "NORMAL"     # "FULL" also survives power loss (slower commits)
 ```
+
+A fleet shares one journal on Redis (see docs/fleet.md): ``url = "redis://host:6379/0"`` (or
+``rediss://``, ``redis+sentinel://``); ``local_copy = true`` also keeps the SQLite journal of
+this node in ``<state_dir>/journal.db``, and recovery rules with ``fleet = true`` run on one
+node of the fleet.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
+from selfheal.interfaces import JournalStore
 from selfheal.store._journal import Journal, JournalOptions
 from selfheal.store._sqlite import SqliteJournalStore, path_from_url
+from selfheal.store.redis import RedisJournalStore, parse_url
 
 __all__ = ["JournalConfig"]
 
@@ -39,16 +46,30 @@ class JournalConfig(BaseModel):
     max_pending: int = Field(default=100_000, ge=1)
     block_timeout: float = Field(default=0.1, ge=0)
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    local_copy: bool = False
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        path_from_url(value)
+        if _is_redis(value):
+            parse_url(value)
+            return value
+        try:
+            path_from_url(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, or 'redis://host:6379/0' for a fleet's journal") from None
         return value
 
     @property
+    def fleet_url(self) -> str | None:
+        """Return the Redis URL of a fleet's journal, or None for a SQLite one."""
+        return self.url if _is_redis(self.url) else None
+
+    @property
     def path(self) -> Path:
-        """Return the SQLite file of `url`."""
+        """Return the SQLite file of `url` (for a fleet: the default local copy's)."""
+        if self.fleet_url is not None:
+            return path_from_url(JournalConfig.model_fields["url"].default)
         return path_from_url(self.url)
 
     def path_in(self, base_dir: str | Path) -> Path:
@@ -78,5 +99,13 @@ class JournalConfig(BaseModel):
         Returns:
             The journal; its SQLite file (and directory) exist once this returns.
         """
-        store = SqliteJournalStore(self.path, synchronous=self.synchronous)
+        store: JournalStore
+        if self.fleet_url is not None:
+            store = RedisJournalStore(self.fleet_url, max_len=self.max_rows or None)
+        else:
+            store = SqliteJournalStore(self.path, synchronous=self.synchronous)
         return Journal(bus, store, options=self.options(), clock=clock)
+
+
+def _is_redis(url: str) -> bool:
+    return "://" in url and url.split("://", 1)[0].lower().startswith(("redis", "unix"))

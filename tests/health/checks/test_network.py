@@ -55,3 +55,25 @@ async def test_hanging_http_dependency_fails_at_the_timeout(target_url: str) -> 
     assert time.monotonic() - started < 2
     assert monitor.report("payments").result.timed_out  # type: ignore[union-attr]
     assert "abc" not in http_check(f"{target_url}/x?token=abc").__qualname__
+
+
+@pytest.mark.anyio
+async def test_http_check_loads_the_certificate_store_at_most_once(
+    target_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A supervisor probes every few hundred ms; loading the CA bundle costs ~60 ms of CPU.
+    import ssl
+
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    check = http_check(f"{target_url}/ok")
+    for _ in range(5):
+        assert (await check())["status"] == 200
+    # Once for the process (none if an earlier test already made the shared context).
+    assert len(loads) <= 1

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal._httpcheck import HttpConditions, timed_request
+from selfheal._httpcheck import HttpConditions, ssl_context, timed_request
 from selfheal._redact import redact
 from selfheal.health._results import Check
 
@@ -79,8 +79,13 @@ def http_check(
     request_headers = dict(headers or {})
 
     async def check() -> Mapping[str, Any]:
-        # No client-side timeout: the caller's deadline cancels the request.
-        async with httpx.AsyncClient(timeout=None, follow_redirects=follow_redirects) as client:  # noqa: S113
+        # One TLS context per process: httpx would load the CA bundle for every client, tens
+        # of milliseconds of CPU holding the GIL on every probe.
+        async with httpx.AsyncClient(
+            timeout=None,  # noqa: S113 - the caller's deadline cancels the request
+            follow_redirects=follow_redirects,
+            verify=ssl_context(),
+        ) as client:
             response, elapsed = await timed_request(
                 client, method, url, clock=clock, headers=request_headers
             )

@@ -1,11 +1,13 @@
 """The breaker's driver: runs the pure `BreakerMachine` against a real clock, lock, store and bus.
 
 Every front end of `CircuitBreaker` (the sync and async wrappers, ``execute``, ``with``) does
-the same three steps: read ``machine.gate`` (the CLOSED fast path) or ask `enter` for a
-ticket, run the call, then report `succeeded` or `failed`. The steps are written once, here;
-they hold a short lock for each state decision (never while the protected call runs),
-persist changes to an optional `BreakerStore` and publish them on an optional `EventBus`,
-after the lock is released.
+the same three steps: read ``machine.gate`` (the CLOSED fast path) or ask `enter` (sync) or
+`aenter` (async) for a ticket, run the call, then report `succeeded` or `failed`. The steps
+are written once, here; they hold a short lock for each state decision (never while the
+protected call runs), persist changes to an optional `BreakerStore` and publish them on an
+optional `EventBus`, after the lock is released. With a fleet's `SharedBreakerStore`, a
+half-open trial also needs the fleet's permit, asked for outside the lock: `enter` waits for
+it blocking, `aenter` awaits it, and that is the only difference between the two.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from typing import Any, NoReturn
 from selfheal._clock import Clock
 from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
-from selfheal.interfaces import BreakerRecord, BreakerState, BreakerStore
+from selfheal.interfaces import (
+    BreakerRecord,
+    BreakerState,
+    BreakerStore,
+    SharedBreakerStore,
+    TrialOutcome,
+    TrialPermit,
+)
 from selfheal.policies.breaker._machine import (
     BreakerMachine,
     Change,
@@ -84,13 +93,15 @@ class BreakerDriver:
         "_clock",
         "_counts",
         "_lock",
+        "_permits",
         "_saved",
-        "_store",
+        "_shared",
         "_topics",
         "lean",
         "machine",
         "monotonic",
         "name",
+        "store",
         "timed",
     )
 
@@ -110,11 +121,14 @@ class BreakerDriver:
         self.name = name
         self._clock = clock
         self.monotonic = clock.monotonic
-        self._store = store
+        self.store = store
         self._bus = bus
         self._counts = counts
         self.timed = timed
         self.lean = lean
+        # A fleet's store: its trial permits are asked for outside the lock, one per trial.
+        self._shared = store if isinstance(store, SharedBreakerStore) else None
+        self._permits: list[TrialPermit] = []
         self._saved: BreakerRecord | None = None
         self._lock = threading.Lock()
         self._topics = {
@@ -125,11 +139,37 @@ class BreakerDriver:
         }
         if store is not None:
             self.adopt(store.load(name), announce=False)
+        if self._shared is not None:
+            self._shared.watch(name, self.refresh)
 
     # -- the steps of a call -------------------------------------------------------------
 
     def enter(self) -> Ticket:
         """Admit a call when the breaker is not CLOSED (or raise `CircuitBreakerError`)."""
+        ticket = self._admit()
+        shared = self._shared
+        if shared is None or type(ticket) is not TrialEpoch:
+            return ticket
+        m = self.machine
+        permit = shared.acquire_trial(
+            self.name, max_calls=m.half_open_max_calls, recovery_timeout=m.recovery_timeout
+        )
+        return self._trial(ticket, permit)
+
+    async def aenter(self) -> Ticket:
+        """`enter` for async callers: waiting for a fleet's trial permit never blocks the loop."""
+        ticket = self._admit()
+        shared = self._shared
+        if shared is None or type(ticket) is not TrialEpoch:
+            return ticket
+        m = self.machine
+        permit = await shared.aacquire_trial(
+            self.name, max_calls=m.half_open_max_calls, recovery_timeout=m.recovery_timeout
+        )
+        return self._trial(ticket, permit)
+
+    def _admit(self) -> Ticket:
+        """Admit a call on this breaker's own state (or raise `CircuitBreakerError`)."""
         machine = self.machine
         with self._lock:
             now = self.monotonic()
@@ -146,6 +186,24 @@ class BreakerDriver:
             self._reject(state, remaining)
         return ticket
 
+    def _trial(self, ticket: TrialEpoch, permit: TrialPermit | None) -> Ticket:
+        """Keep the fleet's permit of a trial, or give the local one back and reject."""
+        with self._lock:
+            if permit is None:
+                self.machine.on_ignored(ticket)
+                state, remaining = self.machine.state, self.machine.remaining(self.monotonic())
+            else:
+                self._permits.append(permit)
+        if permit is None:
+            self._reject(state, remaining)
+        return ticket
+
+    def _give_back(self, outcome: TrialOutcome) -> None:
+        """Tell a fleet's store how a trial ended (called with the lock held; never waits)."""
+        if self._permits:
+            assert self._shared is not None
+            self._shared.release_trial(self._permits.pop(0), outcome)
+
     def succeeded(self, ticket: Ticket, start: float) -> None:
         """Record that the call admitted with `ticket` (at `start`) returned."""
         if self.lean and type(ticket) is ClosedEpoch:
@@ -154,6 +212,8 @@ class BreakerDriver:
         with self._lock:
             # Read inside the lock, so a time window sees its calls in time order.
             now = self.monotonic()
+            if type(ticket) is TrialEpoch:
+                self._give_back(TrialOutcome.SUCCESS)
             duration = now - start if self.timed else 0.0
             change = self.machine.on_success(ticket, now, duration)
             if change is not None:
@@ -168,6 +228,8 @@ class BreakerDriver:
             return
         with self._lock:
             now = self.monotonic()
+            if type(ticket) is TrialEpoch:
+                self._give_back(TrialOutcome.FAILURE)
             duration = now - start if self.timed else 0.0
             change = self.machine.on_failure(ticket, now, duration)
             if change is not None:
@@ -180,6 +242,7 @@ class BreakerDriver:
         if type(ticket) is TrialEpoch:
             with self._lock:
                 self.machine.on_ignored(ticket)
+                self._give_back(TrialOutcome.IGNORED)
 
     def _reject(self, state: BreakerState, remaining: float) -> NoReturn:
         bus = self._bus
@@ -213,20 +276,20 @@ class BreakerDriver:
 
     def refresh(self) -> None:
         """Adopt the state the store holds, if there is a store."""
-        if self._store is not None:
-            self.adopt(self._store.load(self.name), announce=True)
+        if self.store is not None:
+            self.adopt(self.store.load(self.name), announce=True)
 
     # -- store and events ----------------------------------------------------------------
 
     def _persist(self, change: Change) -> None:
-        store = self._store
+        store = self.store
         if store is not None:
             wall_opened = self._clock.time() - (change.at - self.machine.opened_at)
             self._saved = BreakerRecord(change.new, wall_opened)
             store.save(self.name, self._saved)
 
     def _follow_store_locked(self, now: float) -> Change | None:
-        machine, store = self.machine, self._store
+        machine, store = self.machine, self.store
         if store is None or machine.state is not BreakerState.OPEN or machine.remaining(now):
             return None
         # The recovery timeout is over: before probing, follow the store in case another

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar, cast
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
-from selfheal.interfaces import BreakerState, BreakerStore
+from selfheal.interfaces import BreakerState, BreakerStore, breaker_store_from_url
 from selfheal.policies._base import Policy
 from selfheal.policies._checks import check_int, check_number
 from selfheal.policies.breaker._driver import BreakerDriver
@@ -66,7 +66,9 @@ class CircuitBreaker(Policy):
         ignore: Exception types (or a predicate on the exception) that do not count, e.g. a
             caller's bad request.
         slow_call: Count slow calls and trip on their rate (`SlowCallRule`); needs `window`.
-        store: Where to keep the state (`BreakerStore`); None keeps it in the object only.
+        store: Where to keep the state (`BreakerStore`), or the URL of a fleet's shared store
+            (``"redis://host:6379/0"``: a trip on any node opens the breaker on every node,
+            and the half-open trial calls are counted fleet-wide); None keeps it in the object.
         clock: Time source.
         bus: Where to publish ``breaker.<name>.opened``, ``.half_opened``, ``.closed`` and,
             when someone subscribes to it, ``.rejected``.
@@ -79,7 +81,7 @@ class CircuitBreaker(Policy):
     OPEN: ClassVar[BreakerState] = BreakerState.OPEN
     HALF_OPEN: ClassVar[BreakerState] = BreakerState.HALF_OPEN
 
-    __slots__ = ("_driver", "_machine", "_stack", "_steps", "name")
+    __slots__ = ("_asteps", "_driver", "_machine", "_stack", "_steps", "name")
 
     def __init__(
         self,
@@ -91,10 +93,12 @@ class CircuitBreaker(Policy):
         window: FailureRateWindow | None = None,
         ignore: IgnoreSpec = (),
         slow_call: SlowCallRule | None = None,
-        store: BreakerStore | None = None,
+        store: BreakerStore | str | None = None,
         clock: Clock = SYSTEM_CLOCK,
         bus: EventBus | None = None,
     ) -> None:
+        if isinstance(store, str):
+            store = breaker_store_from_url(store, bus=bus)
         _validate(failure_threshold, recovery_timeout, name, half_open_max_calls)
         if window is not None and not isinstance(window, FailureRateWindow):
             raise ValueError(f"CircuitBreaker: window must be a FailureRateWindow, got {window!r}")
@@ -132,11 +136,20 @@ class CircuitBreaker(Policy):
             # Nothing to record on a CLOSED success but the consecutive-failure reset.
             lean=slow_call is None and window is None,
         )
-        # The driver's steps, bound once: every front end unpacks them in one go.
+        # The driver's steps, bound once: every front end unpacks them in one go. The async
+        # ones differ only in how they wait for admission (a fleet's trial permit).
         driver = self._driver
         self._steps = (
             self._machine,
             driver.enter,
+            driver.succeeded,
+            driver.failed,
+            driver.monotonic,
+            driver.timed,
+        )
+        self._asteps = (
+            self._machine,
+            driver.aenter,
             driver.succeeded,
             driver.failed,
             driver.monotonic,
@@ -163,6 +176,15 @@ class CircuitBreaker(Policy):
         if self._machine.gate is not None:
             return BreakerState.CLOSED
         return self._driver.state()
+
+    @property
+    def store(self) -> BreakerStore | None:
+        """Return where the breaker keeps its state (None: in this object only)."""
+        return self._driver.store
+
+    # tests/store/redis/test_wiring.py reads the store under its old private name; the lead
+    # switches it to `store` when merging, and this alias goes.
+    _store = store
 
     @property
     def remaining(self) -> float:
@@ -258,9 +280,9 @@ class CircuitBreaker(Policy):
         return await self._arun(func, args, kwargs)
 
     async def _arun(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
-        """The async front ends' general path: `_run` with an ``await``."""
-        machine, enter, succeeded, failed, monotonic, timed = self._steps
-        ticket = machine.gate or enter()
+        """The async front ends' general path: `_run`, awaiting admission and the call."""
+        machine, aenter, succeeded, failed, monotonic, timed = self._asteps
+        ticket = machine.gate or await aenter()
         start = monotonic() if timed else 0.0
         try:
             result = await fn(*args, **kwargs)
@@ -352,7 +374,11 @@ class CircuitBreaker(Policy):
             self._driver.failed(ticket, exc, start)
 
     async def __aenter__(self) -> CircuitBreaker:
-        return self.__enter__()
+        driver = self._driver
+        ticket = self._machine.gate or await driver.aenter()
+        start = driver.monotonic() if driver.timed else 0.0
+        self._stack.set((ticket, start, self._stack.get()))
+        return self
 
     async def __aexit__(
         self,

@@ -19,8 +19,8 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-const GOOD = new Set(["RUNNING", "pass", "passed", "closed", "held", "available", "up"]);
-const WARN = new Set(["STARTING", "BACKOFF", "STOPPING", "warn", "half_open", "retried",
+const GOOD = new Set(["RUNNING", "pass", "passed", "passing", "closed", "held", "available", "up"]);
+const WARN = new Set(["STARTING", "BACKOFF", "STOPPING", "warn", "half_open", "passed_after_retry",
                       "degraded", "unknown", "running"]);
 const NEUTRAL = new Set(["off", "STOPPED", "EXITED"]);
 function badge(text) {

@@ -1,17 +1,9 @@
-"""The interfaces several packages implement or consume, in one low module.
-
-A component never imports another package's private module to learn what a supervisor, a
-health source or a store looks like: it imports the protocol from here. Implementations live
-with their package (`selfheal.supervisor.Supervisor` is a `ProgramControl`,
-`selfheal.health.HealthMonitor` a `HealthSource`, `selfheal.store.SqliteJournalStore` a
-`JournalStore`); tests and users can write their own (see `selfheal.testing`).
-"""
+"""Where events, incidents and recoveries are kept, and the leases a fleet acts under."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -20,150 +12,43 @@ if TYPE_CHECKING:
     from selfheal.events import Event
 
 __all__ = [
-    "BreakerRecord",
-    "BreakerState",
-    "BreakerStore",
-    "Component",
-    "Degradable",
-    "HealthSource",
-    "HealthStatus",
     "Incident",
     "JournalStore",
+    "LeaseGrant",
     "MttrSummary",
-    "ProgramControl",
+    "RecoveryLeases",
     "RecoveryRecord",
     "StoredEvent",
 ]
 
 
-# --------------------------------------------------------------------------- lifecycle
+# --------------------------------------------------------------------------- recovery leases
 
 
 @runtime_checkable
-class Component(Protocol):
-    """Something the daemon starts and stops: a supervisor, a health monitor, a journal...
+class LeaseGrant(Protocol):
+    """A node's right to run one recovery, from `RecoveryLeases.claim`."""
 
-    `start` returns once the component is running (it may start background tasks on the
-    running loop); `stop` returns once they are finished and everything is flushed.
-    """
-
-    async def start(self) -> None:
-        """Start background work on the running event loop."""
+    async def check(self) -> bool:
+        """Return whether the node still holds it (ask before every action)."""
         ...
 
-    async def stop(self) -> None:
-        """Stop background work, flush, release resources; safe to call twice."""
-        ...
-
-
-# --------------------------------------------------------------------------- supervisor
-
-
-@runtime_checkable
-class ProgramControl(Protocol):
-    """Start, stop and restart supervised programs by name.
-
-    Each method returns once the action is done (the program started, or stopped and reaped)
-    and raises `KeyError` for an unknown name.
-    """
-
-    def program_names(self) -> list[str]:
-        """Return the names of the configured programs."""
-        ...
-
-    async def start_program(self, name: str) -> None:
-        """Start `name` if it is not running."""
-        ...
-
-    async def stop_program(self, name: str) -> None:
-        """Stop `name` (stop signal, grace period, then SIGKILL to its process group)."""
-        ...
-
-    async def restart_program(self, name: str) -> None:
-        """Stop `name` if running, then start it."""
-        ...
-
-
-# --------------------------------------------------------------------------- health and features
-
-
-class HealthStatus(StrEnum):
-    """The IETF health-check draft's statuses, plus `UNKNOWN` before the first result."""
-
-    PASS = "pass"  # noqa: S105 - a status, not a password
-    WARN = "warn"
-    FAIL = "fail"
-    UNKNOWN = "unknown"
-
-
-@runtime_checkable
-class HealthSource(Protocol):
-    """Named health checks whose latest status can be read, or refreshed on demand."""
-
-    def status(self, name: str) -> HealthStatus:
-        """Return the latest status of check `name` (a stale result counts as FAIL)."""
-        ...
-
-    async def check_now(self, name: str) -> HealthStatus:
-        """Run check `name` now (bounded by its timeout) and return the new status."""
+    async def end(self, *, hold: float) -> None:
+        """Give it up, keeping the recovery marked done for `hold` seconds."""
         ...
 
 
 @runtime_checkable
-class Degradable(Protocol):
-    """Anything that can switch a feature to its fallback (the `FeatureManager`, for one)."""
+class RecoveryLeases(Protocol):
+    """Lets one node of a fleet run the recovery of an incident (`selfheal.store.redis`)."""
 
-    def degrade(self, name: str) -> object:
-        """Switch feature `name` to its fallback; may return an awaitable."""
-        ...
+    async def claim(
+        self, key: str, *, on_wait: Callable[[str], object] | None = None
+    ) -> LeaseGrant | None:
+        """Wait until this node may run the recovery of `key` (a grant), or another finished it.
 
-
-# --------------------------------------------------------------------------- breaker state
-
-
-class BreakerState(StrEnum):
-    """The three states of a circuit breaker.
-
-    CLOSED lets calls through and counts failures; OPEN rejects every call until the recovery
-    timeout has passed; HALF_OPEN lets a bounded number of trial calls through, whose outcome
-    closes or reopens the breaker.
-    """
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerRecord:
-    """What a `BreakerStore` keeps per breaker name.
-
-    Attributes:
-        state: The breaker's state.
-        opened_at: Wall-clock seconds (`Clock.time`) when it last opened, so that processes
-            on other machines can agree on when its recovery timeout ends.
-    """
-
-    state: BreakerState
-    opened_at: float
-
-
-@runtime_checkable
-class BreakerStore(Protocol):
-    """Where breakers keep their state so that it survives restarts or is shared.
-
-    A breaker loads its record when created, saves on every state change (under its lock, so
-    a store must be quick), and loads again when its recovery timeout ends, so a breaker
-    another instance re-opened or closed meanwhile follows that. The CLOSED success path
-    never touches the store. A shared store (Redis, later) implements the same two methods.
-    """
-
-    def load(self, name: str) -> BreakerRecord | None:
-        """Return the record of breaker `name`, or None if there is none."""
-        ...
-
-    def save(self, name: str, record: BreakerRecord) -> None:
-        """Store `record` as the state of breaker `name`."""
+        `on_wait` is called once, with the holder's name, if another node is working on it.
+        """
         ...
 
 

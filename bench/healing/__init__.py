@@ -1,0 +1,1 @@
+"""The parts of ``bench/healing.py``: namespace, forwarder, load, topology, faults, report."""
