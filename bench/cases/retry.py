@@ -1,7 +1,9 @@
 """Retry success path: selfheal against tenacity, stamina, backoff (sync) and tenacity, hyx (async).
 
 Every decorated function is a trivial call that succeeds, retrying on `Exception` at most three
-attempts, so the rows measure the cost of being ready to retry.
+attempts, so the rows measure the cost of being ready to retry. The "deadline" groups add an
+overall deadline of 10 s (stamina's retries always have one), which selfheal publishes to the
+call (`selfheal.remaining()`) on its own path.
 """
 
 from __future__ import annotations
@@ -68,6 +70,32 @@ def _ahyx() -> Callable[[], Any]:
     return retry(on=Exception, attempts=3)(_aplain)
 
 
+def _selfheal_deadline() -> Callable[[], Any]:
+    return selfheal.retry(on=Exception, attempts=3, deadline=10)(_plain)
+
+
+def _stamina_deadline() -> Callable[[], Any]:
+    import stamina
+
+    return stamina.retry(on=Exception, attempts=3, timeout=10)(_plain)
+
+
+def _backoff_deadline() -> Callable[[], Any]:
+    import backoff
+
+    return backoff.on_exception(backoff.expo, Exception, max_tries=3, max_time=10)(_plain)
+
+
+def _aselfheal_deadline() -> Callable[[], Any]:
+    return selfheal.retry(on=Exception, attempts=3, deadline=10)(_aplain)
+
+
+def _astamina_deadline() -> Callable[[], Any]:
+    import stamina
+
+    return stamina.retry(on=Exception, attempts=3, timeout=10)(_aplain)
+
+
 CASES: list[Case] = [
     Case("sync retry", "bare", _bare),
     Case("sync retry", "selfheal", _selfheal),
@@ -78,4 +106,11 @@ CASES: list[Case] = [
     Case("async retry", "selfheal", _aselfheal, is_async=True),
     Case("async retry", "tenacity", _atenacity, is_async=True),
     Case("async retry", "hyx", _ahyx, is_async=True),
+    Case("sync retry, deadline", "bare", _bare),
+    Case("sync retry, deadline", "selfheal", _selfheal_deadline),
+    Case("sync retry, deadline", "stamina", _stamina_deadline),
+    Case("sync retry, deadline", "backoff", _backoff_deadline),
+    Case("async retry, deadline", "bare", _abare, is_async=True),
+    Case("async retry, deadline", "selfheal", _aselfheal_deadline, is_async=True),
+    Case("async retry, deadline", "stamina", _astamina_deadline, is_async=True),
 ]

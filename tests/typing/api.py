@@ -1,7 +1,7 @@
 """The public API as users write it; only type-checked (``mypy --strict``), never run.
 
-`tests/test_pipeline.py::test_the_public_api_type_checks` runs mypy on this file, so a change
-that loses a decorated function's parameters or return type fails the test suite.
+`tests/typing/test_api.py` runs mypy on this file, so a change that loses a decorated
+function's parameters or return type fails the test suite.
 """
 
 from __future__ import annotations

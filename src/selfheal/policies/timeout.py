@@ -5,8 +5,9 @@ builtin `TimeoutError`) is raised, like `asyncio.timeout`, with the same care fo
 cancellation: only our own cancel is turned into `CallTimeoutError` (``Task.uncancel``), a
 cancel from outside still cancels. With the system
 clock the deadline is one event-loop timer (``loop.call_at``); no Task is created per call.
-With another clock (`selfheal.testing.FakeClock`) a small helper task sleeps on that clock,
-so tests move time by hand.
+With another clock (`selfheal.testing.FakeClock`) the call runs under `timeout_after`, the
+clock-aware timeout every component uses (a helper task sleeps on that clock), so tests move
+time by hand.
 
 **Sync** (``def``): a thread cannot be interrupted safely, so a sync `Timeout` is
 *cooperative*: it publishes the deadline in a context variable for the code inside
@@ -30,7 +31,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
-from selfheal._deadline import DEADLINE, _Scope, tighter
+from selfheal._deadline import DEADLINE, _Scope, tighter, timeout_after
 from selfheal.errors import CallTimeoutError
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
@@ -65,11 +66,6 @@ def _expire(scope: _Timed) -> None:
     if not scope.done:
         scope.expired = True
         scope.task.cancel()
-
-
-async def _watch(clock: Clock, delay: float, scope: _Timed) -> None:
-    await clock.asleep(delay)
-    _expire(scope)
 
 
 class _TimerQueue:
@@ -189,6 +185,10 @@ class Timeout(Policy):
         name = name_of(self.name, fn)
         if not isinstance(self.clock, SystemClock):
             return self._awrap_clock(fn, name)
+        # On the system clock the calls share one loop timer per `Timeout` (`_TimerQueue`)
+        # instead of taking `timeout_after`'s scope each: that scope (a loop timer scheduled
+        # and cancelled per call) measured 5.3-7.1 us of overhead per call against 1.8-2.1 us,
+        # and 33,300 against 10,600 instructions, on `bench/policies.py`'s timeout case.
         seconds = self.seconds
         clock = self.clock
         timed_out = self._timed_out
@@ -259,38 +259,24 @@ class Timeout(Policy):
     def _awrap_clock(
         self, fn: Callable[P, Awaitable[R]], name: str
     ) -> Callable[P, Coroutine[Any, Any, R]]:
-        # Another clock (a FakeClock): a helper task sleeps on it, since the loop's timer
-        # only knows real time.
+        # Another clock (a FakeClock) only moves when told: the call runs under selfheal's
+        # one clock-aware timeout, the scope the health checks, probes and recovery use.
         seconds = self.seconds
         clock = self.clock
-        timed_out = self._timed_out
+        expired = self._expired
 
         async def timed(*args: P.args, **kwargs: P.kwargs) -> R:
-            loop = asyncio.get_running_loop()
-            task = asyncio.current_task(loop)
-            if task is None:
-                raise RuntimeError("Timeout must run inside an asyncio task")
+            # The time it gets: `seconds`, or less under a nearer enclosing deadline.
             now = clock.monotonic()
-            scope = tighter(now + seconds, clock)
-            cancelling = task.cancelling()
-            scope = _Timed(scope.deadline, clock, task)
-            watcher = loop.create_task(_watch(clock, scope.deadline - now, scope))
-            token = DEADLINE.set(scope)
+            given = max(0.0, tighter(now + seconds, clock).deadline - now)
+            scope = timeout_after(given, clock, name=name)
             try:
-                result = await fn(*args, **kwargs)
-            except BaseException as exc:
-                scope.done = True
-                watcher.cancel()
-                DEADLINE.reset(token)
+                async with scope:
+                    return await fn(*args, **kwargs)
+            except CallTimeoutError:
                 if scope.expired:
-                    timed_out(name, task, cancelling, exc, scope.deadline - now)
+                    expired(name, interrupted=True, seconds=given)
                 raise
-            scope.done = True
-            watcher.cancel()
-            DEADLINE.reset(token)
-            if scope.expired:
-                task.uncancel()
-            return result
 
         return timed
 

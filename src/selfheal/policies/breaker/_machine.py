@@ -3,28 +3,32 @@
 Everything here is plain code over plain data: the caller passes ``now`` (monotonic seconds)
 and holds whatever lock it needs. `transition` is the whole state diagram in one table;
 `BreakerMachine` keeps the counters and asks `transition` whenever the state must change.
-The driver in `breaker.py` reads the clock, takes the lock, runs the protected call and
+The driver (`_driver`) reads the clock, takes the lock, runs the protected call and
 publishes the `Change` records this module returns.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
-from typing import Literal
 
 from selfheal.interfaces import BreakerState
+from selfheal.policies.breaker._windows import (
+    FAILED,
+    SLOW,
+    FailureRateWindow,
+    SlowCallRule,
+    Window,
+    new_window,
+)
 
 __all__ = [
     "BreakerMachine",
-    "BreakerState",
     "Change",
     "ClosedEpoch",
-    "FailureRateWindow",
     "IllegalTransitionError",
     "Signal",
-    "SlowCallRule",
+    "Ticket",
     "TrialEpoch",
     "transition",
 ]
@@ -79,78 +83,6 @@ def transition(state: BreakerState, signal: Signal) -> BreakerState:
 
 
 @dataclass(frozen=True, slots=True)
-class FailureRateWindow:
-    """Trip when the failure rate over the recent calls reaches a threshold.
-
-    Args:
-        size: How many recent calls (``kind="count"``) or seconds (``kind="time"``) the
-            window covers.
-        kind: ``"count"`` for the last `size` calls, ``"time"`` for the last `size` seconds.
-        min_calls: No rate is judged before the window holds this many calls, so that one
-            failure out of one call does not trip the breaker.
-        threshold: Failure rate in (0, 1] at or above which the breaker trips.
-    """
-
-    size: float = 100
-    kind: Literal["count", "time"] = "count"
-    min_calls: int = 10
-    threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("count", "time"):
-            raise ValueError(
-                f"FailureRateWindow: kind must be 'count' or 'time', got {self.kind!r}"
-            )
-        if self.kind == "count" and (
-            isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1
-        ):
-            raise ValueError(
-                f"FailureRateWindow: size must be an int >= 1 for kind='count', got {self.size!r}"
-            )
-        if self.kind == "time" and (
-            isinstance(self.size, bool) or not isinstance(self.size, int | float) or self.size <= 0
-        ):
-            raise ValueError(
-                f"FailureRateWindow: size must be seconds > 0 for kind='time', got {self.size!r}"
-            )
-        if isinstance(self.min_calls, bool) or not isinstance(self.min_calls, int):
-            raise ValueError(f"FailureRateWindow: min_calls must be an int, got {self.min_calls!r}")
-        if self.min_calls < 1:
-            raise ValueError(f"FailureRateWindow: min_calls must be >= 1, got {self.min_calls!r}")
-        _check_rate("FailureRateWindow", "threshold", self.threshold)
-
-
-@dataclass(frozen=True, slots=True)
-class SlowCallRule:
-    """Count calls slower than `duration` as slow; trip when their rate reaches a threshold.
-
-    The rate is taken over the breaker's `FailureRateWindow`, so a rule needs a window. A
-    half-open trial that is slow counts as a failed trial.
-
-    Args:
-        duration: Seconds at or above which a call is slow.
-        rate_threshold: Slow-call rate in (0, 1] at or above which the breaker trips.
-    """
-
-    duration: float
-    rate_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.duration, bool)
-            or not isinstance(self.duration, int | float)
-            or self.duration <= 0
-        ):
-            raise ValueError(f"SlowCallRule: duration must be seconds > 0, got {self.duration!r}")
-        _check_rate("SlowCallRule", "rate_threshold", self.rate_threshold)
-
-
-def _check_rate(owner: str, field: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
-        raise ValueError(f"{owner}: {field} must be a rate in (0, 1], got {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
 class Change:
     """A state change the machine made; the driver publishes and persists it.
 
@@ -192,81 +124,6 @@ class TrialEpoch:
 
 
 Ticket = ClosedEpoch | TrialEpoch
-
-_FAILED = 1
-_SLOW = 2
-
-
-class _CountWindow:
-    """Outcomes of the last `size` calls in a ring, with running sums."""
-
-    __slots__ = ("_failures", "_filled", "_i", "_ring", "_size", "_slow")
-
-    def __init__(self, size: int) -> None:
-        self._ring = bytearray(size)
-        self._size = size
-        self._i = 0
-        self._filled = 0
-        self._failures = 0
-        self._slow = 0
-
-    def record(self, now: float, flags: int) -> tuple[int, int, int]:
-        """Add one outcome; return (calls, failures, slow calls) in the window."""
-        ring, i = self._ring, self._i
-        if self._filled == self._size:
-            old = ring[i]
-            if old:
-                self._failures -= old & _FAILED
-                self._slow -= old >> 1
-        else:
-            self._filled += 1
-        ring[i] = flags
-        if flags:
-            self._failures += flags & _FAILED
-            self._slow += flags >> 1
-        i += 1
-        self._i = 0 if i == self._size else i
-        return self._filled, self._failures, self._slow
-
-
-class _TimeWindow:
-    """Outcomes of the last `size` seconds, in 20 buckets so that old calls age out."""
-
-    __slots__ = ("_buckets", "_calls", "_failures", "_n", "_slow", "_width")
-
-    _BUCKETS = 20
-
-    def __init__(self, size: float) -> None:
-        self._n = self._BUCKETS
-        self._width = size / self._n
-        self._buckets: deque[list[int]] = deque()  # [bucket index, calls, failures, slow]
-        self._calls = self._failures = self._slow = 0
-
-    def _expire(self, now: float) -> int:
-        key = int(now // self._width)
-        buckets = self._buckets
-        while buckets and buckets[0][0] <= key - self._n:
-            _, calls, failures, slow = buckets.popleft()
-            self._calls -= calls
-            self._failures -= failures
-            self._slow -= slow
-        return key
-
-    def record(self, now: float, flags: int) -> tuple[int, int, int]:
-        """Add one outcome; return (calls, failures, slow calls) in the window."""
-        key = self._expire(now)
-        buckets = self._buckets
-        if not buckets or buckets[-1][0] != key:
-            buckets.append([key, 0, 0, 0])
-        bucket = buckets[-1]
-        failed, slow = flags & _FAILED, flags >> 1
-        bucket[1] += 1
-        bucket[2] += failed
-        bucket[3] += slow
-        self._calls += 1
-        self._failures += failed
-        self._slow += slow
-        return self._calls, self._failures, self._slow
 
 
 class BreakerMachine:
@@ -326,15 +183,7 @@ class BreakerMachine:
         self.trials_in_flight = 0
         self.opened_at = now
         self.reason = "created"
-        self.window: _CountWindow | _TimeWindow | None = self._new_window()
-
-    def _new_window(self) -> _CountWindow | _TimeWindow | None:
-        spec = self.window_spec
-        if spec is None:
-            return None
-        if spec.kind == "count":
-            return _CountWindow(int(spec.size))
-        return _TimeWindow(float(spec.size))
+        self.window: Window | None = new_window(window)
 
     # -- state changes -------------------------------------------------------------------
 
@@ -352,7 +201,7 @@ class BreakerMachine:
             self.trial = TrialEpoch()
         else:
             self.trial = None
-            self.window = self._new_window()
+            self.window = new_window(self.window_spec)
             self.gate = ClosedEpoch()  # last: publishing the gate re-opens the fast path
         return Change(old, new, reason, now)
 
@@ -412,7 +261,7 @@ class BreakerMachine:
 
     def _slow(self, duration: float) -> int:
         rule = self.slow_call
-        return _SLOW if rule is not None and duration >= rule.duration else 0
+        return SLOW if rule is not None and duration >= rule.duration else 0
 
     def on_success(self, ticket: Ticket, now: float, duration: float = 0.0) -> Change | None:
         """Record a call that returned; `duration` (seconds) matters for slow-call rules.
@@ -456,7 +305,7 @@ class BreakerMachine:
             return self._move(Signal.TRIPPED, now, "consecutive_failures")
         if self.window is None:
             return None
-        return self._judge_window(now, _FAILED | self._slow(duration))
+        return self._judge_window(now, FAILED | self._slow(duration))
 
     def on_ignored(self, ticket: Ticket) -> None:
         """Record a call whose outcome does not count (ignored error, cancellation).

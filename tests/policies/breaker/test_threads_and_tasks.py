@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from policy_helpers import Boom, boom
 from selfheal import BreakerState, CircuitBreaker, CircuitBreakerError, FailureRateWindow
 from selfheal.testing import FakeClock
 
@@ -31,10 +32,6 @@ CONFIGS: dict[str, Callable[[FakeClock, int], CircuitBreaker]] = {
         clock=clock,
     ),
 }
-
-
-class Boom(Exception):
-    pass
 
 
 def half_open(clock: FakeClock, config: str, n: int) -> CircuitBreaker:
@@ -284,7 +281,7 @@ def test_64_threads_hammering_closed_breaker_with_failures_keep_it_consistent(
         for j in range(200):
             try:
                 if (i + j) % 3 == 0:
-                    breaker.execute(_boom)
+                    breaker.execute(boom)
                 else:
                     breaker.execute(int)
             except (Boom, CircuitBreakerError):
@@ -301,7 +298,3 @@ def test_64_threads_hammering_closed_breaker_with_failures_keep_it_consistent(
     assert errors == []
     assert breaker.trials_in_flight == 0
     assert breaker.state in set(BreakerState)
-
-
-def _boom() -> None:
-    raise Boom

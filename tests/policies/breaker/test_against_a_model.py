@@ -16,19 +16,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from policy_helpers import CLOSED, HALF_OPEN, OPEN, BadRequest, Boom
 from selfheal import BreakerState, CircuitBreaker, CircuitBreakerError, FailureRateWindow
 from selfheal.testing import FakeClock
-
-CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
-
-
-class Boom(Exception):
-    pass
-
-
-class BadRequest(Exception):
-    pass
-
 
 OUTCOMES = {
     "success": None,
@@ -110,7 +100,7 @@ class Model:
         self.outcomes = [*self.outcomes, failed][-size:]
         failures = sum(self.outcomes)
         if (
-            len(self.outcomes) >= min_calls
+            len(self.outcomes) >= min(min_calls, size)  # a full window is always judged
             and failures
             and failures >= threshold * len(self.outcomes)
         ):
@@ -135,7 +125,7 @@ class BreakerMachineTest(RuleBasedStateMachine):
         n=st.integers(1, 3),
         window=st.one_of(
             st.none(),
-            st.tuples(st.integers(2, 6), st.integers(1, 4), st.sampled_from([0.5, 0.75, 1.0])),
+            st.tuples(st.integers(2, 6), st.integers(1, 8), st.sampled_from([0.5, 0.75, 1.0])),
         ),
     )
     def setup(

@@ -1,0 +1,42 @@
+"""Retry: run a call again when it fails transiently.
+
+One concept per module: `_backoff` (how long to wait), `_stop` (when to give up), `_budget`
+(how many retries a dependency can take), `_hints` (the server's own "retry after"),
+`_testing` (the process-wide test mode), `_attempts` (the decision after each failure, shared
+by both drivers) and `_policy` (`Retry` and `retry`, the sync and async front ends).
+"""
+
+from selfheal.policies.retry._attempts import RetryError
+from selfheal.policies.retry._backoff import (
+    Backoff,
+    ConstantBackoff,
+    DecorrelatedJitter,
+    ExponentialBackoff,
+    LinearBackoff,
+    RandomJitter,
+)
+from selfheal.policies.retry._budget import RetryBudget
+from selfheal.policies.retry._hints import retry_after_hint
+from selfheal.policies.retry._policy import Retry, retry
+from selfheal.policies.retry._stop import Stop, StopAfterAttempts, StopAfterDelay, StopAtDeadline
+from selfheal.policies.retry._testing import is_testing, set_testing
+
+__all__ = [
+    "Backoff",
+    "ConstantBackoff",
+    "DecorrelatedJitter",
+    "ExponentialBackoff",
+    "LinearBackoff",
+    "RandomJitter",
+    "Retry",
+    "RetryBudget",
+    "RetryError",
+    "Stop",
+    "StopAfterAttempts",
+    "StopAfterDelay",
+    "StopAtDeadline",
+    "is_testing",
+    "retry",
+    "retry_after_hint",
+    "set_testing",
+]

@@ -1,0 +1,192 @@
+"""The retry decision, written once for both drivers: what follows each failed attempt.
+
+`Attempts` is one call's progress once an attempt has failed. The driver tells it how each
+attempt ended (`failed`, `accepts`) and asks `next_delay` what comes next: seconds to wait
+before the next attempt, or the error that ends the call. Whether the failure is retryable,
+the backoff or the server's hint, the stop conditions, an enclosing deadline, the budget, test
+mode and the events are all decided here, with no I/O and no waiting: the sync driver sleeps
+on the clock, the async one awaits it, and that is their only difference (stamina's
+``_core.py`` serves its two front ends from one attempt iterator the same way).
+
+Nothing here runs on the success path: an `Attempts` is made only after a failure.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from selfheal._deadline import DEADLINE
+from selfheal.errors import PolicyError
+from selfheal.events import Severity
+from selfheal.policies.retry._testing import current_mode
+
+if TYPE_CHECKING:
+    from selfheal.policies.retry._policy import Retry
+
+__all__ = ["Attempts", "RetryError"]
+
+
+class RetryError(PolicyError):
+    """Raised when a retry gives up; the last failure is its ``__cause__``.
+
+    Attributes:
+        name: The retry's name.
+        attempts: How many attempts were made.
+        reason: Why it gave up: ``"attempts"``, ``"deadline"``, ``"stop"`` or ``"budget"``.
+        last_exception: The last attempt's exception, or None if it returned a rejected result.
+        last_result: The last attempt's result when `retry_on_result` rejected it, else None.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        attempts: int,
+        reason: str,
+        last_exception: BaseException | None,
+        last_result: Any = None,
+    ) -> None:
+        last = repr(last_exception) if last_exception is not None else f"result {last_result!r}"
+        super().__init__(f"retry {name!r} gave up after {attempts} attempt(s) ({reason}): {last}")
+        self.name = name
+        self.attempts = attempts
+        self.reason = reason
+        self.last_exception = last_exception
+        self.last_result = last_result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the fields (not the message), so it crosses process pools intact.
+        args = (self.name, self.attempts, self.reason, self.last_exception, self.last_result)
+        return (type(self), args)
+
+
+class Attempts:
+    """One call's attempts after a failure: records outcomes, decides what follows.
+
+    Args:
+        policy: The retry whose options decide.
+        name: The name in events and errors.
+        start: Monotonic time of the first attempt (time-based stops count from it).
+        exc: The first attempt's exception, or None if its result was rejected.
+        result: The first attempt's rejected result (when `exc` is None).
+
+    Attributes:
+        attempt: The number of the attempt that failed last (1 for the first call).
+        delay: The wait before that attempt (0.0 before the first).
+    """
+
+    __slots__ = ("_exc", "_policy", "_result", "attempt", "delay", "name", "start")
+
+    def __init__(
+        self,
+        policy: Retry,
+        name: str,
+        start: float,
+        exc: BaseException | None,
+        result: Any = None,
+    ) -> None:
+        self._policy = policy
+        self.name = name
+        self.start = start
+        self._exc = exc
+        self._result = result
+        self.attempt = 1
+        self.delay = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        """Record that the attempt just made raised `exc` (one of the types the retry catches)."""
+        self._exc, self._result = exc, None
+        self.attempt += 1
+
+    def accepts(self, result: Any) -> bool:
+        """Return whether `result`, of the attempt just made, ends the call.
+
+        A result `retry_on_result` rejects is recorded as that attempt's failure.
+        """
+        on_result = self._policy.retry_on_result
+        if on_result is None or not on_result(result):
+            return True
+        self._exc, self._result = None, result
+        self.attempt += 1
+        return False
+
+    def next_delay(self) -> float:
+        """Decide what follows the failed attempt: the wait before the next one, or an error.
+
+        Returns:
+            Seconds to wait (0.0 for none) before the next attempt.
+
+        Raises:
+            BaseException: The failure itself when it is not retryable or ``reraise`` is set,
+                else `RetryError` (from the failure) when the retry gives up.
+        """
+        policy, exc = self._policy, self._exc
+        predicate = policy._predicate
+        if exc is not None and predicate is not None and not predicate(exc):
+            raise exc
+        plan = self._plan(policy, exc)
+        if isinstance(plan, str):
+            error = self._gave_up(policy, plan)
+            if error is exc:
+                raise exc
+            raise error from exc
+        self.delay = plan
+        self._retrying(policy, plan)
+        return plan
+
+    def _plan(  # noqa: PLR0911 - one return per reason to give up
+        self, policy: Retry, exc: BaseException | None
+    ) -> float | str:
+        """Return the wait before the next attempt, or why to give up (a str)."""
+        attempt, clock = self.attempt, policy.clock
+        mode = current_mode()
+        if mode.enabled and attempt >= mode.attempts:
+            return "attempts"
+        hint = policy.hint
+        hinted = hint(exc) if exc is not None and hint is not None else None
+        delay = policy.backoff.delay(attempt, self.delay) if hinted is None else hinted
+        elapsed = clock.monotonic() - self.start
+        if policy._stop(attempt, elapsed, delay):
+            if policy.attempts is not None and attempt >= policy.attempts:
+                return "attempts"
+            if policy.deadline is not None and elapsed + delay >= policy.deadline:
+                return "deadline"
+            return "stop"
+        # An enclosing deadline (an outer Timeout, another retry's) binds this retry too:
+        # a sync Timeout only publishes it, and an async one would cut the sleep short.
+        scope = DEADLINE.get()
+        if (
+            scope is not None
+            and scope.clock is clock
+            and clock.monotonic() + delay >= scope.deadline
+        ):
+            return "deadline"
+        if policy.budget is not None and not policy.budget.try_withdraw():
+            return "budget"
+        return 0.0 if mode.enabled else delay
+
+    def _error_text(self) -> str:
+        return repr(self._exc) if self._exc is not None else f"result {self._result!r}"
+
+    def _retrying(self, policy: Retry, delay: float) -> None:
+        bus, name = policy.bus, self.name
+        topic = f"retry.{name}.retrying"
+        if bus is not None and bus.has_subscribers(topic):
+            error = self._error_text()
+            bus.emit(topic, name, Severity.INFO, attempt=self.attempt, delay=delay, error=error)
+
+    def _gave_up(self, policy: Retry, reason: str) -> BaseException:
+        bus, name, attempt = policy.bus, self.name, self.attempt
+        if bus is not None:
+            if reason == "budget":
+                bus.emit(f"retry.{name}.budget_exhausted", name, Severity.WARNING, attempt=attempt)
+            bus.emit(
+                f"retry.{name}.gave_up",
+                name,
+                Severity.ERROR,
+                attempts=attempt,
+                reason=reason,
+                error=self._error_text(),
+            )
+        if policy.reraise and self._exc is not None:
+            return self._exc
+        return RetryError(name, attempt, reason, self._exc, self._result)
