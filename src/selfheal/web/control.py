@@ -36,6 +36,7 @@ require("starlette", "uvicorn", feature="selfheal.web.control")
 
 from starlette.routing import BaseRoute  # noqa: E402 - after the check of the extra
 
+from selfheal._asgi import start_asgi_server, stop_asgi_server  # noqa: E402
 from selfheal.errors import ReloadError  # noqa: E402
 from selfheal.supervisor import Supervisor  # noqa: E402
 from selfheal.web._control_app import (  # noqa: E402
@@ -124,8 +125,6 @@ class ControlServer:
 
     async def start(self) -> None:
         """Bind, start serving, write the control and token files."""
-        import uvicorn
-
         token = self._token or secrets.token_urlsafe(32)
         app = control_app(
             self.supervisor,
@@ -136,22 +135,8 @@ class ControlServer:
             routes=self._routes(token) if self._routes is not None else (),
         )
         sock = self._bind()
-        config = uvicorn.Config(
-            app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            date_header=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,
-        )
-        config.load()
-        server = uvicorn.Server(config)
-        server.lifespan = config.lifespan_class(config)
-        await server.startup(sockets=[sock])
-        # Sets the default headers once; uvicorn's main loop (a 100 ms tick) is not run.
-        await server.on_tick(0)
-        self._server, self._sock = server, sock
+        # uvicorn's main loop (a 100 ms tick) is not run: an idle daemon wakes for nothing.
+        self._server, self._sock = await start_asgi_server(app, sock), sock
         self.state_dir.mkdir(parents=True, exist_ok=True)
         token_path = self.state_dir / TOKEN_FILE
         fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
@@ -208,8 +193,7 @@ class ControlServer:
         for name in (CONTROL_FILE, TOKEN_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (self.state_dir / name).unlink()
-        server.should_exit = True
-        await server.shutdown()
+        await stop_asgi_server(server)
         if self._sock is not None:
             self._sock.close()
             self._sock = None
