@@ -24,9 +24,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The demo shop under selfheal and chaos for a minute, with a fixed seed (`selfheal demo -h`).
+DEMO_ARGS ?= --duration 60 --seed 7
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
-	$(BIN)/python examples/daemon_demo.py
+	$(BIN)/selfheal demo $(DEMO_ARGS)
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[all,dev,bench]'

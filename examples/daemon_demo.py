@@ -10,7 +10,7 @@ What happens (about ten seconds, everything on 127.0.0.1, all in a temporary dir
 4. The journal is read back with ``selfheal incidents``: every incident with its time to recover.
 5. The daemon is stopped with SIGTERM: every program is stopped, nothing is left behind.
 
-Run it with ``make demo`` (after the policies tour) or ``.venv/bin/python examples/daemon_demo.py``.
+Run it with ``.venv/bin/python examples/daemon_demo.py`` (``make demo`` runs the shop demo).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """A short tour of selfheal: policies healing a flaky dependency, narrated by their events.
 
-Run with ``make demo``. Real clock, tiny delays: the whole tour takes well under three seconds.
+Run with ``.venv/bin/python examples/demo.py``. Real clock, tiny delays: the whole tour takes
+well under three seconds.
 """
 
 from __future__ import annotations

@@ -149,6 +149,7 @@ class Daemon:
             metrics=False,
         )
         routes.append(Route("/metrics", render, methods=["GET"]))
+        routes.append(Route("/", _to_dashboard, methods=["GET"]))
         routes.append(self._dashboard(token))
         return routes
 
@@ -253,6 +254,13 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
+
+
+async def _to_dashboard(request: Any) -> Any:
+    """Send a browser at the daemon's address to its dashboard."""
+    from starlette.responses import RedirectResponse
+
+    return RedirectResponse("/dashboard/", status_code=307)
 
 
 class _Buttons:

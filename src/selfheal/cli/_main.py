@@ -16,6 +16,7 @@ from selfheal.cli import (
     _chaos,
     _chaos_switch,
     _control,
+    _demo,
     _experiment,
     _help,
     _import,
@@ -101,6 +102,7 @@ for _cmd in (
     *_journal.commands,
     *_import.commands,
     *_chaos.commands,
+    *_demo.commands,
 ):
     main.add_command(_cmd)
 # One ``chaos`` group: the proxy, experiments and the kill switch.
