@@ -1,0 +1,116 @@
+"""A standby process: a Python program's imports done ahead, waiting to become an instance.
+
+A restarted Python web process spends most of its start in imports (the interpreter,
+asyncio, the web framework, the database driver): a second or more on a busy machine, while
+the supervisor's part of a restart takes milliseconds. With ``preload`` the supervisor keeps
+one standby per program, started with ``python -m selfheal._standby``, which imports the
+listed modules and then waits on its stdin. When an instance has to start, the supervisor
+writes one JSON line there (the instance's environment); the standby takes it as its own, then
+runs the program's script (or ``-m`` module) as ``__main__``, exactly as
+``python SCRIPT ARGS`` would have, with the imports already done.
+
+The standby is the supervisor's own child from the start: its exit status, process group,
+output pipes and signals are those of any program. End of input without a line (the
+supervisor went away, or no longer needs it) ends it without running anything. Only the
+standard library is imported here; preloaded modules must not start threads or event loops at
+import time (a fork of them would not be involved, but the program's ``main`` expects to make
+its own).
+
+Usage (by the supervisor): ``python -m selfheal._standby [--preload MOD[,MOD...]] -- SCRIPT
+[ARGS...]`` or ``... -- -m MODULE [ARGS...]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import runpy
+import sys
+from collections.abc import Sequence
+
+__all__ = ["GO_KEYS", "go_message", "main"]
+
+#: What a go message may hold.
+GO_KEYS = frozenset({"env", "cwd"})
+
+
+def go_message(env: dict[str, str], cwd: str | None = None) -> bytes:
+    """Return the line that turns a standby into an instance with `env` (and `cwd`)."""
+    message: dict[str, object] = {"env": env}
+    if cwd is not None:
+        message["cwd"] = cwd
+    return (json.dumps(message, separators=(",", ":")) + "\n").encode()
+
+
+def _parse(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return (modules to preload, the program's arguments after the interpreter)."""
+    args = list(argv)
+    if "--" not in args:
+        raise SystemExit("usage: python -m selfheal._standby [--preload MODS] -- SCRIPT [ARGS]")
+    split = args.index("--")
+    options, program = args[:split], args[split + 1 :]
+    preload: list[str] = []
+    while options:
+        option = options.pop(0)
+        if option == "--preload" and options:
+            preload += [m for m in options.pop(0).split(",") if m]
+        else:
+            raise SystemExit(f"selfheal._standby: unknown option {option!r}")
+    if not program or (program[0] == "-m" and len(program) < 2):
+        raise SystemExit("selfheal._standby: no script or -m MODULE after --")
+    return preload, program
+
+
+def _read_go() -> dict[str, object] | None:
+    """Block until the supervisor's line arrives on stdin; None at end of input."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return None
+        line += chunk
+    message = json.loads(line)
+    if not isinstance(message, dict) or not set(message) <= GO_KEYS:
+        raise SystemExit(f"selfheal._standby: unexpected message {sorted(message)!r}")
+    return message
+
+
+def _become(message: dict[str, object]) -> None:
+    """Take the instance's environment and directory; give stdin back to /dev/null."""
+    cwd = message.get("cwd")
+    if isinstance(cwd, str):
+        os.chdir(cwd)
+    env = message.get("env")
+    if isinstance(env, dict):
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Preload, wait for the go line, then run the program as ``__main__``."""
+    preload, program = _parse(sys.argv[1:] if argv is None else argv)
+    if program[0] != "-m":
+        # As `python SCRIPT` does: the script's directory first on the path, before imports.
+        sys.path[0] = os.path.dirname(os.path.abspath(program[0]))
+    else:
+        sys.path[0] = os.getcwd()
+    for name in preload:
+        importlib.import_module(name)
+    message = _read_go()
+    if message is None:
+        return
+    _become(message)
+    if program[0] == "-m":
+        sys.argv = [program[1], *program[2:]]
+        runpy.run_module(program[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = list(program)
+        runpy.run_path(program[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
