@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from selfheal.cli._daemon import Daemon, journal_advice
+from selfheal.cli._limits import fit_descriptors
 from selfheal.cli._logging import configure_logging, log_daemon
 from selfheal.errors import ConfigError, StartError, StateDirLockedError
 from selfheal.runtime import DaemonPlan, compile_plan
@@ -59,9 +60,15 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False, log_format: str = "te
     """Run a daemon in the foreground, logging to stderr, until SIGINT/SIGTERM.
 
     Returns:
-        0, or `EXIT_LOCKED` if another daemon uses the state dir.
+        0; `EXIT_CONFIG` if its programs cannot fit in the file descriptors it may open;
+        `EXIT_LOCKED` if another daemon uses the state dir.
     """
     configure_logging(log_format=log_format, verbose=verbose)
+    try:
+        plan = fit_descriptors(plan)
+    except StartError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_CONFIG
     try:
         daemon = Daemon(plan)
     except StartError as exc:

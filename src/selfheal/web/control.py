@@ -36,7 +36,8 @@ require("starlette", "uvicorn", feature="selfheal.web.control")
 
 from starlette.routing import BaseRoute  # noqa: E402 - after the check of the extra
 
-from selfheal._asgi import start_asgi_server, stop_asgi_server  # noqa: E402
+from selfheal._asgi import ServerLimits, start_asgi_server, stop_asgi_server  # noqa: E402
+from selfheal._clock import SYSTEM_CLOCK, Clock  # noqa: E402
 from selfheal.errors import ReloadError  # noqa: E402
 from selfheal.supervisor import Supervisor  # noqa: E402
 from selfheal.web._control_app import (  # noqa: E402
@@ -87,6 +88,11 @@ class ControlServer:
             daemon takes as a clean shutdown).
         extra: More fields for ``control.json`` (config path, log dir...).
         routes: Given the token, returns more routes to serve (see `control_app`).
+        max_connections: Connections kept open at once; past it a new one replaces the one
+            idle the longest. A connection that sends no whole request within 10 s is
+            closed, and request headers are limited to 16 KiB: idle or slow clients cannot
+            take the descriptors the daemon needs to restart its programs.
+        clock: Times the request read timeout.
     """
 
     def __init__(
@@ -103,6 +109,8 @@ class ControlServer:
         shutdown: ShutdownFn | None = _terminate_self,
         extra: dict[str, Any] | None = None,
         routes: RoutesFn | None = None,
+        max_connections: int = 64,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.supervisor = supervisor
         self.state_dir = Path(state_dir)
@@ -115,6 +123,8 @@ class ControlServer:
         self._shutdown = shutdown
         self._routes = routes
         self._extra = dict(extra or {})
+        self._limits = ServerLimits(max_connections=max_connections)
+        self._clock = clock
         self._server: Any = None
         self._sock: socket.socket | None = None
         self.url: str | None = None
@@ -136,7 +146,10 @@ class ControlServer:
         )
         sock = self._bind()
         # uvicorn's main loop (a 100 ms tick) is not run: an idle daemon wakes for nothing.
-        self._server, self._sock = await start_asgi_server(app, sock), sock
+        server = await start_asgi_server(
+            app, sock, limits=self._limits, clock=self._clock, name="control API"
+        )
+        self._server, self._sock = server, sock
         self.state_dir.mkdir(parents=True, exist_ok=True)
         token_path = self.state_dir / TOKEN_FILE
         fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
