@@ -14,15 +14,14 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import StartDaemon, cli
-from supervisor_helpers import PY, wait_until
+from cli_helpers import StartDaemon, cli, run_refused
+from supervisor_helpers import wait_until
 
 SLEEP = shutil.which("sleep") or "/bin/sleep"
 pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None, reason="needs util-linux prlimit")
@@ -41,17 +40,6 @@ def status(state: Path) -> dict[str, dict[str, object]]:
     code, out = cli("status", "--json", "--state-dir", str(state))
     assert code == 0, out
     return {p["name"]: p for p in json.loads(out)["processes"]}
-
-
-def run_limited(config: Path, nofile: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["prlimit", f"--nofile={nofile}", PY, "-m", "selfheal", "run", str(config)],
-        cwd=config.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @contextmanager
@@ -103,13 +91,13 @@ def test_under_64_descriptors_idle_clients_do_not_stop_the_restarts(
 
 def test_programs_that_cannot_fit_in_the_hard_limit_are_refused_at_start(tmp_path: Path) -> None:
     config = write_config(tmp_path, 400)
-    done = run_limited(config, "1024")
+    done = run_refused(config, "prlimit", "--nofile=1024")
     assert done.returncode == 2, done.stderr
     assert "400 program(s)" in done.stderr
     assert "1024" in done.stderr
     assert "Traceback" not in done.stderr
     minfds = write_config(tmp_path, 1, "minfds = 4096")
-    done = run_limited(minfds, "1024")
+    done = run_refused(minfds, "prlimit", "--nofile=1024")
     assert done.returncode == 2, done.stderr
     assert "minfds = 4096" in done.stderr
 

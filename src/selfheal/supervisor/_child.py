@@ -212,6 +212,43 @@ class Child:
         self.env[PROGRAM_ENV] = name
         self.name = name
 
+    def report(
+        self, now: float, wall: float, waiting_for: list[str], *, tail: int = 0
+    ) -> dict[str, Any]:
+        """Return the child's status as JSON-ready data (`Supervisor.status`).
+
+        Args:
+            now: The clock's monotonic time.
+            wall: The clock's wall time at `now`.
+            waiting_for: What it waits for before it starts.
+            tail: Add this many last lines of output (``tail``).
+        """
+        life, spec = self.life, self.spec
+        entry = {
+            "name": self.name,
+            "program": spec.name,
+            "group": spec.group,
+            "state": life.state.value,
+            "pid": self.pid,
+            "since": wall - (now - life.since),
+            "uptime": (now - life.started_at) if self.pid is not None else None,
+            "restarts": len(life.restarts),
+            "reason": life.reason,
+            "exit_code": self.last_exit,
+            "status": self.status_text,
+            "probe": self.probe_error,
+            "waiting_for": waiting_for,
+            "autostart": spec.autostart,
+            "priority": spec.priority,
+            "start_timeout": spec.start_timeout,
+            "stop_grace": spec.stop_grace,
+            "log": str(self.log.path),
+            "stderr_log": str(self.err_log.path) if self.err_log is not None else None,
+        }
+        if tail > 0:
+            entry["tail"] = self.tail()[-tail:]
+        return entry
+
     # -- the process -------------------------------------------------------------------------
 
     def launch(
