@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -23,3 +25,18 @@ def cli_streams(*args: str) -> tuple[int, str, str]:
     """Run ``selfheal ARGS``; return the exit status, stdout and stderr apart."""
     result = CliRunner().invoke(main, list(args))
     return result.exit_code, result.stdout, result.stderr
+
+
+def run_refused(config: Path, *prefix: str) -> subprocess.CompletedProcess[str]:
+    """Run ``PREFIX selfheal run CONFIG`` in its directory to its exit (a start that fails).
+
+    Bounded to 60 s; stdout and stderr are captured as text.
+    """
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "selfheal", "run", str(config)],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

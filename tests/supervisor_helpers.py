@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -156,3 +157,33 @@ def running_daemon(config: Path) -> Iterator[subprocess.Popen[bytes]]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
+
+
+def open_descriptors() -> int:
+    """Return how many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+@contextlib.contextmanager
+def descriptors_exhausted(spare: int = 0) -> Iterator[None]:
+    """Leave this process `spare` free file descriptors until the block ends (real EMFILE).
+
+    The soft ``RLIMIT_NOFILE`` is lowered just above the descriptors in use and every free
+    one is taken (``/dev/null``), so whatever opens a descriptor next fails as it would in a
+    process that ran out; both are given back at the end.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, top + 1 + spare + 64), hard))
+    held: list[int] = []
+    try:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        for _ in range(min(spare, len(held))):
+            os.close(held.pop())
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

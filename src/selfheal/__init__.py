@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         SelfhealError,
         StartError,
         StateDirLockedError,
+        UnsafePathError,
     )
     from selfheal.events import (
         Event,
@@ -164,6 +165,7 @@ _LAZY: dict[str, str] = {
     "SlowCallRule": "selfheal.policies",
     "StartError": "selfheal.errors",
     "StateDirLockedError": "selfheal.errors",
+    "UnsafePathError": "selfheal.errors",
     "Stop": "selfheal.policies",
     "StopAfterAttempts": "selfheal.policies",
     "StopAfterDelay": "selfheal.policies",
@@ -245,6 +247,7 @@ __all__ = [
     "SyntheticTester",
     "SystemClock",
     "Timeout",
+    "UnsafePathError",
     "current_deadline",
     "fallback",
     "inject",

@@ -5,7 +5,8 @@ The tree (``except selfheal.SelfhealError`` catches all of it; catch a branch to
     SelfhealError
     ├── ConfigError                a config file (or value) that cannot be used
     ├── StartError                 the daemon or a component cannot start
-    │   └── StateDirLockedError    another daemon holds the state directory
+    │   ├── StateDirLockedError    another daemon holds the state directory
+    │   └── UnsafePathError        (also PermissionError) another user could subvert a path
     ├── ReloadError                a reload was refused; the running config stays
     ├── ControlError               a control request could not be carried out
     ├── JournalError               the journal cannot be read or written
@@ -48,6 +49,7 @@ __all__ = [
     "SelfhealError",
     "StartError",
     "StateDirLockedError",
+    "UnsafePathError",
 ]
 
 
@@ -115,6 +117,15 @@ class StateDirLockedError(StartError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.state_dir, self.pid))
+
+
+class UnsafePathError(StartError, PermissionError):
+    """A directory or file another user could subvert: theirs, writable by them, or a symlink.
+
+    The state and log directories, and the daemon's files in them, must belong to root or to
+    the daemon's user and be writable by nobody else (as OpenSSH's StrictModes demands); the
+    message names the path, its owner or mode, and what to do.
+    """
 
 
 class ReloadError(SelfhealError):

@@ -15,7 +15,9 @@ from supervisor_helpers import PY, wait_until
 
 @pytest.fixture
 def start_daemon() -> Iterator[StartDaemon]:
-    """Return ``start(config, *options)``: run ``selfheal run OPTIONS CONFIG`` in its directory.
+    """Return ``start(config, *options, prefix=())``: run ``selfheal run OPTIONS CONFIG`` there.
+
+    `prefix` goes before the command (``("prlimit", "--nofile=64")``).
 
     It returns once the daemon wrote ``state/control.json`` (the configs here use
     ``state_dir = "state"``), with its stderr in ``daemon.err`` beside the config. Daemons
@@ -23,13 +25,13 @@ def start_daemon() -> Iterator[StartDaemon]:
     """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(config: Path, *options: str) -> subprocess.Popen[bytes]:
+    def start(config: Path, *options: str, prefix: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         control = config.parent / "state" / "control.json"
         control.unlink(missing_ok=True)
         log = config.parent / "daemon.err"
         with log.open("ab") as err:
             proc = subprocess.Popen(
-                [PY, "-m", "selfheal", "run", *options, str(config)],
+                [*prefix, PY, "-m", "selfheal", "run", *options, str(config)],
                 cwd=config.parent,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +166,17 @@ def test_invariants_under_random_sequences(steps: list[tuple[Trigger, float]], r
             assert trigger is T.READY
         if life is not before and life.state is not before.state:
             assert life.since == now
+
+
+def test_a_spawn_short_of_resources_backs_off_uncounted_whatever_the_policy() -> None:
+    never = replace(SPEC, restart="never")
+    life = run(Lifecycle(), (T.START, 0.0), spec=never)
+    for n in range(1, 8):  # more than max_restarts: never FATAL, never EXITED
+        life = run(life, (T.NO_RESOURCES, float(n)), spec=never)
+        assert life.state is S.BACKOFF
+        assert life.restarts == ()
+        assert life.delay > 0
+        life = run(life, (T.BACKOFF_ELAPSED, n + 0.5), spec=never)
+        assert life.state is S.STARTING
+    running = run(life, (T.READY, 9.0))
+    assert transition(running, T.NO_RESOURCES, 9.5, SPEC) is running

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from selfheal.errors import StateDirLockedError
-from selfheal.supervisor import ProgramSpec
+from selfheal.errors import StateDirLockedError, UnsafePathError
+from selfheal.supervisor import ProgramSpec, Supervisor
 from supervisor_helpers import PY, SLEEP, abandon, alive, make, read_int
 
 pytestmark = pytest.mark.anyio
@@ -50,3 +50,29 @@ async def test_a_second_supervisor_on_the_same_state_dir_is_refused(tmp_path: Pa
         assert info.value.pid == os.getpid()
     finally:
         await sup.stop()
+
+
+async def test_a_state_dir_others_may_write_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    state.chmod(0o777)
+    sup, _ = make(tmp_path, ProgramSpec("p", SLEEP))
+    with pytest.raises(UnsafePathError, match=r"can be written by its group and other users"):
+        await sup.start()
+    assert list(state.iterdir()) == []
+
+
+async def test_files_of_the_state_dir_are_never_opened_through_a_symlink(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_text("precious\n")
+    for name in ("supervisor.lock", "children.json", "logs/p.log"):
+        state = tmp_path / name.replace("/", "_")
+        (state / "logs").mkdir(parents=True)
+        (state / name).symlink_to(target)
+        sup = Supervisor([ProgramSpec("p", SLEEP)], state_dir=state)
+        with pytest.raises(UnsafePathError, match="is a symbolic link: refusing to follow it"):
+            await sup.start()
+        assert target.read_text() == "precious\n"
+        assert sup._dir._lock_fd == -1  # a failed start keeps no lock

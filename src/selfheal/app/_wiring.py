@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import Clock
+from selfheal._safepath import open_private, safe_dir
 from selfheal.errors import StartError
 from selfheal.events import EventBus
 from selfheal.recovery import RecoveryEngine, rate_limit_from_dict, rule_from_dict
@@ -127,10 +128,15 @@ def _private_file(path: Path) -> None:
     """Make `path` (and SQLite's ``-wal``/``-shm`` beside it) readable by its owner only.
 
     The journal holds every event, with the last lines of programs' output. SQLite creates
-    its side files with the main file's mode, so creating that one 0600 is enough.
+    its side files with the main file's mode, so creating that one 0600 is enough. Its
+    directory is checked and no symlink is followed: never a chmod of another user's target.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    safe_dir(path.parent, 0o700)
     for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        flags = os.O_WRONLY | (os.O_CREAT if p == path else 0)
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(p, 0o600)
+            fd = open_private(p, flags, 0o600)
+            try:
+                os.fchmod(fd, 0o600)
+            finally:
+                os.close(fd)

@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from selfheal._safepath import open_private, safe_dir
+
 __all__ = [
     "KillSwitch",
     "kill_switch",
@@ -53,9 +55,16 @@ class KillSwitch:
         return self.path.exists()
 
     def engage(self, reason: str = "") -> None:
-        """Create the flag file, recording `reason` and who engaged it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"reason": reason, "pid": os.getpid()}) + "\n")
+        """Create the flag file, recording `reason` and who engaged it.
+
+        Raises:
+            UnsafePathError: If another user could subvert the state directory (the flag is
+                never written through a symlink).
+            OSError: If the flag cannot be written.
+        """
+        safe_dir(self.path.parent, 0o700)
+        with os.fdopen(open_private(self.path, os.O_WRONLY, 0o644, fresh=True), "w") as f:
+            f.write(json.dumps({"reason": reason, "pid": os.getpid()}) + "\n")
 
     def release(self) -> bool:
         """Delete the flag file; return whether it existed."""

@@ -11,7 +11,7 @@ import click
 
 from selfheal.chaos import KillSwitch
 from selfheal.cli._client import strict_state_dir
-from selfheal.cli._common import config_option, console, state_dir_option
+from selfheal.cli._common import config_option, console, fail, state_dir_option
 
 __all__ = ["commands", "resume_command", "stop_command"]
 
@@ -23,7 +23,10 @@ __all__ = ["commands", "resume_command", "stop_command"]
 def stop_command(config: str | None, state_dir: str | None, reason: str) -> None:
     """Engage the chaos kill switch: roll back every fault, start no new one."""
     switch = KillSwitch(strict_state_dir(config, state_dir))
-    switch.engage(reason)
+    try:
+        switch.engage(reason)
+    except OSError as exc:  # also UnsafePathError: a state dir another user controls
+        fail(f"cannot engage the kill switch {switch.path}: {exc}")
     console().print(
         f"[red]chaos stopped[/red]: kill switch {switch.path} engaged; running chaos rolls "
         "back within its poll interval. 'selfheal chaos resume' lifts it."

@@ -1,7 +1,9 @@
 """How the control commands find the running daemon and talk to it.
 
-The daemon writes ``<state_dir>/control.json`` (its pid, address and token file). The state
-dir comes from ``--state-dir``, else from the config's ``[control] state_dir`` (``-c``,
+The daemon writes ``<state_dir>/control.json`` (its pid, address and token file). Before it
+believes the file, and before it sends the token in ``<state_dir>/control.token``, the CLI
+checks that no other user could have written them (`selfheal._safepath`). The state dir
+comes from ``--state-dir``, else from the config's ``[control] state_dir`` (``-c``,
 default ``./selfheal.toml``), else ``./.selfheal``. The config is only *read* for that key,
 never validated: a typo made in the file after the daemon started must not lock the operator
 out of it (``run``, ``check`` and ``reload`` are what validate).
@@ -9,12 +11,15 @@ out of it (``run``, ``check`` and ``reload`` are what validate).
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfheal._safepath import UnsafePathError, check_dir, open_private
 from selfheal.cli._common import fail
 
 __all__ = ["Daemon", "Location", "connect", "find", "locate", "strict_state_dir"]
@@ -146,12 +151,17 @@ class Daemon:
         """
         import httpx
 
+        from selfheal.web.control import TOKEN_FILE
+
         headers = {}
+        token_file = self.location.state_dir / TOKEN_FILE
         try:
-            headers["Authorization"] = "Bearer " + Path(self.info["token_file"]).read_text().strip()
-        except (OSError, KeyError, TypeError):
+            headers["Authorization"] = "Bearer " + _read_trusted(token_file, secret=True).strip()
+        except UnsafePathError as exc:
+            fail(f"not sending the token: {exc}")
+        except OSError:
             if method != "GET":
-                fail(f"cannot read the daemon's token file ({self.info.get('token_file')})")
+                fail(f"cannot read the daemon's token file ({token_file})")
         if self.info.get("socket"):
             client = httpx.Client(
                 transport=httpx.HTTPTransport(uds=self.info["socket"]),
@@ -186,6 +196,19 @@ class Daemon:
         return stat[stat.rfind(")") + 2 :][:1] != "Z"
 
 
+def _read_trusted(path: Path, *, secret: bool = False) -> str:
+    """Return the text of `path`, a regular file of root or ours that nobody else can write.
+
+    Raises:
+        UnsafePathError: If it is a symlink or another user could have written it (or read
+            it, when `secret`).
+        OSError: If it cannot be read.
+    """
+    fd = open_private(path, os.O_RDONLY, secret=secret)
+    with os.fdopen(fd, "rb") as f:
+        return f.read(1 << 20).decode(errors="replace")
+
+
 def strict_state_dir(config: str | None, state_dir: str | None) -> Path:
     """Return the state dir of `config` / `state_dir`, failing if the config cannot be read.
 
@@ -209,14 +232,19 @@ def connect(config: str | None, state_dir: str | None) -> Daemon:
 
 def find(location: Location) -> Daemon | str:
     """Return the daemon running at `location`, or why there is none (a sentence)."""
-    from selfheal.web.control import read_control_file
+    from selfheal.web.control import CONTROL_FILE
 
     sdir = location.state_dir
     hint = "start one: selfheal run CONFIG"
     if location.problem:
         hint += f"; note: {location.problem}, run selfheal check"
     try:
-        info = read_control_file(sdir)
+        # What it says is trusted (where to send the token) only if no other user could
+        # have written it: the state dir and the file are root's or ours, and theirs alone.
+        check_dir(sdir)
+        info = json.loads(_read_trusted(sdir / CONTROL_FILE))
+    except UnsafePathError as exc:
+        return f"not trusting the daemon's files: {exc}"
     except (OSError, ValueError):
         return f"no daemon is running with state dir {sdir} ({hint})"
     if not (

@@ -117,6 +117,8 @@ class Daemon:
                     reload=self.reload,
                     extra={"config": plan.config_path, "log_dir": plan.log_dir},
                     routes=self._routes,
+                    max_connections=control.get("max_connections", 64),
+                    clock=clock,
                 )
             )
         self._pending: set[asyncio.Task[None]] = set()

@@ -15,7 +15,9 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 
+from selfheal._safepath import safe_dir
 from selfheal.cli._daemon import Daemon, journal_advice
+from selfheal.cli._limits import fit_descriptors
 from selfheal.cli._logging import configure_logging, log_daemon
 from selfheal.errors import ConfigError, StartError, StateDirLockedError
 from selfheal.runtime import DaemonPlan, compile_plan
@@ -59,9 +61,15 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False, log_format: str = "te
     """Run a daemon in the foreground, logging to stderr, until SIGINT/SIGTERM.
 
     Returns:
-        0, or `EXIT_LOCKED` if another daemon uses the state dir.
+        0; `EXIT_CONFIG` if its programs cannot fit in the file descriptors it may open, or
+        another user could subvert its state or log directory; `EXIT_LOCKED` if another
+        daemon uses the state dir.
     """
     configure_logging(log_format=log_format, verbose=verbose)
+    prepared = _prepare(plan)
+    if isinstance(prepared, int):
+        return prepared
+    plan = prepared
     try:
         daemon = Daemon(plan)
     except StartError as exc:
@@ -81,6 +89,23 @@ def run_daemon(plan: DaemonPlan, *, verbose: bool = False, log_format: str = "te
         sys.stderr.write(f"error: {journal_advice(path, exc)}\n")
         return 1
     return 0
+
+
+def _prepare(plan: DaemonPlan) -> DaemonPlan | int:
+    """Return `plan` fitted to the descriptors, its directories made; or the exit status."""
+    try:
+        plan = fit_descriptors(plan)
+        # Before anything writes there (the journal is opened first): made with safe modes,
+        # or refused when another user could subvert them.
+        safe_dir(plan.state_dir, 0o700)
+        safe_dir(plan.log_dir, 0o750)
+    except StartError as exc:  # also UnsafePathError
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_CONFIG
+    except OSError as exc:
+        sys.stderr.write(f"error: cannot make the state or log directory: {exc}\n")
+        return 1
+    return plan
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ class DaemonPlan:
         log_dir: Programs' output files.
         programs: What to supervise, in config order.
         control: The ``[control]`` table as plain data (``enabled``, ``host``, ``port``,
-            ``socket`` (absolute or None), ``token``, ``status_requires_token``).
+            ``socket`` (absolute or None), ``token``, ``status_requires_token``,
+            ``max_connections``, ``minfds``).
         extra: The rest of the config (``recovery``, ``journal``, ``health``...) as plain
             data, for the components that other areas add.
     """
@@ -103,6 +104,8 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
             "socket": str(base / control.socket) if control.socket else None,
             "token": control.token,
             "status_requires_token": control.status_requires_token,
+            "max_connections": control.max_connections,
+            "minfds": control.minfds,
         },
         extra={
             # Validated and complete (defaults filled): the daemon builds its rules from

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -35,12 +36,37 @@ from selfheal.supervisor._proc import (
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._states import Lifecycle, ProcessState
 
-__all__ = ["SPAWN_ERRORS", "Child", "build_child", "child_env", "children_of"]
+__all__ = [
+    "SPAWN_ERRORS",
+    "Child",
+    "build_child",
+    "child_env",
+    "children_of",
+    "shortage",
+]
 
 logger = logging.getLogger("selfheal.supervisor")
 
 #: What `Child.launch` raises when the command cannot be run (a failed start, not a crash).
 SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
+
+# What a spawn found missing, by errno: the daemon's shortage (retried), not a bad command.
+_SHORTAGES = {
+    errno.EMFILE: "file descriptors (the daemon's limit, RLIMIT_NOFILE)",
+    errno.ENFILE: "file descriptors (the system's limit)",
+    errno.EAGAIN: "processes or threads (RLIMIT_NPROC, pid_max)",
+    errno.ENOMEM: "memory",
+    errno.ENOBUFS: "buffer space",
+}
+
+
+def shortage(exc: BaseException) -> str | None:
+    """Return what a failed spawn lacked (``"memory"``...), or None if the command is at fault."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _SHORTAGES.get(exc.errno)
+    return None
 
 
 def child_env(
@@ -186,6 +212,43 @@ class Child:
         self.env[PROGRAM_ENV] = name
         self.name = name
 
+    def report(
+        self, now: float, wall: float, waiting_for: list[str], *, tail: int = 0
+    ) -> dict[str, Any]:
+        """Return the child's status as JSON-ready data (`Supervisor.status`).
+
+        Args:
+            now: The clock's monotonic time.
+            wall: The clock's wall time at `now`.
+            waiting_for: What it waits for before it starts.
+            tail: Add this many last lines of output (``tail``).
+        """
+        life, spec = self.life, self.spec
+        entry = {
+            "name": self.name,
+            "program": spec.name,
+            "group": spec.group,
+            "state": life.state.value,
+            "pid": self.pid,
+            "since": wall - (now - life.since),
+            "uptime": (now - life.started_at) if self.pid is not None else None,
+            "restarts": len(life.restarts),
+            "reason": life.reason,
+            "exit_code": self.last_exit,
+            "status": self.status_text,
+            "probe": self.probe_error,
+            "waiting_for": waiting_for,
+            "autostart": spec.autostart,
+            "priority": spec.priority,
+            "start_timeout": spec.start_timeout,
+            "stop_grace": spec.stop_grace,
+            "log": str(self.log.path),
+            "stderr_log": str(self.err_log.path) if self.err_log is not None else None,
+        }
+        if tail > 0:
+            entry["tail"] = self.tail()[-tail:]
+        return entry
+
     # -- the process -------------------------------------------------------------------------
 
     def launch(
@@ -206,15 +269,19 @@ class Child:
 
         Raises:
             OSError: If the command cannot be executed (also ValueError and
-                subprocess.SubprocessError: every one of `SPAWN_ERRORS`).
+                subprocess.SubprocessError: every one of `SPAWN_ERRORS`), or the daemon
+                lacks what a spawn needs (`shortage` says what). Nothing is left open or
+                running then.
         """
         spec = self.spec
         if spec.user is not None and self.run_as is None:
             # Never run as the daemon's user (root, often) what was meant to run as another.
             raise SwitchUserError(self.user_error or f"user {spec.user!r} unknown")
         logs = [self.log] if self.err_log is None else [self.log, self.err_log]
-        pipes = [os.pipe() for _ in logs]
+        pipes: list[tuple[int, int]] = []
         try:
+            for _ in logs:  # one at a time: those made are closed if the next one fails
+                pipes.append(os.pipe())  # noqa: PERF401
             popen = spawn(
                 spec.argv(),
                 cwd=spec.cwd,
@@ -225,25 +292,34 @@ class Child:
                 run_as=self.run_as,
                 umask=spec.umask,
             )
-        except SPAWN_ERRORS:
+        except BaseException:
             for read_fd, write_fd in pipes:
                 os.close(read_fd)
                 os.close(write_fd)
             raise
+        for _, write_fd in pipes:
+            os.close(write_fd)
         pid = popen.pid
+        try:
+            watch = ExitWatch(loop, pid, self.before_reap, lambda st: on_exit(self, st))
+        except BaseException:
+            # Nobody could learn of its exit: it must not run. Killed, it is reaped at once.
+            for read_fd, _ in pipes:
+                os.close(read_fd)
+            signal_group(pid, signal.SIGKILL)
+            popen.wait()
+            raise
         self._loop = loop
-        self.popen, self.pid = popen, pid
+        self.popen, self.pid, self.watch = popen, pid, watch
         self.marked_as = self.name
         self.main_pid, self.status_text, self.probe_error = None, "", ""
         self.last_beat = now
         for log in logs:
             log.clear_tail()
-        for (read_fd, write_fd), log in zip(pipes, logs, strict=True):
-            os.close(write_fd)
+        for (read_fd, _), log in zip(pipes, logs, strict=True):
             os.set_blocking(read_fd, False)
             self.pipes[read_fd] = log
             loop.add_reader(read_fd, self.read_output, read_fd)
-        self.watch = ExitWatch(loop, pid, self.before_reap, lambda st: on_exit(self, st))
         self.start_time = proc_start_time(pid)
         return pid
 
@@ -316,6 +392,10 @@ class Child:
     def tail(self) -> list[str]:
         """Return the last lines of output (stdout and stderr, as they came), oldest first."""
         return self.log.tail(*([self.err_log] if self.err_log is not None else []))
+
+    def note(self, line: str) -> None:
+        """Write `line` (one of the daemon's, ``[selfheal] ...``) into the output log."""
+        self._write_log(self.log, f"[selfheal] {line}\n".encode())
 
     def _write_log(self, log: OutputLog, data: bytes) -> None:
         # A full disk must not stop the draining: the child would block on a full pipe.

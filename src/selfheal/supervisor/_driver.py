@@ -21,7 +21,7 @@ from typing import Any
 
 from selfheal._clock import Clock
 from selfheal.events import EventBus, Severity, log_level
-from selfheal.supervisor._child import SPAWN_ERRORS, Child
+from selfheal.supervisor._child import SPAWN_ERRORS, Child, shortage
 from selfheal.supervisor._deps import blockers, deps_coming, group_to_restart
 from selfheal.supervisor._narrate import narrate, seconds
 from selfheal.supervisor._probes import heartbeat_missed, ready_within, watch_probe
@@ -204,21 +204,8 @@ class Driver:
         assert loop is not None
         try:
             pid = child.launch(loop, self.clock.monotonic(), self._on_exit)
-        except SPAWN_ERRORS as exc:
-            message = f"cannot execute {spec.argv()[0]!r}: {exc}"
-            if isinstance(exc, SwitchUserError):
-                message = f"cannot run {child.name}: {exc}"
-            child.log.write(f"[selfheal] {message}\n".encode())
-            self._event(
-                child,
-                "exited",
-                Severity.ERROR,
-                pid=None,
-                exit_code=None,
-                error=message,
-                tail=[message],
-            )
-            self.fire(child, Trigger.SPAWN_FAILED, message)
+        except Exception as exc:  # noqa: BLE001 - whatever stops a spawn, it must not stick
+            self._spawn_failed(child, exc)
             return
         self._by_pid[pid] = child
         self.save_children()
@@ -232,6 +219,23 @@ class Driver:
             child.run_tasks.append(self._task(self._probe(child, spec.readiness, liveness=False)))
         if spec.start_timeout is not None:
             child.run_tasks.append(self._task(self._start_deadline(child, spec.start_timeout)))
+
+    def _spawn_failed(self, child: Child, exc: Exception) -> None:
+        """Report a spawn that failed and back off: retried, or FATAL if the command is bad."""
+        lacking = shortage(exc)
+        if lacking is not None:
+            message = f"cannot start {child.name}: the daemon is out of {lacking} ({exc})"
+        elif isinstance(exc, SwitchUserError):
+            message = f"cannot run {child.name}: {exc}"
+        elif isinstance(exc, SPAWN_ERRORS):
+            message = f"cannot execute {child.spec.argv()[0]!r}: {exc}"
+        else:  # not one of ours: said in a line, never a traceback at each retry
+            message = f"cannot start {child.name}: {type(exc).__name__}: {exc}"
+        child.note(message)
+        self._event(
+            child, "exited", Severity.ERROR, pid=None, exit_code=None, error=message, tail=[message]
+        )
+        self.fire(child, Trigger.SPAWN_FAILED if lacking is None else Trigger.NO_RESOURCES, message)
 
     def _on_exit(self, child: Child, status: int) -> None:
         pid = child.pid

@@ -12,6 +12,7 @@ import os
 from collections import deque
 from pathlib import Path
 
+from selfheal._safepath import open_private, safe_dir
 from selfheal.supervisor._spec import LogSpec
 
 __all__ = ["OutputLog", "Tail", "log_path", "stderr_log_path"]
@@ -57,15 +58,15 @@ class OutputLog:
         self.shared = tail if tail is not None else Tail(spec.tail_lines)
         self._tail = self.shared.lines
         self._partial = b""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = -1
         self._size = 0
         self._open()
 
     def _open(self) -> None:
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-        self.path.parent.mkdir(parents=True, exist_ok=True)  # removed under us: made again
-        self._fd = os.open(self.path, flags, 0o640)
+        # Removed under us: made again. Checked each time, and never through a symlink: a
+        # daemon running as root must not append a program's output to another user's target.
+        safe_dir(self.path.parent, 0o750)
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self._size = os.fstat(self._fd).st_size
 
     def write(self, data: bytes) -> None:

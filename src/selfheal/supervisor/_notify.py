@@ -19,6 +19,8 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
+from selfheal._safepath import bind_private
+
 __all__ = ["NotifySocket", "parse_notify"]
 
 logger = logging.getLogger("selfheal.supervisor")
@@ -54,11 +56,8 @@ class NotifySocket:
         self._path: Path | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         if len(os.fsencode(path)) <= _MAX_PATH:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-            self._sock.bind(os.fspath(path))
             # Only our user may send: datagrams from others are not even delivered.
-            path.chmod(0o600)
+            bind_private(self._sock, path)
             self._path = path
             self.address = os.fspath(path)
         else:

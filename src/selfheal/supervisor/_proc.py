@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import grp
 import logging
 import os
@@ -188,6 +189,9 @@ class ExitWatch:
         pid: A child of this process.
         before_reap: Called while the zombie still holds the pid.
         on_exit: Called with the raw wait status once reaped.
+
+    Raises:
+        OSError: With EAGAIN, if neither a pidfd nor a thread can be had to watch it.
     """
 
     def __init__(
@@ -210,8 +214,13 @@ class ExitWatch:
                 self._pidfd = -1
         if self._pidfd >= 0:
             loop.add_reader(self._pidfd, self._readable)
-        else:
-            threading.Thread(target=self._wait_thread, name=f"waitpid-{pid}", daemon=True).start()
+            return
+        thread = threading.Thread(target=self._wait_thread, name=f"waitpid-{pid}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            # No descriptor for a pidfd and no thread either: as fork says it (EAGAIN).
+            raise OSError(errno.EAGAIN, f"cannot start a thread to wait for pid {pid}") from None
 
     def _readable(self) -> None:
         self._loop.remove_reader(self._pidfd)

@@ -3,6 +3,9 @@
 ``<state_dir>/supervisor.lock`` is held (``flock``) while a supervisor runs and holds its pid;
 ``<state_dir>/children.json`` lists the running children, so that the next daemon can end
 what a crashed one left behind, after checking each process really is one of ours.
+
+The directory is made 0700 and checked (`selfheal._safepath`): a daemon running as root must
+not follow another user's symlinks when it writes its lock or children file.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import os
 from pathlib import Path
 
 from selfheal._clock import Clock
+from selfheal._safepath import UnsafePathError, open_private, safe_dir
 from selfheal.errors import StateDirLockedError
 from selfheal.supervisor._proc import ChildRecord, end_processes, find_leftovers
 
@@ -36,10 +40,23 @@ class StateFile:
         self.path = path
         self._fd = -1
 
+    def open(self) -> None:
+        """Open (or make) the file, never through a symlink; a no-op when open.
+
+        Raises:
+            UnsafePathError: If it is a symlink or another user's file.
+        """
+        if self._fd < 0:
+            self._fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
+
     def read(self) -> list[ChildRecord]:
-        """Return the recorded children ([] if the file is missing or unreadable)."""
+        """Return the recorded children ([] if the file is empty or unreadable)."""
         try:
-            text = self.path.read_text()
+            self.open()
+            size = os.fstat(self._fd).st_size
+            text = os.pread(self._fd, size, 0).decode(errors="replace")
+        except UnsafePathError:
+            raise
         except OSError:
             return []
         out = []
@@ -57,8 +74,7 @@ class StateFile:
 
     def write(self, children: list[ChildRecord]) -> None:
         """Replace the file's content with `children`."""
-        if self._fd < 0:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.open()
         data = "".join(json.dumps(c.to_dict()) + "\n" for c in children).encode()
         os.pwrite(self._fd, data, 0)
         os.ftruncate(self._fd, len(data))
@@ -74,13 +90,17 @@ class StateDir:
     """A supervisor's state directory: its lock, its children file, the leftovers it ends.
 
     Args:
-        path: The directory (made if missing when locked).
+        path: The directory (made 0700 if missing, and checked, when locked).
         clock: Bounds the grace period given to leftovers.
         leftover_grace: Seconds between SIGTERM and SIGKILL for what a dead daemon left.
+        log_dir: The programs' output directory, made (0750) and checked with it.
     """
 
-    def __init__(self, path: Path, clock: Clock, leftover_grace: float) -> None:
+    def __init__(
+        self, path: Path, clock: Clock, leftover_grace: float, *, log_dir: Path | None = None
+    ) -> None:
         self.path = path
+        self.log_dir = log_dir
         self.children = StateFile(path / "children.json")
         self._clock = clock
         self._grace = leftover_grace
@@ -90,14 +110,17 @@ class StateDir:
         return f"StateDir({str(self.path)!r})"
 
     def lock(self) -> None:
-        """Make the directory and take its lock, writing this process's pid in it.
+        """Make the directory (0700) and take its lock, writing this process's pid in it.
 
         Raises:
             StateDirLockedError: If another live supervisor holds it.
+            UnsafePathError: If another user could subvert the directory or the files in it
+                (theirs, writable by them, a symlink).
         """
-        self.path.mkdir(parents=True, exist_ok=True)
-        path = self.path / "supervisor.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        safe_dir(self.path, 0o700)
+        if self.log_dir is not None:
+            safe_dir(self.log_dir, 0o750)
+        fd = open_private(self.path / "supervisor.lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -105,6 +128,11 @@ class StateDir:
             os.close(fd)
             pid = int(other) if other.isdigit() else None
             raise StateDirLockedError(str(self.path), pid) from None
+        try:
+            self.children.open()
+        except BaseException:
+            os.close(fd)
+            raise
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd

@@ -8,6 +8,7 @@ entering STARTING means spawn, STOPPING means signal the group, BACKOFF means wa
 
     STOPPED/EXITED/FATAL --start--> STARTING --ready--> RUNNING
     STARTING/RUNNING --exit--> BACKOFF --delay--> STARTING      (restart policy allows)
+    STARTING --no resources--> BACKOFF                          (always; not counted)
                           \--> EXITED                           (policy says no restart)
                           \--> FATAL                            (restart intensity exceeded)
     STARTING/RUNNING --stop/unhealthy/restart--> STOPPING --exit--> STOPPED | BACKOFF | STARTING
@@ -53,6 +54,12 @@ class Trigger(Enum):
     """Asked to restart (by the user or its group's strategy); not counted as a failure."""
     SPAWN_FAILED = "spawn_failed"
     """The command could not be executed (no such file, permission...)."""
+    NO_RESOURCES = "no_resources"
+    """The daemon lacked what a spawn needs (file descriptors, memory, processes).
+
+    Its shortage, not the program's failure: retried after the backoff delay, never counted
+    toward the restart intensity, so a program recovers once the resources are back.
+    """
     READY = "ready"
     """The process became ready."""
     EXIT_SUCCESS = "exit_success"
@@ -147,6 +154,13 @@ def transition(  # noqa: PLR0911, PLR0912 - the whole state table, in one place 
         return replace(life, state=ProcessState.RUNNING, since=now, reason="ready")
     if trigger is Trigger.SPAWN_FAILED:
         return _after_failure(life, now, spec, rand, success=False)
+    if trigger is Trigger.NO_RESOURCES and state is ProcessState.STARTING:
+        # At least the first backoff delay: a shortage seldom ends within microseconds.
+        return replace(
+            life, state=ProcessState.BACKOFF, since=now, attempt=life.attempt + 1,
+            delay=spec.backoff.delay(max(life.attempt, 1), rand), then_start=False,
+            counted=False, reason="no resources",
+        )  # fmt: skip
     if trigger in (Trigger.EXIT_SUCCESS, Trigger.EXIT_FAILURE):
         return _after_failure(life, now, spec, rand, success=trigger is Trigger.EXIT_SUCCESS)
     if trigger is Trigger.STOP:

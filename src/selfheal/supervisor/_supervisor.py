@@ -71,7 +71,7 @@ class Supervisor:
             if spec.name in self._specs:
                 raise ValueError(f"Supervisor: program {spec.name!r} is given twice")
             self._specs[spec.name] = spec
-        self._dir = StateDir(self.state_dir, clock, leftover_grace)
+        self._dir = StateDir(self.state_dir, clock, leftover_grace, log_dir=self.log_dir)
         self._driver = Driver(
             clock=clock,
             bus=self.bus,
@@ -95,6 +95,7 @@ class Supervisor:
 
         Raises:
             StateDirLockedError: If another live supervisor uses the same state directory.
+            UnsafePathError: If another user could subvert the state or log directory.
         """
         if self._running:
             return
@@ -107,12 +108,12 @@ class Supervisor:
                 )
             self._notify = NotifySocket(self.state_dir / "notify.sock", self._driver.on_notify)
             self._notify.attach(loop)
+            for spec in self._specs.values():
+                self._add_children(spec)  # opens the logs: refused through a symlink
         except BaseException:
-            self._dir.unlock()
+            self._release(record=False)
             raise
         self._running = True
-        for spec in self._specs.values():
-            self._add_children(spec)
         # Lower priorities first: a program waits for those of lower priority being started.
         for spec in sorted(self._specs.values(), key=lambda s: s.priority):
             if spec.autostart:
@@ -139,17 +140,23 @@ class Supervisor:
             await asyncio.gather(*(driver.stop_and_wait(c, sweep=False) for c in batch))
         # One sweep for all: what left its group (setsid) but still carries our run id.
         await driver.end_escapees(None)
+        self._release()
+        self._running = False
+        driver.flush()
+        logger.info("stopped: every program (%d process(es))", count)
+
+    def _release(self, *, record: bool = True) -> None:
+        """Forget the children, close the notify socket, record that none runs, unlock."""
+        driver = self._driver
         for child in driver.children.values():
             child.discard()
         driver.children.clear()
         if self._notify is not None:
             self._notify.close()
             self._notify = None
-        driver.save_children()
-        self._running = False
+        if record:  # not after a failed start: a dead daemon's record is still needed
+            driver.save_children()
         self._dir.close()
-        driver.flush()
-        logger.info("stopped: every program (%d process(es))", count)
 
     # -- ProgramControl ----------------------------------------------------------------------
 
@@ -351,39 +358,13 @@ class Supervisor:
         Raises:
             KeyError: For an unknown name.
         """
-        now = self.clock.monotonic()
-        wall = self.clock.time()
+        now, wall = self.clock.monotonic(), self.clock.time()
         children = self._driver.children
         chosen = children.values() if names is None else self._select(names)
-        out = []
-        for child in chosen:
-            life = child.life
-            spec = child.spec
-            entry = {
-                "name": child.name,
-                "program": spec.name,
-                "group": spec.group,
-                "state": life.state.value,
-                "pid": child.pid,
-                "since": wall - (now - life.since),
-                "uptime": (now - life.started_at) if child.pid is not None else None,
-                "restarts": len(life.restarts),
-                "reason": life.reason,
-                "exit_code": child.last_exit,
-                "status": child.status_text,
-                "probe": child.probe_error,
-                "waiting_for": blockers(child, children) if child.waiting else [],
-                "autostart": spec.autostart,
-                "priority": spec.priority,
-                "start_timeout": spec.start_timeout,
-                "stop_grace": spec.stop_grace,
-                "log": str(child.log.path),
-                "stderr_log": str(child.err_log.path) if child.err_log is not None else None,
-            }
-            if tail > 0:
-                entry["tail"] = child.tail()[-tail:]
-            out.append(entry)
-        return out
+        return [
+            c.report(now, wall, blockers(c, children) if c.waiting else [], tail=tail)
+            for c in chosen
+        ]
 
     async def wait_for(self, name: str, *states: ProcessState) -> ProcessState:
         """Wait until instance `name` is in one of `states` (bound it with `asyncio.timeout`).

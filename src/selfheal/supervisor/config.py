@@ -350,6 +350,21 @@ class ControlConfig(BaseModel):
     status_requires_token: bool = False
     state_dir: str = Field(default=".selfheal", min_length=1)
     log_dir: str | None = Field(default=None, description="default: <state_dir>/logs")
+    max_connections: int = Field(
+        default=64,
+        ge=4,
+        le=10_000,
+        description="connections the control API keeps open at once (a new one replaces the "
+        "one idle the longest); fewer when the file descriptor limit leaves less room",
+    )
+    minfds: int | None = Field(
+        default=None,
+        ge=64,
+        le=1_048_576,
+        description="file descriptors the daemon must be able to open: the soft limit is "
+        "raised to it (unset: to the hard limit), and the daemon refuses to start when the "
+        "hard limit is lower (supervisord's minfds)",
+    )
 
 
 class ProgramsTable(BaseModel):

@@ -36,7 +36,9 @@ require("starlette", "uvicorn", feature="selfheal.web.control")
 
 from starlette.routing import BaseRoute  # noqa: E402 - after the check of the extra
 
-from selfheal._asgi import start_asgi_server, stop_asgi_server  # noqa: E402
+from selfheal._asgi import ServerLimits, start_asgi_server, stop_asgi_server  # noqa: E402
+from selfheal._clock import SYSTEM_CLOCK, Clock  # noqa: E402
+from selfheal._safepath import bind_private, open_private, safe_dir  # noqa: E402
 from selfheal.errors import ReloadError  # noqa: E402
 from selfheal.supervisor import Supervisor  # noqa: E402
 from selfheal.web._control_app import (  # noqa: E402
@@ -72,7 +74,8 @@ class ControlServer:
     """Serves `control_app` and tells the CLI where: a `Component` of the daemon.
 
     On start it writes ``<state_dir>/control.json`` (address, pid, token file, log dir) and
-    ``<state_dir>/control.token`` (mode 0600; a fresh random token unless one is given).
+    ``<state_dir>/control.token`` (mode 0600; a fresh random token unless one is given), as
+    new files in a directory only root or its user can change (else `UnsafePathError`).
 
     Args:
         supervisor: What the API controls.
@@ -87,6 +90,11 @@ class ControlServer:
             daemon takes as a clean shutdown).
         extra: More fields for ``control.json`` (config path, log dir...).
         routes: Given the token, returns more routes to serve (see `control_app`).
+        max_connections: Connections kept open at once; past it a new one replaces the one
+            idle the longest. A connection that sends no whole request within 10 s is
+            closed, and request headers are limited to 16 KiB: idle or slow clients cannot
+            take the descriptors the daemon needs to restart its programs.
+        clock: Times the request read timeout.
     """
 
     def __init__(
@@ -103,6 +111,8 @@ class ControlServer:
         shutdown: ShutdownFn | None = _terminate_self,
         extra: dict[str, Any] | None = None,
         routes: RoutesFn | None = None,
+        max_connections: int = 64,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.supervisor = supervisor
         self.state_dir = Path(state_dir)
@@ -115,6 +125,8 @@ class ControlServer:
         self._shutdown = shutdown
         self._routes = routes
         self._extra = dict(extra or {})
+        self._limits = ServerLimits(max_connections=max_connections)
+        self._clock = clock
         self._server: Any = None
         self._sock: socket.socket | None = None
         self.url: str | None = None
@@ -124,7 +136,13 @@ class ControlServer:
         return f"ControlServer({where})"
 
     async def start(self) -> None:
-        """Bind, start serving, write the control and token files."""
+        """Bind, start serving, write the control and token files.
+
+        Raises:
+            UnsafePathError: If another user could subvert the state directory.
+            OSError: If the address cannot be bound.
+        """
+        state_dir = safe_dir(self.state_dir, 0o700)
         token = self._token or secrets.token_urlsafe(32)
         app = control_app(
             self.supervisor,
@@ -136,23 +154,25 @@ class ControlServer:
         )
         sock = self._bind()
         # uvicorn's main loop (a 100 ms tick) is not run: an idle daemon wakes for nothing.
-        self._server, self._sock = await start_asgi_server(app, sock), sock
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        token_path = self.state_dir / TOKEN_FILE
-        fd = os.open(token_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        with os.fdopen(fd, "w") as f:
+        server = await start_asgi_server(
+            app, sock, limits=self._limits, clock=self._clock, name="control API"
+        )
+        self._server, self._sock = server, sock
+        # New files (0600, 0644) in the checked directory, never through a symlink.
+        token_path = state_dir / TOKEN_FILE
+        with os.fdopen(open_private(token_path, os.O_WRONLY, 0o600, fresh=True), "w") as f:
             f.write(token)
-        os.chmod(token_path, 0o600)
         info = {
             "pid": os.getpid(),
             "url": self.url,
             "socket": str(self.socket_path) if self.socket_path else None,
-            "token_file": str(token_path.resolve()),
+            "token_file": str(token_path),
             **self._extra,
         }
-        tmp = self.state_dir / (CONTROL_FILE + ".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        tmp.replace(self.state_dir / CONTROL_FILE)
+        tmp = state_dir / (CONTROL_FILE + ".tmp")
+        with os.fdopen(open_private(tmp, os.O_WRONLY, 0o644, fresh=True), "w") as f:
+            f.write(json.dumps(info, indent=2))
+        os.replace(tmp, state_dir / CONTROL_FILE)
         logger.debug("control API on %s", self.address)
 
     @property
@@ -164,14 +184,8 @@ class ControlServer:
 
     def _bind(self) -> socket.socket:
         if self.socket_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            old = os.umask(0o177)
-            try:
-                sock.bind(str(self.socket_path))
-            finally:
-                os.umask(old)
+            bind_private(sock, self.socket_path)
             self.url = None
         else:
             family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
