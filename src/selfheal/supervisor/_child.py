@@ -33,6 +33,7 @@ from selfheal.supervisor._proc import (
     signal_group,
     spawn,
 )
+from selfheal.supervisor._spare import Spares
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._states import Lifecycle, ProcessState
 
@@ -256,6 +257,7 @@ class Child:
         loop: asyncio.AbstractEventLoop,
         now: float,
         on_exit: Callable[[Child, int], None],
+        spares: Spares | None = None,
     ) -> int:
         """Start the process with its output on a pipe that `loop` drains into the log.
 
@@ -263,6 +265,8 @@ class Child:
             loop: Reads the output and learns of the exit.
             now: The clock's monotonic time: the heartbeat deadline counts from here.
             on_exit: Called on the loop with this child and the raw wait status once reaped.
+            spares: The program's spare (``preload``): taken when one is waiting, instead of
+                a spawn.
 
         Returns:
             The new process's pid.
@@ -278,6 +282,20 @@ class Child:
             # Never run as the daemon's user (root, often) what was meant to run as another.
             raise SwitchUserError(self.user_error or f"user {spec.user!r} unknown")
         logs = [self.log] if self.err_log is None else [self.log, self.err_log]
+        if spares is not None:
+            spare = spares.take(
+                spec.argv(), spec.cwd, self.env, self.before_reap, lambda st: on_exit(self, st)
+            )
+            if spare is not None:
+                self._write_log(self.log, bytes(spare.output))
+                return self._running(
+                    loop,
+                    now,
+                    popen=spare.popen,
+                    watch=spare.watch,
+                    out_fds=spare.out_fds,
+                    logs=logs,
+                )
         pipes: list[tuple[int, int]] = []
         try:
             for _ in logs:  # one at a time: those made are closed if the next one fails
@@ -309,19 +327,34 @@ class Child:
             signal_group(pid, signal.SIGKILL)
             popen.wait()
             raise
+        return self._running(
+            loop, now, popen=popen, watch=watch, out_fds=[r for r, _ in pipes], logs=logs
+        )
+
+    def _running(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        now: float,
+        *,
+        popen: subprocess.Popen[bytes],
+        watch: ExitWatch,
+        out_fds: list[int],
+        logs: list[OutputLog],
+    ) -> int:
+        """Take `popen` as this child's process, its output from `out_fds` into `logs`."""
         self._loop = loop
-        self.popen, self.pid, self.watch = popen, pid, watch
+        self.popen, self.pid, self.watch = popen, popen.pid, watch
         self.marked_as = self.name
         self.main_pid, self.status_text, self.probe_error = None, "", ""
         self.last_beat = now
         for log in logs:
             log.clear_tail()
-        for (read_fd, _), log in zip(pipes, logs, strict=True):
+        for read_fd, log in zip(out_fds, logs, strict=True):
             os.set_blocking(read_fd, False)
             self.pipes[read_fd] = log
             loop.add_reader(read_fd, self.read_output, read_fd)
-        self.start_time = proc_start_time(pid)
-        return pid
+        self.start_time = proc_start_time(popen.pid)
+        return popen.pid
 
     def before_reap(self) -> None:
         """End what is left of the group while the exited leader, a zombie, still holds its id.

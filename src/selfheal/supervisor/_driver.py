@@ -33,6 +33,7 @@ from selfheal.supervisor._proc import (
     proc_session,
     signal_group,
 )
+from selfheal.supervisor._spare import ProgramSpares
 from selfheal.supervisor._spec import ProbeSpec
 from selfheal.supervisor._statedir import StateDir
 from selfheal.supervisor._states import (
@@ -88,6 +89,8 @@ class Driver:
         self._rand = rand
         self._leftover_grace = leftover_grace
         self._by_pid: dict[int, Child] = {}
+        #: The spares of programs with ``preload`` (started ahead, taken by a starting instance).
+        self.spares = ProgramSpares()
         # Each queued event with the line that tells operators about it (or None).
         self._events: list[tuple[str, str, dict[str, Any], str | None]] = []
 
@@ -202,8 +205,16 @@ class Driver:
             return
         loop = self.loop
         assert loop is not None
+        spares = self.spares.for_instance(
+            spec,
+            loop,
+            self.clock,
+            env=child.env,
+            run_as=child.run_as,
+            split_stderr=child.err_log is not None,
+        )
         try:
-            pid = child.launch(loop, self.clock.monotonic(), self._on_exit)
+            pid = child.launch(loop, self.clock.monotonic(), self._on_exit, spares)
         except Exception as exc:  # noqa: BLE001 - whatever stops a spawn, it must not stick
             self._spawn_failed(child, exc)
             return

@@ -117,6 +117,7 @@ def spawn(
     env: Mapping[str, str],
     stdout_fd: int,
     stderr_fd: int | None = None,
+    stdin_fd: int | None = None,
     pdeathsig: bool = False,
     run_as: RunAs | None = None,
     umask: int | None = None,
@@ -129,6 +130,7 @@ def spawn(
         env: The complete environment.
         stdout_fd: Where stdout goes (the write end of the output pipe).
         stderr_fd: Where stderr goes; None: with stdout.
+        stdin_fd: Where stdin comes from; None: /dev/null.
         pdeathsig: Ask the kernel to SIGTERM the child if this thread dies. It needs a
             ``preexec_fn``, which makes the spawn fork (about 2 ms) instead of vfork.
         run_as: Switch to this user (and its groups) before exec; needs root.
@@ -151,7 +153,7 @@ def spawn(
         argv,
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin_fd is None else stdin_fd,
         stdout=stdout_fd,
         stderr=subprocess.STDOUT if stderr_fd is None else stderr_fd,
         start_new_session=True,
@@ -247,6 +249,11 @@ class ExitWatch:
         self._done = True
         self.close()
         self._on_exit(status)
+
+    def hand_over(self, before_reap: Callable[[], None], on_exit: Callable[[int], None]) -> None:
+        """Call these instead from now on (a spare process became an instance)."""
+        self._before_reap = before_reap
+        self._on_exit = on_exit
 
     def close(self) -> None:
         """Stop watching (the process is no longer ours to reap); safe to call twice."""

@@ -123,6 +123,9 @@ class ProgramSpec:
         umask: The child's umask (None: the daemon's).
         redirect_stderr: Whether stderr goes to the output log with stdout (else to a log of
             its own, ``NAME.stderr.log``).
+        preload: Python modules a spare process imports ahead, so that an instance that has
+            to start takes it instead of starting from nothing (`selfheal._standby`); empty:
+            no spare. The command must be a Python interpreter and its arguments.
 
     ``%(program_name)s``, ``%(process_num)d``, ``%(numprocs)d``, ``%(group_name)s`` and
     ``%(host_node_name)s`` in `command`, `env`, `cwd` and probes are expanded per instance
@@ -157,6 +160,7 @@ class ProgramSpec:
     user: str | None = None
     umask: int | None = None
     redirect_stderr: bool = True
+    preload: tuple[str, ...] = ()
 
     def argv(self) -> list[str]:
         """Return the argv to execute (``/bin/sh -c`` only when `shell` was asked for)."""
@@ -196,6 +200,7 @@ def spec_from_dict(data: Mapping[str, Any]) -> ProgramSpec:
     d["env"] = tuple((str(k), str(v)) for k, v in d.get("env", ()))
     d["exit_codes"] = frozenset(d.get("exit_codes", (0,)))
     d["depends_on"] = tuple(d.get("depends_on", ()))
+    d["preload"] = tuple(d.get("preload", ()))
     d["backoff"] = BackoffSpec(**d.get("backoff", {}))
     d["intensity"] = IntensitySpec(**d.get("intensity", {}))
     d["log"] = LogSpec(**d.get("log", {}))

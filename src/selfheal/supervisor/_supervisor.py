@@ -135,6 +135,7 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         driver = self._driver
+        driver.spares.keep(None)  # first: a spare is no program's, nor a leftover to sweep
         count = len(driver.children)
         for batch in stop_order(self._specs, driver.children):
             await asyncio.gather(*(driver.stop_and_wait(c, sweep=False) for c in batch))
@@ -148,6 +149,7 @@ class Supervisor:
     def _release(self, *, record: bool = True) -> None:
         """Forget the children, close the notify socket, record that none runs, unlock."""
         driver = self._driver
+        driver.spares.keep(None)
         for child in driver.children.values():
             child.discard()
         driver.children.clear()
@@ -411,6 +413,7 @@ class Supervisor:
             gone += [c.name for c in extra]
             await self._discard(extra)
         self._specs = new
+        driver.spares.keep(set(new))
         born: list[str] = []
         if self._running:
             # Keep the dict in config order: rebuild it from the new order.

@@ -45,6 +45,10 @@ __all__ = [
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
 
 
+#: A dotted Python module name, as `preload` takes.
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 class ProbeConfig(BaseModel):
     """A liveness or readiness probe: exactly one of `http`, `tcp` or `command`."""
 
@@ -172,6 +176,31 @@ class ProgramConfig(BaseModel):
         default=True,
         description="stderr into NAME.log with stdout; false: into NAME.stderr.log",
     )
+    preload: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Python modules a spare process imports ahead: a restart takes the spare "
+        "and skips those imports (the command must be a Python interpreter and a script or -m)",
+    )
+
+    @field_validator("preload")
+    @classmethod
+    def _modules(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _MODULE.fullmatch(name):
+                raise ValueError(f"{name[:80]!r} is not a module name (e.g. 'myapp.web')")
+        return value
+
+    @model_validator(mode="after")
+    def _preload_needs_python(self) -> ProgramConfig:
+        if self.preload:
+            interpreter = os.path.basename(self.command[0]) if self.command else ""
+            if self.shell or not re.match(r"(python|pypy)[0-9.]*$", interpreter):
+                raise ValueError(
+                    "preload needs a command run by a Python interpreter without shell, e.g. "
+                    f"['python3', 'web.py'] or ['python3', '-m', 'myapp'] (got {interpreter!r})"
+                )
+        return self
 
     @field_validator("umask", mode="before")
     @classmethod
@@ -329,6 +358,7 @@ class ProgramConfig(BaseModel):
             user=self.user,
             umask=self.umask,
             redirect_stderr=self.redirect_stderr,
+            preload=tuple(self.preload),
         )
 
 
