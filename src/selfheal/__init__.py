@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         Retry,
         RetryBudget,
         RetryError,
+        RetryStatistics,
         SlowCallRule,
         Stop,
         StopAfterAttempts,
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
         remaining,
         retry,
         retry_after_hint,
+        retrying,
         set_testing,
     )
     from selfheal.recovery import (
@@ -158,6 +160,7 @@ _LAZY: dict[str, str] = {
     "Retry": "selfheal.policies",
     "RetryBudget": "selfheal.policies",
     "RetryError": "selfheal.policies",
+    "RetryStatistics": "selfheal.policies",
     "SelfHealingApp": "selfheal.app",
     "SelfhealError": "selfheal.errors",
     "Severity": "selfheal.events",
@@ -180,6 +183,7 @@ _LAZY: dict[str, str] = {
     "remaining": "selfheal.policies",
     "retry": "selfheal.policies",
     "retry_after_hint": "selfheal.policies",
+    "retrying": "selfheal.policies",
     "set_testing": "selfheal.policies",
 }
 
@@ -231,6 +235,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "RetryError",
+    "RetryStatistics",
     "SelfHealingApp",
     "SelfhealError",
     "Severity",
@@ -253,6 +258,7 @@ __all__ = [
     "remaining",
     "retry",
     "retry_after_hint",
+    "retrying",
     "set_testing",
 ]
 
