@@ -3,7 +3,8 @@
 Every decorated function is a trivial call that succeeds, retrying on `Exception` at most three
 attempts, so the rows measure the cost of being ready to retry. The "deadline" groups add an
 overall deadline of 10 s (stamina's retries always have one), which selfheal publishes to the
-call (`selfheal.remaining()`) on its own path.
+call (`selfheal.remaining()`) on its own path; their "selfheal @retry" row is the bare
+decorator, whose defaults have such a deadline (45 s).
 """
 
 from __future__ import annotations
@@ -74,6 +75,14 @@ def _selfheal_deadline() -> Callable[[], Any]:
     return selfheal.retry(on=Exception, attempts=3, deadline=10)(_plain)
 
 
+def _selfheal_bare() -> Callable[[], Any]:
+    return selfheal.retry(_plain)
+
+
+def _aselfheal_bare() -> Callable[[], Any]:
+    return selfheal.retry(_aplain)
+
+
 def _stamina_deadline() -> Callable[[], Any]:
     import stamina
 
@@ -108,9 +117,11 @@ CASES: list[Case] = [
     Case("async retry", "hyx", _ahyx, is_async=True),
     Case("sync retry, deadline", "bare", _bare),
     Case("sync retry, deadline", "selfheal", _selfheal_deadline),
+    Case("sync retry, deadline", "selfheal @retry", _selfheal_bare),
     Case("sync retry, deadline", "stamina", _stamina_deadline),
     Case("sync retry, deadline", "backoff", _backoff_deadline),
     Case("async retry, deadline", "bare", _abare, is_async=True),
     Case("async retry, deadline", "selfheal", _aselfheal_deadline, is_async=True),
+    Case("async retry, deadline", "selfheal @retry", _aselfheal_bare, is_async=True),
     Case("async retry, deadline", "stamina", _astamina_deadline, is_async=True),
 ]

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
         Retry,
         RetryBudget,
         RetryError,
+        RetryStatistics,
         SlowCallRule,
         Stop,
         StopAfterAttempts,
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         remaining,
         retry,
         retry_after_hint,
+        retrying,
         set_testing,
     )
     from selfheal.recovery import (
@@ -159,6 +161,7 @@ _LAZY: dict[str, str] = {
     "Retry": "selfheal.policies",
     "RetryBudget": "selfheal.policies",
     "RetryError": "selfheal.policies",
+    "RetryStatistics": "selfheal.policies",
     "SelfHealingApp": "selfheal.app",
     "SelfhealError": "selfheal.errors",
     "Severity": "selfheal.events",
@@ -182,6 +185,7 @@ _LAZY: dict[str, str] = {
     "remaining": "selfheal.policies",
     "retry": "selfheal.policies",
     "retry_after_hint": "selfheal.policies",
+    "retrying": "selfheal.policies",
     "set_testing": "selfheal.policies",
 }
 
@@ -233,6 +237,7 @@ __all__ = [
     "Retry",
     "RetryBudget",
     "RetryError",
+    "RetryStatistics",
     "SelfHealingApp",
     "SelfhealError",
     "Severity",
@@ -256,6 +261,7 @@ __all__ = [
     "remaining",
     "retry",
     "retry_after_hint",
+    "retrying",
     "set_testing",
 ]
 

@@ -38,6 +38,16 @@ async def afetch_user(user_id: int) -> str:
     return str(user_id)
 
 
+@selfheal.retry
+def fetch_any(user_id: int) -> str:
+    return str(user_id)
+
+
+@selfheal.retry()
+async def afetch_any(user_id: int) -> str:
+    return str(user_id)
+
+
 @breaker
 def charge(amount: float) -> bool:
     return amount > 0
@@ -76,6 +86,15 @@ class Client:
     @classmethod
     def build(cls, base: str) -> Client:
         return cls()
+
+    @selfheal.retry
+    def head(self, path: str) -> int:
+        return len(path)
+
+    @selfheal.retry
+    @staticmethod
+    def version() -> str:
+        return "1"
 
     @Timeout(1)
     @staticmethod
@@ -125,6 +144,16 @@ def sync_uses() -> None:
     assert_type(selfheal.retry(on=ValueError).call(plain, 1), int)
     assert_type(Client().get("/"), bytes)
     assert_type(Client.build("http://x"), Client)
+    assert_type(fetch_any(1), str)
+    assert_type(Client().head("/"), int)
+    assert_type(Client.version(), str)
+    stats = selfheal.RetryStatistics.of(fetch_any)
+    assert_type(stats.attempt_number, int)
+    assert_type(stats.start_time, float | None)
+    for attempt in selfheal.retrying(on=OSError, attempts=3, clock=clock):
+        with attempt:
+            assert_type(attempt.number, int)
+    assert_type(selfheal.retry(on=OSError).retrying().statistics.retries, int)
     assert_type(breaker.state, selfheal.BreakerState)
     assert_type(selfheal.remaining(), float | None)
     policy: Policy = checkout_policy
@@ -147,6 +176,10 @@ async def async_uses() -> None:
     assert_type(await query("select 1"), list[tuple[int, ...]])
     assert_type(await checkout(1), str | None)
     assert_type(await Client().aget("/"), bytes)
+    assert_type(await afetch_any(1), str)
+    async for attempt in selfheal.retrying(deadline=5, clock=clock):
+        with attempt:
+            assert_type(attempt.number, int)
     assert_type(await Client.ping("db"), float)
     assert_type(await breaker.aexecute(aplain, 1), int)
     assert_type(await Timeout(1).acall(aplain, 1), int)

@@ -21,8 +21,11 @@ from selfheal.policies.retry import (
     LinearBackoff,
     RandomJitter,
     Retry,
+    RetryAttempt,
     RetryBudget,
     RetryError,
+    RetryLoop,
+    RetryStatistics,
     Stop,
     StopAfterAttempts,
     StopAfterDelay,
@@ -30,6 +33,7 @@ from selfheal.policies.retry import (
     is_testing,
     retry,
     retry_after_hint,
+    retrying,
     set_testing,
 )
 from selfheal.policies.timeout import Timeout
@@ -54,8 +58,11 @@ __all__ = [
     "Policy",
     "RandomJitter",
     "Retry",
+    "RetryAttempt",
     "RetryBudget",
     "RetryError",
+    "RetryLoop",
+    "RetryStatistics",
     "SlowCallRule",
     "Stop",
     "StopAfterAttempts",
@@ -69,5 +76,6 @@ __all__ = [
     "remaining",
     "retry",
     "retry_after_hint",
+    "retrying",
     "set_testing",
 ]

@@ -73,7 +73,12 @@ class Policy(ABC):
         wrapped = self.awrap(fn) if is_async_callable(fn) else self.wrap(fn)
         if wrapped is fn:  # nothing added: fn.__wrapped__ = fn would be a loop
             return fn
-        return functools.wraps(fn)(wrapped)
+        decorated = functools.wraps(fn)(wrapped)
+        self._attach(decorated)
+        return decorated
+
+    def _attach(self, wrapper: Any) -> None:  # noqa: B027 - a hook most policies leave empty
+        """Give a function this policy decorated its attributes (a retry's ``statistics``)."""
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run `fn(*args, **kwargs)` once under this policy.

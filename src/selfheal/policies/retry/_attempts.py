@@ -8,6 +8,9 @@ mode and the events are all decided here, with no I/O and no waiting: the sync d
 on the clock, the async one awaits it, and that is their only difference (stamina's
 ``_core.py`` serves its two front ends from one attempt iterator the same way).
 
+It also records the call in the policy's `RetryStatistics`: every front end reports each
+outcome here, so the counters mean the same for all of them.
+
 Nothing here runs on the success path: an `Attempts` is made only after a failure.
 """
 
@@ -72,9 +75,10 @@ class Attempts:
     Attributes:
         attempt: The number of the attempt that failed last (1 for the first call).
         delay: The wait before that attempt (0.0 before the first).
+        idle: The seconds waited so far, between all the attempts.
     """
 
-    __slots__ = ("_exc", "_policy", "_result", "attempt", "delay", "name", "start")
+    __slots__ = ("_exc", "_policy", "_result", "attempt", "delay", "idle", "name", "start")
 
     def __init__(
         self,
@@ -90,7 +94,7 @@ class Attempts:
         self._exc = exc
         self._result = result
         self.attempt = 1
-        self.delay = 0.0
+        self.delay = self.idle = 0.0
 
     def failed(self, exc: BaseException) -> None:
         """Record that the attempt just made raised `exc` (one of the types the retry catches)."""
@@ -104,10 +108,30 @@ class Attempts:
         """
         on_result = self._policy.retry_on_result
         if on_result is None or not on_result(result):
+            self.succeeded()
             return True
         self._exc, self._result = None, result
         self.attempt += 1
         return False
+
+    def succeeded(self) -> None:
+        """Record that the attempt just made ended the call well."""
+        self._end(succeeded=True, gave_up=False, attempts=self.attempt + 1)
+
+    def raised(self) -> None:
+        """Record that the attempt just made raised an error the retry does not catch."""
+        self._end(succeeded=False, gave_up=False, attempts=self.attempt + 1)
+
+    def _end(self, *, succeeded: bool, gave_up: bool, attempts: int) -> None:
+        policy = self._policy
+        policy.statistics.record_end(
+            succeeded=succeeded,
+            gave_up=gave_up,
+            attempts=attempts,
+            start=self.start,
+            end=policy.clock.monotonic(),
+            idle=self.idle,
+        )
 
     def next_delay(self) -> float:
         """Decide what follows the failed attempt: the wait before the next one, or an error.
@@ -122,14 +146,18 @@ class Attempts:
         policy, exc = self._policy, self._exc
         predicate = policy._predicate
         if exc is not None and predicate is not None and not predicate(exc):
+            self._end(succeeded=False, gave_up=False, attempts=self.attempt)
             raise exc
         plan = self._plan(policy, exc)
         if isinstance(plan, str):
+            self._end(succeeded=False, gave_up=True, attempts=self.attempt)
             error = self._gave_up(policy, plan)
             if error is exc:
                 raise exc
             raise error from exc
         self.delay = plan
+        self.idle += plan
+        policy.statistics.record_retry()
         self._retrying(policy, plan)
         return plan
 

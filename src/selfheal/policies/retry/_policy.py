@@ -5,13 +5,14 @@ the next attempt (``ConstantBackoff(1) + RandomJitter(0, 0.5)``), a `Stop` says 
 up (``StopAfterAttempts(5) | StopAfterDelay(30)``), and a `RetryBudget` shared by many calls
 caps the extra load retries may add, so that an outage does not turn into a retry storm.
 
-`retry` puts them together into a `Policy`::
+`Retry` puts them together into a `Policy` (built by `retry`, in `_entry`)::
 
     @selfheal.retry(on=ConnectionError, attempts=5, backoff=ExponentialBackoff(max=30))
     def fetch_user(user_id: int) -> User: ...
 
-This module holds the front ends; what follows a failure is decided in `_attempts`, once for
-both of them. The success path is one ``try`` around the call.
+This module holds the decorators' front ends; what follows a failure is decided in
+`_attempts`, once for them and for the loop form (`_loop`). The success path is one ``try``
+around the call and one count.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ from selfheal.policies.retry._attempts import Attempts
 from selfheal.policies.retry._backoff import Backoff, ConstantBackoff, ExponentialBackoff
 from selfheal.policies.retry._budget import RetryBudget
 from selfheal.policies.retry._hints import HintExtractor, retry_after_hint
+from selfheal.policies.retry._loop import RetryLoop
+from selfheal.policies.retry._migration import stop_error
+from selfheal.policies.retry._statistics import RetryStatistics
 from selfheal.policies.retry._stop import Stop, StopAfterAttempts, StopAtDeadline, any_of
 
-__all__ = ["Retry", "RetryOn", "retry"]
+__all__ = ["Retry", "RetryOn"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -61,7 +65,12 @@ def _exception_types(on: RetryOn) -> tuple[tuple[type[BaseException], ...], Any]
 
 
 class Retry(Policy):
-    """A retry policy; build it with `retry`, which documents the options."""
+    """A retry policy; build it with `retry`, which documents the options.
+
+    Attributes:
+        statistics: How its calls fared (`RetryStatistics`); every function it decorates
+            also carries it as ``fn.statistics``.
+    """
 
     __slots__ = (
         "_catch",
@@ -79,6 +88,7 @@ class Retry(Policy):
         "on",
         "reraise",
         "retry_on_result",
+        "statistics",
         "stop",
     )
 
@@ -109,7 +119,7 @@ class Retry(Policy):
         if not isinstance(backoff, Backoff):
             raise TypeError(f"retry: backoff must be a Backoff or seconds, got {backoff!r}")
         if stop is not None and not isinstance(stop, Stop):
-            raise TypeError(f"retry: stop must be a Stop, got {stop!r}")
+            raise TypeError(stop_error(stop))
         if budget is not None and not isinstance(budget, RetryBudget):
             raise TypeError(f"retry: budget must be a RetryBudget, got {budget!r}")
         if retry_on_result is not None and not callable(retry_on_result):
@@ -145,6 +155,7 @@ class Retry(Policy):
         self._stop = any_of(stops)
         # Only time-based stopping needs the start time of the first attempt.
         self._timed = deadline is not None or stop is not None
+        self.statistics = RetryStatistics()
 
     def __repr__(self) -> str:
         parts = [f"on={self.on!r}", f"attempts={self.attempts!r}", f"backoff={self.backoff!r}"]
@@ -157,6 +168,27 @@ class Retry(Policy):
         if self.name is not None:
             parts.append(f"name={self.name!r}")
         return f"Retry({', '.join(parts)})"
+
+    def retrying(self, *, name: str | None = None) -> RetryLoop:
+        """Return a loop that retries a block of code under this policy (see `retrying`).
+
+        Args:
+            name: The name in events and errors; defaults to the policy's, else ``"block"``.
+
+        Raises:
+            TypeError: If the policy has a `retry_on_result`: a block has no result.
+        """
+        if self.retry_on_result is not None:
+            raise TypeError(
+                "retrying(): this policy has retry_on_result=, but a with-block has no result "
+                "to look at; check it inside the block and raise an error that on= retries"
+            )
+        check_name("retrying", name)
+        return RetryLoop(self, name or self.name or "block")
+
+    def _attach(self, wrapper: Any) -> None:
+        # After functools.wraps, which copied a retried function's own `statistics` onto it.
+        wrapper.statistics = self.statistics
 
     def _begin(self) -> tuple[float, Token[_Scope | None] | None]:
         """Start a call that needs more than a ``try``: its start time, budget and deadline.
@@ -189,14 +221,21 @@ class Retry(Policy):
         monotonic = self.clock.monotonic
         on_result = self.retry_on_result
         again = self._again
+        first_try, error = self.statistics.first_try, self.statistics.record_error
 
         if on_result is None and self.budget is None and not self._timed:
             # The common case gets the leanest wrapper: one try around the call.
             def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
                 try:
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
                 except catch as exc:
                     failed = exc
+                except Exception:
+                    error()
+                    raise
+                else:
+                    first_try()
+                    return result
                 # Retried outside the `except`, so later errors do not chain onto this one.
                 return again(fn, args, kwargs, Attempts(self, name, monotonic(), failed))
 
@@ -211,8 +250,12 @@ class Retry(Policy):
                     result = fn(*args, **kwargs)
                 except catch as exc:
                     attempts = Attempts(self, name, start, exc)
+                except Exception:
+                    error()
+                    raise
                 else:
                     if on_result is None or not on_result(result):
+                        first_try()
                         return result
                     attempts = Attempts(self, name, start, None, result)
                 # Retried outside the `except`, so later errors do not chain onto this one.
@@ -230,14 +273,21 @@ class Retry(Policy):
         monotonic = self.clock.monotonic
         on_result = self.retry_on_result
         again = self._aagain
+        first_try, error = self.statistics.first_try, self.statistics.record_error
 
         if on_result is None and self.budget is None and not self._timed:
 
             async def retrying(*args: P.args, **kwargs: P.kwargs) -> R:
                 try:
-                    return await fn(*args, **kwargs)
+                    result = await fn(*args, **kwargs)
                 except catch as exc:
                     failed = exc
+                except Exception:
+                    error()
+                    raise
+                else:
+                    first_try()
+                    return result
                 # Retried outside the `except`, so later errors do not chain onto this one.
                 return await again(fn, args, kwargs, Attempts(self, name, monotonic(), failed))
 
@@ -252,8 +302,12 @@ class Retry(Policy):
                     result = await fn(*args, **kwargs)
                 except catch as exc:
                     attempts = Attempts(self, name, start, exc)
+                except Exception:
+                    error()
+                    raise
                 else:
                     if on_result is None or not on_result(result):
+                        first_try()
                         return result
                     attempts = Attempts(self, name, start, None, result)
                 # Retried outside the `except`, so later errors do not chain onto this one.
@@ -278,6 +332,9 @@ class Retry(Policy):
             except catch as exc:
                 attempts.failed(exc)
                 continue
+            except Exception:
+                attempts.raised()
+                raise
             if attempts.accepts(result):
                 return result
 
@@ -295,67 +352,8 @@ class Retry(Policy):
             except catch as exc:
                 attempts.failed(exc)
                 continue
+            except Exception:
+                attempts.raised()
+                raise
             if attempts.accepts(result):
                 return result
-
-
-def retry(
-    *,
-    on: RetryOn,
-    attempts: int | None = 3,
-    backoff: Backoff | float = DEFAULT_BACKOFF,
-    deadline: float | None = None,
-    stop: Stop | None = None,
-    retry_on_result: Callable[[Any], bool] | None = None,
-    hint: HintExtractor | None = retry_after_hint,
-    budget: RetryBudget | None = None,
-    reraise: bool = False,
-    clock: Clock = SYSTEM_CLOCK,
-    bus: EventBus | None = None,
-    name: str | None = None,
-) -> Retry:
-    """Build a retry policy: a decorator for ``def`` and ``async def``, or a pipeline stage.
-
-    Args:
-        on: What is worth retrying: an exception type, a tuple of them, or a predicate taking
-            the exception. Required: only the caller knows which failures are transient.
-        attempts: Attempts in all, the first call included; None for no limit (then give
-            `deadline` or `stop`).
-        backoff: The wait before each retry, a `Backoff` or constant seconds. The default
-            doubles from 0.1 s up to 5 s.
-        deadline: Seconds from the first attempt after which no new attempt starts (a retry
-            never sleeps past it). The deadline is visible inside the call through
-            `selfheal.remaining()`, and an inner async `Timeout` enforces it. An enclosing
-            deadline on the same clock (an outer `Timeout`) also stops the retry this way.
-        stop: An extra `Stop` condition, or'ed with `attempts` and `deadline`.
-        retry_on_result: A predicate on the result; true means "retry this result".
-        hint: Reads the server's wait (Retry-After) from an exception; when it gives seconds,
-            they replace the backoff's wait. None to ignore hints.
-        budget: A `RetryBudget` shared with other calls; a retry it refuses gives up.
-        reraise: Give up by re-raising the last exception instead of `RetryError`.
-        clock: Sleeps and measures time.
-        bus: Receives ``retry.<name>.retrying`` (per retry, only built when subscribed),
-            ``retry.<name>.gave_up`` and ``retry.<name>.budget_exhausted``.
-        name: The name in event types; defaults to the wrapped function's name.
-
-    Returns:
-        A `Retry` policy.
-
-    Raises:
-        TypeError: If `on`, `backoff`, `stop` or `budget` has the wrong type.
-        ValueError: If a number is out of range or nothing would ever stop retrying.
-    """
-    return Retry(
-        on=on,
-        attempts=attempts,
-        backoff=backoff,
-        deadline=deadline,
-        stop=stop,
-        retry_on_result=retry_on_result,
-        hint=hint,
-        budget=budget,
-        reraise=reraise,
-        clock=clock,
-        bus=bus,
-        name=name,
-    )
