@@ -113,6 +113,26 @@ def _toml(value: object) -> str:
     return json.dumps(value)
 
 
+_UVICORN = [
+    "uvicorn.lifespan.on",
+    "uvicorn.protocols.http.h11_impl",
+    "uvicorn.protocols.websockets.auto",
+]
+#: What the spares of the web and recommendation programs import ahead (``preload``).
+PRELOAD = {
+    "web": [
+        "web",
+        "httpx",
+        "selfheal.health.checks",
+        "selfheal.web.health",
+        "selfheal.web.wsgi",
+        "wsgiref.simple_server",
+        *_UVICORN,
+    ],
+    "recs": ["recs", *_UVICORN],
+}
+
+
 def demo_config(shop: Path, ports: DemoPorts, workdir: Path) -> str:
     """Return the ``selfheal.toml`` that runs the shop in `workdir`.
 
@@ -156,6 +176,7 @@ backoff_initial = 0.1
 backoff_reset = 5
 max_restarts = 30
 ready = "probe"
+preload = {_toml(PRELOAD["web"])}   # a restart takes a spare with these imports done
 
 [programs.web.readiness]
 http = "{admin}/readyz"
@@ -186,6 +207,7 @@ stop_grace = 0.5
 backoff_initial = 0.1
 max_restarts = 30
 ready = "probe"
+preload = {_toml(PRELOAD["recs"])}
 
 [programs.recs.readiness]
 http = "{recs_url}/healthz"
