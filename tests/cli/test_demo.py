@@ -82,6 +82,22 @@ def test_a_rule_that_heals_a_health_check_is_told_with_the_rule() -> None:
     assert "rule 'restart recs' acted, then verified | healed in 4.00 s" in lines[0]
 
 
+def test_what_the_supervisor_did_to_the_program_chaos_hit_heals_its_checks_too() -> None:
+    bus = EventBus()
+    lines: list[str] = []
+    stories = Stories(
+        bus, {"hang-web-0": Fault("web", "web:0", "hung", ("shop",))}, lines.append, t0=T0
+    )
+    stories.begin(T0)
+    _emit(bus, "chaos.hang-web-0.injected", 1.0)
+    _emit(bus, "health.shop.failed", 2.0, output="timed out")
+    _emit(bus, "process.web.unhealthy", 2.1, instance="web:0", probe="liveness")
+    _emit(bus, "process.web.started", 2.2, instance="web:0", pid=7)
+    _emit(bus, "health.shop.recovered", 3.0)
+    (shop,) = [line for line in lines if "health check 'shop'" in line]
+    assert "done: supervisor restarted web:0 | healed in 2.00 s" in shop
+
+
 def test_incidents_before_the_shop_serves_are_neither_told_nor_counted() -> None:
     bus = EventBus()
     lines: list[str] = []

@@ -183,10 +183,12 @@ http = "{admin}/readyz"
 interval = 0.1
 timeout = 1
 
+# /livez is answered by a thread of the web process: in milliseconds even while its event
+# loop is busy, so short timeouts do not kill a process that is merely busy.
 [programs.web.liveness]
 http = "{admin}/livez"
-interval = 0.2
-timeout = 0.4
+interval = 0.1
+timeout = 0.25
 failure_threshold = 3         # ~1 s without an answer: restart
 
 [programs.worker]

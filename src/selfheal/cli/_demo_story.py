@@ -48,6 +48,7 @@ class Story:
     found: str
     done: list[str] = field(default_factory=list)
     fault_at: float | None = None  # when chaos caused it: the times count from the fault
+    program: str | None = None  # the program chaos hit (whose restarts fixed it)
     ready_at: float | None = None  # when the restarted program was serving again
     told: bool = False
 
@@ -169,9 +170,9 @@ class Stories:
         data = event.data
         instance = str(data.get("instance", subject))
         cause = self._cause.get(subject)
-        fault_at = None
+        fault_at = program = None
         if cause is not None and 0 <= incident.opened_at - cause[0] <= _CAUSE_WINDOW:
-            fault_at = cause[0]
+            fault_at, program = cause[0], cause[1].program
             broke = f"chaos: {cause[1].instance} {cause[1].what}"
         elif area == "process":
             broke = f"{instance} {_describe_exit(data)}"
@@ -189,23 +190,29 @@ class Stories:
             found = f"synthetic transaction '{subject}'"
         else:
             found = event.type
-        return Story(incident, broke, found, fault_at=fault_at)
+        return Story(incident, broke, found, fault_at=fault_at, program=program)
 
     def _note_action(self, event: Event, area: str, subject: str, what: str) -> None:
-        story = self._open_story(subject)
-        if story is None:
-            return
         data = event.data
         if area == "process" and what == "started":
-            story.done.append(f"supervisor restarted {data.get('instance', subject)}")
+            action = f"supervisor restarted {data.get('instance', subject)}"
         elif area == "recovery" and what == "started":
-            story.done.append(f"rule '{data.get('rule', '?')}' acted")
+            action = f"rule '{data.get('rule', '?')}' acted"
         elif area == "recovery" and what in {"succeeded", "failed"}:
-            story.done.append("verified" if what == "succeeded" else "recovery failed")
+            action = "verified" if what == "succeeded" else "recovery failed"
+        else:
+            return
+        for story in self._open_stories(subject):
+            story.done.append(action)
 
-    def _open_story(self, subject: str) -> Story | None:
-        incident = self.tracker.open.get(subject)
-        return None if incident is None else self.stories.get(incident.id)
+    def _open_stories(self, subject: str) -> list[Story]:
+        """Return the open stories of `subject`, and those chaos caused by hitting it."""
+        found = []
+        for incident in self.tracker.open.values():
+            story = self.stories.get(incident.id)
+            if story is not None and subject in (incident.subject, story.program):
+                found.append(story)
+        return found
 
     def _ready(self, instance: str, now: float) -> None:
         story = self._waiting_ready.pop(instance, None)
