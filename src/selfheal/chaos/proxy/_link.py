@@ -27,7 +27,16 @@ from selfheal._clock import Clock
 from selfheal.chaos.proxy._effects import Chain, Effect, End, Item
 from selfheal.chaos.proxy._model import Toxic
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "READ_SIZE", "Link", "Mode", "Side", "Socket"]
+__all__ = [
+    "HIGH_WATER",
+    "LOW_WATER",
+    "READ_SIZE",
+    "EffectFactory",
+    "Link",
+    "Mode",
+    "Side",
+    "Socket",
+]
 
 #: Bytes waiting for a destination above which its source is no longer read.
 HIGH_WATER = 1 << 20
