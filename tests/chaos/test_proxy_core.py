@@ -6,6 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from selfheal.chaos import (
     kill_switch,
     release_kill_switch,
 )
+from selfheal.chaos.proxy import _forward
 from selfheal.chaos.proxy._link import Mode
 from selfheal.events import Event, EventBus
 from selfheal.testing import FakeClock
@@ -435,3 +437,45 @@ async def test_the_in_process_kill_switch_is_heard_at_once(proxied: tuple) -> No
         "(from a test); release_kill_switch() lifts it"
     )
     await fault_proxy.add_toxic("echo", {"type": "latency"})
+
+
+async def test_large_chunks_are_spliced_and_survive_a_takeover_in_the_pipe(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spliced: list[int] = []
+    held: list[int] = []
+    real_splice, real_close = os.splice, _forward.Forwarder._close_pipe
+
+    def splice(src: int, dst: int, count: int, *args: object, **kw: object) -> int:
+        moved = real_splice(src, dst, count, *args, **kw)  # type: ignore[arg-type]
+        spliced.append(moved)
+        return moved
+
+    def close_pipe(self: _forward.Forwarder, end: Any) -> None:
+        held.append(end.piped)  # bytes still in the pipe when the thread lets the link go
+        real_close(self, end)
+
+    monkeypatch.setattr(os, "splice", splice)
+    monkeypatch.setattr(_forward.Forwarder, "_close_pipe", close_pipe)
+    fault_proxy = FaultProxy(clock=clock)
+    async with EchoServer() as echo:
+        await fault_proxy.start()
+        try:
+            await fault_proxy.create({"name": "echo", "upstream": echo.address})
+            reader, writer = await open_client(fault_proxy)
+            assert await echo_once(reader, writer, b"small") == b"small"
+            assert spliced == []  # small messages are copied, never spliced
+            payload = os.urandom(8 * 1024 * 1024)
+            writer.write(payload)  # nobody reads yet: the buffers and the pipes fill up
+            await until(lambda: len(spliced) > 8)
+            for _ in range(200):
+                await asyncio.sleep(0)
+            await fault_proxy.add_toxic("echo", {"type": "latency", "stream": "upstream"})
+            assert any(held), held  # the takeover found bytes in a pipe...
+            got = await asyncio.wait_for(reader.readexactly(len(payload)), 20)
+            assert got == payload  # ...and none was lost or reordered
+            await fault_proxy.remove_toxic("echo", "latency_upstream")
+            assert await echo_once(reader, writer, b"again") == b"again"
+            writer.close()
+        finally:
+            await fault_proxy.stop()

@@ -70,9 +70,12 @@ class Socket:
         "mask",
         "peer",
         "pending",
+        "pipe",
+        "piped",
         "reading",
         "shut_out",
         "sock",
+        "splice",
         "want_shut",
     )
 
@@ -87,6 +90,13 @@ class Socket:
         self.want_shut = False  # shut the write side once `pending` is written
         self.shut_out = False  # write side shut
         self.mask = -1  # the forwarder's epoll mask (-1: not registered)
+        # The forwarder's splice path (see _forward): large chunks read from this socket go
+        # through a pipe to the peer, whose bytes owed in that pipe are `piped` (never both
+        # `piped` and `pending` at once). The loop path never sees a pipe: the forwarder
+        # empties it into `pending` before it lets a link go.
+        self.splice = False  # read this socket with splice (into the peer's pipe)
+        self.pipe: tuple[int, int] | None = None  # (read end, write end) of bytes owed here
+        self.piped = 0
 
     def shut(self) -> None:
         """Shut the write side (raises OSError when the socket is gone)."""
