@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from selfheal.chaos import KillSwitch, Safeguards, kill_switch, release_kill_switch
+from selfheal.chaos._killswitch import watch_kill_switch
 from selfheal.chaos.experiment import (
     ActivityContext,
     ChaosRefusedError,
@@ -498,3 +499,28 @@ def test_the_in_process_kill_switch_interrupts_a_blocked_activity_at_once(
     assert record.interrupted_by == "kill switch"
     assert "from another thread" in record.reason
     assert "restore" in world.names()
+
+
+def test_the_in_process_switch_engaged_by_an_activity_aborts_without_a_stray_signal(
+    world: World,
+) -> None:
+    told: list[str] = []
+    unwatch = watch_kill_switch(told.append)  # another watcher must be told too
+
+    def kill_then_engage(ctx: ActivityContext) -> None:
+        world.kill(ctx)
+        kill_switch("the activity saw enough")
+
+    world.funcs["kill"] = kill_then_engage
+    text = KILL + '[[method]]\nname = "never"\nprovider = { type = "fake", id = "noop" }\n'
+    try:
+        record, _ = run(world, text)
+    finally:
+        release_kill_switch()
+        unwatch()
+    assert told == ["the activity saw enough"]
+    assert record.interrupted_by == "kill switch"
+    assert [(r.name, r.status) for r in record.method] == [("kill", "succeeded")]
+    assert record.ignored_signals == []
+    assert "noop" not in world.names()
+    assert world.names()[-2:] == ["restore", "health"]

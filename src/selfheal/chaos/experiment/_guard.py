@@ -110,6 +110,8 @@ class RunGuard:
         fired = threading.Lock()
 
         def fire(reason: str) -> None:
+            if threading.current_thread() is threading.main_thread():
+                return  # the run's own thread engaged it: not blocked, its next check sees it
             if not done.is_set() and fired.acquire(blocking=False):
                 interrupt(reason)
 
