@@ -122,8 +122,9 @@ class RunGuard:
                     fire(reason)
                     return
 
+        # Told at once when the in-process switch is engaged (in the engaging thread).
         unwatch = watch_kill_switch(
-            lambda reason: fire(f"the in-process kill switch is engaged ({reason})")
+            lambda reason: fire(self.safeguards.stop_reason() or f"kill switch: {reason}")
         )
         thread = threading.Thread(target=watch, name="selfheal-chaos-guard", daemon=True)
         thread.start()
