@@ -5,7 +5,10 @@ thread), and through a plain asyncio-streams proxy (the reference the design had
 back to back, so all three see the same machine; the table shows medians over the rounds and
 their ratios to direct. Then a 100 ms latency toxic is added and the added p99 is measured.
 The CPU rows are the CPU time of redis-server (direct) or of the proxy process per request:
-unlike requests/s, they hardly move when other work shares the machine.
+unlike requests/s, they hardly move when other work shares the machine. The pipeline rows add
+up redis-benchmark, redis-server and the proxy: when the machine is CPU-bound (as two cores
+are with these three), direct / proxied pipeline CPU is the throughput ratio to expect without
+other work on the machine.
 
 Targets (issue 11): PING with 32 connections >= 0.5x direct; 64 KiB SETs >= 0.7x direct;
 <= 100 µs added p50 latency with one connection; with a 100 ms latency toxic, added p99
@@ -25,6 +28,7 @@ import csv
 import io
 import json
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -100,13 +104,20 @@ def api(port: int, method: str, path: str, body: object) -> dict[str, object]:
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"{}")
+        answer: dict[str, object] = json.loads(response.read() or b"{}")
+    return answer
 
 
 def cpu_seconds(pid: int) -> float:
     """Return the user + system CPU time process `pid` used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    """Return the CPU time of the reaped child processes so far (the redis-benchmark runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def benchmark(port: int, pin: list[str], *args: str) -> dict[str, list[float]]:
@@ -170,9 +181,14 @@ def main() -> None:
             for case, (case_args, share) in CASES.items():
                 n = str(int(args.requests * share))
                 for target, (port, pid) in targets.items():
+                    # The target's process; then the pipeline: benchmark, redis, any proxy.
+                    pipeline = {redis_proc.pid, pid}
                     cpu = cpu_seconds(pid)
+                    before = children_cpu() + sum(cpu_seconds(p) for p in pipeline)
                     (result,) = benchmark(port, pin_bench, "-n", n, *case_args).values()
+                    after = children_cpu() + sum(cpu_seconds(p) for p in pipeline)
                     result.append((cpu_seconds(pid) - cpu) / int(n) * 1e6)
+                    result.append((after - before) / int(n) * 1e6)
                     results.setdefault((case, target), []).append(result)
             print(f"round {round_ + 1}/{args.rounds} done", file=sys.stderr)
         api(
@@ -192,7 +208,7 @@ def main() -> None:
 
 
 def row(*cells: str) -> None:
-    widths = (44, 12, 14, 9, 12, 9, 10)
+    widths = (48, 12, 14, 9, 12, 9, 10)
     cols = zip(cells[1:], widths[1:], strict=True)
     print(cells[0].ljust(widths[0]) + "".join(c.rjust(w) for c, w in cols))
 
@@ -235,6 +251,17 @@ def report(
     for case in CASES:
         cpu = [med(case, t, 3) for t in TARGETS]
         row(f"CPU µs/request, {case}", *(f"{c:.1f}" for c in cpu[:2]), "", f"{cpu[2]:.1f}", "", "")
+    for case in targets:  # the CPU-bound cases (one connection waits more than it works)
+        d, p, s = (med(case, t, 4) for t in TARGETS)
+        row(
+            f"pipeline CPU µs/req, {case}",
+            f"{d:.1f}",
+            f"{p:.1f}",
+            f"{d / p:.2f}x",
+            f"{s:.1f}",
+            f"{d / s:.2f}x",
+            "",
+        )
     d50, t50, d99, t99 = direct_row[1], toxic_row[1], direct_row[2], toxic_row[2]
     row(
         "p50, 100 ms latency toxic (ms)",

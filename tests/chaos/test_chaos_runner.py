@@ -6,13 +6,19 @@ outputs are functions of the fake clock, so "down for 3.5 seconds" is exact.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from selfheal.chaos import KillSwitch, Safeguards, kill_switch, release_kill_switch
+from selfheal.chaos._killswitch import watch_kill_switch
 from selfheal.chaos.experiment import (
     ActivityContext,
     ChaosRefusedError,
@@ -350,3 +356,171 @@ def test_no_steady_state_just_runs_the_method(world: World) -> None:
     record = ExperimentRunner(clock=world.clock).run(experiment)
     assert record.outcome is Outcome.HELD
     assert record.reason == "method completed (no steady state to check)"
+
+
+# -- the kill switch and the time windows (Safeguards) ---------------------------------------
+
+
+class SwitchAt(KillSwitch):
+    """A kill-switch file that someone engages at monotonic time `at` of `clock`."""
+
+    def __init__(self, state_dir: Path, clock: FakeClock, at: float) -> None:
+        super().__init__(state_dir)
+        self.clock, self.at = clock, at
+        self.looks: list[float] = []
+
+    def engaged(self) -> bool:
+        self.looks.append(self.clock.monotonic())
+        if self.clock.monotonic() >= self.at and not super().engaged():
+            self.engage("operator at the switch")
+        return super().engaged()
+
+
+def test_an_engaged_kill_switch_means_the_run_does_not_start(world: World, tmp_path: Path) -> None:
+    switch = KillSwitch(tmp_path)
+    switch.engage("incident 12")
+    record, events = run(world, KILL, safeguards=Safeguards(kill_switch=switch))
+    assert record.outcome is Outcome.ABORTED
+    assert record.exit_code == 2
+    assert record.reason.startswith("not started: the kill switch")
+    assert "selfheal chaos resume" in record.reason
+    assert world.calls == []  # not even the steady state was probed
+    assert types(events) == ["chaos.svc.aborted"]
+    switch.release()
+    record, _ = run(world, KILL, safeguards=Safeguards(kill_switch=switch))
+    assert record.outcome is Outcome.DEVIATED  # released: it runs
+
+
+def test_the_in_process_kill_switch_is_honoured_without_safeguards(world: World) -> None:
+    kill_switch("test")
+    try:
+        record, _ = run(world, KILL)
+    finally:
+        release_kill_switch()
+    assert record.outcome is Outcome.ABORTED
+    assert "in-process kill switch" in record.reason
+    assert world.calls == []
+
+
+def test_a_kill_switch_engaged_by_an_activity_aborts_at_the_next_check(
+    world: World, tmp_path: Path
+) -> None:
+    switch = KillSwitch(tmp_path)
+
+    def kill_then_engage(ctx: ActivityContext) -> None:
+        world.kill(ctx)
+        switch.engage("seen it go wrong")
+
+    world.funcs["kill"] = kill_then_engage
+    text = KILL + '[[method]]\nname = "never"\nprovider = { type = "fake", id = "noop" }\n'
+    record, events = run(world, text, safeguards=Safeguards(kill_switch=switch))
+    assert record.outcome is Outcome.ABORTED
+    assert record.interrupted_by == "kill switch"
+    assert record.reason.endswith(
+        "is engaged; 'selfheal chaos resume' (or deleting the file) lifts it; rolled back"
+    )
+    assert "noop" not in world.names()
+    assert world.names()[-2:] == ["restore", "health"]  # rolled back, then checked
+    assert record.after_rollback is not None
+    assert record.after_rollback.met
+    assert types(events)[-2:] == ["chaos.svc.aborted", "chaos.svc.rolled_back"]
+
+
+def test_a_wait_wakes_every_poll_interval_to_look_at_the_switch(
+    world: World, clock: FakeClock, tmp_path: Path
+) -> None:
+    switch = SwitchAt(tmp_path, clock, at=5.5)
+    text = KILL.replace('id = "kill" }', 'id = "kill" }\npauses = { after = 30 }')
+    safeguards = Safeguards(kill_switch=switch, poll_interval=2)
+    record, _ = run(world, text, safeguards=safeguards)
+    assert record.outcome is Outcome.ABORTED
+    assert record.interrupted_by == "kill switch"
+    assert ("restore", 6.0) in world.calls  # seen at the first look after 5.5, not at 30
+    assert [t for t in switch.looks if 0 < t <= 6] == [2.0, 4.0, 6.0]
+
+
+def test_a_run_does_not_outlive_its_time_window(world: World, clock: FakeClock) -> None:
+    now = dt.datetime.fromtimestamp(clock.time())
+    window = f"{now:%H:%M}-{now + dt.timedelta(minutes=1):%H:%M}"
+    left = 60 - now.second
+    text = KILL.replace('id = "kill" }', 'id = "kill" }\npauses = { after = 300 }')
+    record, _ = run(world, text, safeguards=Safeguards(windows=(window,)))
+    assert record.outcome is Outcome.ABORTED
+    assert record.reason == "the time window the run started in is over; rolled back"
+    assert ("restore", float(left)) in world.calls
+    later = f"{now + dt.timedelta(minutes=5):%H:%M}-{now + dt.timedelta(minutes=6):%H:%M}"
+    record, _ = run(world, KILL, safeguards=Safeguards(windows=(later,)))
+    assert record.outcome is Outcome.ABORTED
+    assert record.reason.startswith("not started: outside every time window")
+
+
+def test_the_kill_switch_interrupts_a_blocked_activity(world: World, tmp_path: Path) -> None:
+    switch = KillSwitch(tmp_path)
+    blocked = threading.Event()
+
+    def block(ctx: ActivityContext) -> None:
+        world.kill(ctx)
+        blocked.set()
+        threading.Event().wait(30)  # a fault that holds: only an interruption ends it
+
+    def operator() -> None:
+        blocked.wait(10)
+        switch.engage("enough")
+
+    world.funcs["kill"] = block
+    helper = threading.Thread(target=operator)
+    helper.start()
+    started = time.monotonic()
+    record, _ = run(world, KILL, safeguards=Safeguards(kill_switch=switch, poll_interval=0.05))
+    helper.join()
+    assert time.monotonic() - started < 10
+    assert record.outcome is Outcome.ABORTED
+    assert record.interrupted_by == "kill switch"
+    assert [(r.name, r.status) for r in record.method] == [("kill", "interrupted")]
+    assert world.names()[-2:] == ["restore", "health"]
+    assert record.ignored_signals == []  # the guard's own SIGTERM is not a person's
+
+
+def test_the_in_process_kill_switch_interrupts_a_blocked_activity_at_once(
+    world: World,
+) -> None:
+    def block(ctx: ActivityContext) -> None:
+        world.kill(ctx)
+        threading.Timer(0.1, kill_switch, args=("from another thread",)).start()
+        threading.Event().wait(30)
+
+    world.funcs["kill"] = block
+    started = time.monotonic()
+    try:
+        record, _ = run(world, KILL, safeguards=Safeguards(poll_interval=60))
+    finally:
+        release_kill_switch()
+    assert time.monotonic() - started < 10  # not after the 60 s poll interval
+    assert record.interrupted_by == "kill switch"
+    assert "from another thread" in record.reason
+    assert "restore" in world.names()
+
+
+def test_the_in_process_switch_engaged_by_an_activity_aborts_without_a_stray_signal(
+    world: World,
+) -> None:
+    told: list[str] = []
+    unwatch = watch_kill_switch(told.append)  # another watcher must be told too
+
+    def kill_then_engage(ctx: ActivityContext) -> None:
+        world.kill(ctx)
+        kill_switch("the activity saw enough")
+
+    world.funcs["kill"] = kill_then_engage
+    text = KILL + '[[method]]\nname = "never"\nprovider = { type = "fake", id = "noop" }\n'
+    try:
+        record, _ = run(world, text)
+    finally:
+        release_kill_switch()
+        unwatch()
+    assert told == ["the activity saw enough"]
+    assert record.interrupted_by == "kill switch"
+    assert [(r.name, r.status) for r in record.method] == [("kill", "succeeded")]
+    assert record.ignored_signals == []
+    assert "noop" not in world.names()
+    assert world.names()[-2:] == ["restore", "health"]

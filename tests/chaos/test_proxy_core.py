@@ -5,12 +5,22 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from health_helpers import until
 from proxy_helpers import EchoServer, address
-from selfheal.chaos import FaultProxy, ProxyError
+from selfheal.chaos import (
+    FaultProxy,
+    KillSwitch,
+    ProxyError,
+    Safeguards,
+    kill_switch,
+    release_kill_switch,
+)
+from selfheal.chaos.proxy import _forward
 from selfheal.chaos.proxy._link import Mode
 from selfheal.events import Event, EventBus
 from selfheal.testing import FakeClock
@@ -352,6 +362,120 @@ async def test_links_return_to_the_forwarder_when_the_last_toxic_goes(clock: Fak
             await fault_proxy.remove_toxic("echo", "latency_downstream")
             assert [link.mode for link in links] == [Mode.FAST]
             assert await echo_once(reader, writer, b"three") == b"three"
+            writer.close()
+        finally:
+            await fault_proxy.stop()
+
+
+async def test_the_kill_switch_rolls_every_fault_back_and_refuses_new_ones(
+    clock: FakeClock, tmp_path: Path
+) -> None:
+    bus = EventBus(clock=clock)
+    events: list[Event] = []
+    bus.subscribe("chaos.*", events.append)
+    switch = KillSwitch(tmp_path)
+    safeguards = Safeguards(kill_switch=switch, poll_interval=5)
+    fault_proxy = FaultProxy(clock=clock, bus=bus, safeguards=safeguards)
+    async with EchoServer() as echo:
+        await fault_proxy.start()
+        try:
+            await fault_proxy.create({"name": "echo", "upstream": echo.address})
+            await fault_proxy.create({"name": "down", "upstream": echo.address})
+            await fault_proxy.create({"name": "off", "upstream": echo.address, "enabled": False})
+            reader, writer = await open_client(fault_proxy)
+            await fault_proxy.add_toxic("echo", {"type": "latency", "attributes": {"latency": 1e6}})
+            await fault_proxy.update("down", {"enabled": False})
+            writer.write(b"held")
+            read = asyncio.ensure_future(reader.readexactly(4))
+            switch.engage("incident 9")
+            clock.advance(4.9)
+            for _ in range(100):  # give the watcher every chance to look too early
+                await asyncio.sleep(0)
+            assert fault_proxy.proxy("echo").toxics  # not looked at yet
+            clock.advance(0.1)
+            await until(lambda: not fault_proxy.proxy("echo").toxics)
+            assert await asyncio.wait_for(read, 5) == b"held"  # released at once
+            await until(lambda: fault_proxy.proxy("down").enabled)
+            assert not fault_proxy.proxy("off").enabled  # created disabled: not a fault
+            rolled = [e for e in events if e.type.endswith("rolled_back")]
+            assert sorted(e.type for e in rolled) == [
+                "chaos.down.rolled_back",
+                "chaos.echo.rolled_back",
+            ]
+            assert all(str(switch.path) in e.data["reason"] for e in rolled)
+            for fault in (
+                fault_proxy.add_toxic("echo", {"type": "latency"}),
+                fault_proxy.update("echo", {"enabled": False}),
+            ):
+                with pytest.raises(ProxyError) as refused:
+                    await fault
+                assert refused.value.status == 403
+                assert "chaos is stopped" in refused.value.message
+                assert "selfheal chaos resume" in refused.value.message
+            assert fault_proxy.proxy("echo").enabled
+            await fault_proxy.create({"name": "new", "upstream": echo.address})  # not a fault
+            switch.release()
+            await fault_proxy.add_toxic("echo", {"type": "latency"})  # allowed again at once
+            writer.close()
+        finally:
+            await fault_proxy.stop()
+
+
+async def test_the_in_process_kill_switch_is_heard_at_once(proxied: tuple) -> None:
+    fault_proxy, _, events = proxied
+    await fault_proxy.add_toxic("echo", {"type": "timeout", "attributes": {"timeout": 0}})
+    try:
+        kill_switch("from a test")
+        await until(lambda: not fault_proxy.proxy("echo").toxics)
+        with pytest.raises(ProxyError, match="in-process kill switch is engaged"):
+            await fault_proxy.add_toxic("echo", {"type": "latency"})
+    finally:
+        release_kill_switch()
+    assert events[-1].type == "chaos.echo.rolled_back"
+    assert (
+        events[-1].data["reason"] == "kill switch: the in-process kill switch is engaged "
+        "(from a test); release_kill_switch() lifts it"
+    )
+    await fault_proxy.add_toxic("echo", {"type": "latency"})
+
+
+async def test_large_chunks_are_spliced_and_survive_a_takeover_in_the_pipe(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spliced: list[int] = []
+    held: list[int] = []
+    real_splice, real_close = os.splice, _forward.Forwarder._close_pipe
+
+    def splice(src: int, dst: int, count: int, *args: object, **kw: object) -> int:
+        moved = real_splice(src, dst, count, *args, **kw)  # type: ignore[arg-type]
+        spliced.append(moved)
+        return moved
+
+    def close_pipe(self: _forward.Forwarder, end: Any) -> None:
+        held.append(end.piped)  # bytes still in the pipe when the thread lets the link go
+        real_close(self, end)
+
+    monkeypatch.setattr(os, "splice", splice)
+    monkeypatch.setattr(_forward.Forwarder, "_close_pipe", close_pipe)
+    fault_proxy = FaultProxy(clock=clock)
+    async with EchoServer() as echo:
+        await fault_proxy.start()
+        try:
+            await fault_proxy.create({"name": "echo", "upstream": echo.address})
+            reader, writer = await open_client(fault_proxy)
+            assert await echo_once(reader, writer, b"small") == b"small"
+            assert spliced == []  # small messages are copied, never spliced
+            payload = os.urandom(8 * 1024 * 1024)
+            writer.write(payload)  # nobody reads yet: the buffers and the pipes fill up
+            await until(lambda: len(spliced) > 8)
+            for _ in range(200):
+                await asyncio.sleep(0)
+            await fault_proxy.add_toxic("echo", {"type": "latency", "stream": "upstream"})
+            assert any(held), held  # the takeover found bytes in a pipe...
+            got = await asyncio.wait_for(reader.readexactly(len(payload)), 20)
+            assert got == payload  # ...and none was lost or reordered
+            await fault_proxy.remove_toxic("echo", "latency_upstream")
+            assert await echo_once(reader, writer, b"again") == b"again"
             writer.close()
         finally:
             await fault_proxy.stop()

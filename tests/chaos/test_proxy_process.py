@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,3 +163,61 @@ def test_a_toxic_outlives_its_killed_injector_only_until_its_time_limit(
         again.sendall(b"PING\r\n")
         assert again.recv(100) == b"+PONG\r\n"
         again.close()
+
+
+def test_port_0_is_reported_on_stdout_and_in_the_ready_file(
+    tmp_path: Path, redis_upstream: RedisServer
+) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_text(
+        json.dumps(
+            [{"name": "redis", "upstream": f"127.0.0.1:{redis_upstream.port}", "listen": ":0"}]
+        )
+    )
+    ready = tmp_path / "ready.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "selfheal",
+            "chaos",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            str(config),
+            "--json",
+            "--ready-file",
+            str(ready),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        line = proc.stdout.readline()  # blocks until it serves (or exits: then "")
+        info = json.loads(line)
+        assert info["port"] > 0
+        assert info["url"] == f"http://127.0.0.1:{info['port']}"
+        assert info["host"] == "127.0.0.1"
+        assert info["pid"] == proc.pid
+        assert json.loads(ready.read_text()) == info
+        assert proc.stderr.readline() == f"fault proxy API on {info['url']} (1 proxies)\n"
+        with urllib.request.urlopen(f"{info['url']}/version", timeout=5) as answer:
+            assert "version" in json.loads(answer.read())
+        sock = connect(info["proxies"]["redis"])  # the proxy's own port 0, resolved too
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(100) == b"+PONG\r\n"
+        sock.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert not ready.exists()  # removed at exit: a stale file would point at nothing

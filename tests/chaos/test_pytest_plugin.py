@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from health_helpers import redis_server
 from selfheal.chaos._toxi_client import FaultProxyError, ToxiproxyClient
 from toxiapi_stub import serve
 
@@ -225,3 +226,66 @@ def test_client_errors_name_the_request() -> None:
     with pytest.raises(FaultProxyError, match=r"GET http://127\.0\.0\.1:9/version") as info:
         ToxiproxyClient("http://127.0.0.1:9", timeout=1).version()
     assert info.value.status == 0
+
+
+REDIS_TESTS = """
+import time
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+UPSTREAM = "127.0.0.1:{port}"
+
+
+def client(proxy):
+    # No retries: a fault must surface at once, not after redis-py's reconnects.
+    return redis.Redis(host=proxy.host, port=proxy.port, retry=Retry(NoBackoff(), 0),
+                       socket_timeout=5)
+
+
+def timed_ping(r):
+    start = time.perf_counter()
+    assert r.ping() is True
+    return time.perf_counter() - start
+
+
+def test_latency_is_seen_by_a_redis_client(fault_proxy):
+    proxy = fault_proxy(UPSTREAM)
+    r = client(proxy)
+    r.set("k", "v")
+    assert timed_ping(r) < 0.3
+    proxy.add_toxic("latency", latency=300)
+    assert timed_ping(r) >= 0.3
+    assert r.get("k") == b"v"
+    proxy.remove_toxic("latency_downstream")
+    assert timed_ping(r) < 0.3
+    r.close()
+
+
+def test_reset_peer_breaks_the_redis_connection(fault_proxy):
+    proxy = fault_proxy(UPSTREAM)
+    r = client(proxy)
+    assert r.ping() is True
+    proxy.add_toxic("reset_peer", stream="upstream", timeout=0)
+    with pytest.raises(redis.ConnectionError):
+        r.ping()
+    proxy.remove_toxic("reset_peer_upstream")
+    assert client(proxy).ping() is True  # a new connection passes again
+
+
+def test_the_proxies_of_the_previous_tests_are_gone(fault_proxy_server):
+    assert fault_proxy_server.proxies() == {}
+"""
+
+
+def test_fault_proxy_with_the_real_proxy_in_front_of_a_real_redis(
+    pytester: pytest.Pytester, by_name: list[str]
+) -> None:
+    # The default command: `python -m selfheal chaos proxy` on a port it picks, found
+    # through its ready file; redis is a private redis-server.
+    with redis_server() as redis:
+        pytester.makepyfile(REDIS_TESTS.replace("{port}", str(redis.port)))
+        result = pytester.runpytest_subprocess(*by_name, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)

@@ -2,7 +2,9 @@
 
 ``selfheal chaos proxy`` runs the fault proxy alone, as ``toxiproxy-server`` would: its HTTP
 API on ``--listen`` (127.0.0.1:8474), the proxies of ``--config`` (Toxiproxy's JSON list)
-created at start, until SIGINT or SIGTERM.
+created at start, until SIGINT or SIGTERM. Once it serves, it says where on stderr, and for
+tools (``--listen 127.0.0.1:0`` picks a free port) as one JSON line on stdout (``--json``) or
+in a file (``--ready-file``). It honours the kill switch of ``selfheal chaos stop``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -53,22 +57,49 @@ def chaos_group() -> None:
     type=click.Path(dir_okay=False),
     help=f"File holding the API token (or set {TOKEN_ENV}); needed off loopback.",
 )
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the kill switch of 'selfheal chaos stop' is (default: the state_dir of "
+    "./selfheal.toml, else ./.selfheal); while engaged, every fault is rolled back.",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Once serving, print one JSON line on stdout: url, host, port, pid, proxies.",
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Once serving, write that JSON to this file (removed at exit).",
+)
 def proxy_command(
+    *,
     listen: str,
     config_path: str | None,
     max_fault_duration: float | None,
     seed: int | None,
     token_file: str | None,
+    state_dir: str | None,
+    as_json: bool,
+    ready_file: str | None,
 ) -> None:
     """Run the TCP fault proxy and its Toxiproxy-compatible API until SIGINT/SIGTERM."""
-    from selfheal.chaos import FaultProxy, FaultProxyServer, ProxyError
+    from selfheal.chaos import FaultProxy, FaultProxyServer, KillSwitch, ProxyError, Safeguards
     from selfheal.chaos.proxy import is_loopback
+    from selfheal.cli._client import strict_state_dir
 
     if max_fault_duration is not None and not max_fault_duration > 0:
         fail(f"--max-fault-duration must be > 0 seconds, got {max_fault_duration}")
     configs = _read_config(config_path) if config_path else []
     token = _read_token(token_file)
-    fault_proxy = FaultProxy(seed=seed, max_fault_duration=max_fault_duration)
+    safeguards = Safeguards(kill_switch=KillSwitch(strict_state_dir(None, state_dir)))
+    fault_proxy = FaultProxy(
+        seed=seed, max_fault_duration=max_fault_duration, safeguards=safeguards
+    )
     host = listen.rpartition(":")[0].strip("[]")
     if token is None and host and not is_loopback(host):
         fail(
@@ -80,6 +111,8 @@ def proxy_command(
         server = FaultProxyServer.from_listen(listen, fault_proxy, token=token)
     except ValueError as exc:
         fail(str(exc))
+
+    announced: list[str] = []  # the ready file, once written: removed at exit
 
     async def run() -> None:
         try:
@@ -96,11 +129,41 @@ def proxy_command(
             except ProxyError as exc:
                 fail(f"--config {config_path}: {exc.message}")
             click.echo(f"fault proxy API on {server.url} ({len(created)} proxies)", err=True)
+            _announce(server.url or "", fault_proxy.proxies(), as_json, ready_file)
+            announced.extend([ready_file] if ready_file is not None else [])
             await stop.wait()
         finally:
             await server.stop()
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        for path in announced:
+            Path(path).unlink(missing_ok=True)
+
+
+def _announce(url: str, proxies: dict[str, Any], as_json: bool, ready_file: str | None) -> None:
+    """Say where the API is, for tools: a JSON line on stdout and/or a file written whole."""
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    info = {
+        "url": url,
+        "host": host.strip("[]"),
+        "port": int(port),
+        "pid": os.getpid(),
+        "proxies": {name: state.listen for name, state in proxies.items()},
+    }
+    line = json.dumps(info)
+    if ready_file is not None:
+        path = Path(ready_file)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(line + "\n")
+            tmp.replace(path)  # readers see the whole file or none
+        except OSError as exc:
+            fail(f"--ready-file {ready_file}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(line)
+        sys.stdout.flush()
 
 
 def _read_config(path: str) -> list[object]:

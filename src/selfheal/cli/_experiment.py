@@ -1,8 +1,9 @@
 """``selfheal chaos run EXPERIMENT``: run a chaos experiment with a live display.
 
 Exit codes: 0 the steady state held, 1 it deviated, 2 the run was aborted (and rolled back),
-3 the steady state was not met before the method (nothing was injected), 4 the experiment
-could not be run (bad file or arguments, or refused in production).
+or not started because the kill switch (``selfheal chaos stop``) is engaged, 3 the steady
+state was not met before the method (nothing was injected), 4 the experiment could not be run
+(bad file or arguments, or refused in production).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import click
 
-from selfheal.cli._common import console, fail
+from selfheal.cli._common import config_option, console, fail, state_dir_option
 
 __all__ = ["EXIT_UNUSABLE", "experiment_run"]
 
@@ -78,6 +79,8 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     is_flag=True,
     help="Run even where SELFHEAL_ENV=production.",
 )
+@config_option
+@state_dir_option
 def experiment_run(
     *,
     experiment: str,
@@ -86,12 +89,17 @@ def experiment_run(
     seed: int | None,
     variables: tuple[str, ...],
     allow_production: bool,
+    config: str | None,
+    state_dir: str | None,
 ) -> None:
     """Run EXPERIMENT (.toml, or a Chaos Toolkit .json/.yaml file) and exit with its outcome.
 
-    Exit codes: 0 held, 1 deviated, 2 aborted (rolled back), 3 steady state not met before
-    the method, 4 the experiment could not be run. Rollbacks run after SIGINT and SIGTERM too.
+    Exit codes: 0 held, 1 deviated, 2 aborted (rolled back, or not started while the kill
+    switch is engaged), 3 steady state not met before the method, 4 the experiment could not
+    be run. Rollbacks run after SIGINT and SIGTERM too, and when `selfheal chaos stop` engages
+    the kill switch of the state directory (that of -c/--state-dir, as for `chaos stop`).
     """
+    from selfheal.chaos import KillSwitch, Safeguards
     from selfheal.chaos.experiment import (
         ChaosRefusedError,
         ExperimentError,
@@ -100,8 +108,16 @@ def experiment_run(
         refuse_in_production,
         secret_values,
     )
+    from selfheal.cli._client import strict_state_dir
     from selfheal.events import Event, EventBus
 
+    try:
+        safeguards = Safeguards(
+            allow_production=allow_production,
+            kill_switch=KillSwitch(strict_state_dir(config, state_dir)),
+        )
+    except SystemExit:  # the config's problem is printed; 2 would read as "aborted"
+        raise SystemExit(EXIT_UNUSABLE) from None
     try:
         # Before loading: loading imports the python providers' modules.
         refuse_in_production(allow=allow_production)
@@ -120,7 +136,7 @@ def experiment_run(
         bus=bus,
         seed=seed,
         on_progress=None if display is None else display.show,
-        allow_production=allow_production,
+        safeguards=safeguards,
     )
     if display is not None:
         display.header(loaded.title, loaded.source)

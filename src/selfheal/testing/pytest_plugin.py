@@ -20,14 +20,18 @@ Where the proxy server comes from (first that applies):
    already running Toxiproxy-compatible API, e.g. ``http://127.0.0.1:8474`` of a real
    ``toxiproxy-server``;
 2. the ini option ``selfheal_fault_proxy_command``: a command started for the session, with
-   ``{host}``, ``{port}`` and ``{python}`` filled in, e.g. ``toxiproxy-server -host {host}
-   -port {port}``;
-3. by default ``{python} -m selfheal chaos proxy --listen {host}:{port}`` (needs the
-   ``server`` extra).
+   ``{host}``, ``{port}`` (a free port), ``{python}`` and ``{ready_file}`` filled in, e.g.
+   ``toxiproxy-server -host {host} -port {port}``. A command that takes ``{ready_file}``
+   writes there, once it serves, a JSON object whose ``url`` is the API's (as
+   ``selfheal chaos proxy --ready-file`` does), so it can pick its own port;
+3. by default ``{python} -m selfheal chaos proxy --listen {host}:0 --ready-file
+   {ready_file}`` (needs the ``server`` extra): the proxy binds a free port itself, so no
+   other process can take it between a probe and the start.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -37,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import pytest
 
@@ -54,7 +58,7 @@ __all__ = [
 ]
 
 URL_VARIABLE = "SELFHEAL_FAULT_PROXY_URL"
-DEFAULT_COMMAND = "{python} -m selfheal chaos proxy --listen {host}:{port}"
+DEFAULT_COMMAND = "{python} -m selfheal chaos proxy --listen {host}:0 --ready-file {ready_file}"
 #: Seconds a started proxy server gets to answer its API.
 START_TIMEOUT = 20.0
 
@@ -99,32 +103,61 @@ def fault_proxy_server(pytestconfig: pytest.Config) -> Iterator[ToxiproxyClient]
     if url:
         yield ToxiproxyClient(url)
         return
-    host, port = "127.0.0.1", _free_port()
+    host = "127.0.0.1"
     template = str(pytestconfig.getini("selfheal_fault_proxy_command")) or DEFAULT_COMMAND
-    argv = [
-        part.format(host=host, port=port, python=sys.executable) for part in shlex.split(template)
-    ]
-    client = ToxiproxyClient(f"http://{host}:{port}", timeout=2.0)
-    # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
-    with tempfile.TemporaryFile() as output:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not _answers(client):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    _stop(proc)
-                    output.seek(0)
-                    tail = output.read()[-2000:].decode(errors="replace")
-                    pytest.fail(
-                        f"fault_proxy: the proxy server {argv!r} did not answer on "
-                        f"{client.url} (exit code {proc.returncode}); set {URL_VARIABLE} or "
-                        f"the ini option selfheal_fault_proxy_command. Its output:\n{tail}",
-                        pytrace=False,
-                    )
-                time.sleep(0.05)  # waiting for another process to listen, not for a timer
-            yield client
-        finally:
+    with tempfile.TemporaryDirectory(prefix="selfheal-proxy-") as tmp:
+        ready = os.path.join(tmp, "ready.json")
+        fill = {"host": host, "python": sys.executable, "ready_file": ready}
+        says_where = "{ready_file}" in template
+        if "{port}" in template or not says_where:
+            fill["port"] = str(_free_port())
+        argv = [part.format(**fill) for part in shlex.split(template)]
+        known = None if says_where else f"http://{host}:{fill['port']}"
+        # Output to a file, not a pipe: a pipe nobody reads would block a chatty server.
+        with open(os.path.join(tmp, "output"), "w+b") as output:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+            try:
+                yield _until_it_answers(proc, argv, known, ready, output)
+            finally:
+                _stop(proc)
+
+
+def _until_it_answers(
+    proc: subprocess.Popen[bytes], argv: list[str], url: str | None, ready: str, output: IO[bytes]
+) -> ToxiproxyClient:
+    """Return a client of the started server once it answers; fail the test if it never does."""
+    from selfheal.chaos import ToxiproxyClient
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        api = url or _ready_url(ready)
+        if api is not None:
+            client = ToxiproxyClient(api, timeout=2.0)
+            if _answers(client):
+                return client
+        if proc.poll() is not None or time.monotonic() > deadline:
             _stop(proc)
+            output.seek(0)
+            tail = output.read()[-2000:].decode(errors="replace")
+            where = f"on {url}" if url else f"in time (no URL in its ready file {ready})"
+            pytest.fail(
+                f"fault_proxy: the proxy server {argv!r} did not answer {where} (exit code "
+                f"{proc.returncode}); set {URL_VARIABLE} or the ini option "
+                f"selfheal_fault_proxy_command. Its output:\n{tail}",
+                pytrace=False,
+            )
+        time.sleep(0.05)  # waiting for another process to listen, not for a timer
+
+
+def _ready_url(path: str) -> str | None:
+    """Return the ``url`` of a ready file, or None while it is not written."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except (OSError, ValueError):
+        return None
+    url = data.get("url") if isinstance(data, dict) else None
+    return url if isinstance(url, str) and url else None
 
 
 @pytest.fixture

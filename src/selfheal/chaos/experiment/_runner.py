@@ -7,27 +7,27 @@ each check's due time. So a FakeClock drives a whole run, recovery window and al
 sleeping. The price: a check cannot run while one activity blocks; give a long fault a pause.
 
 Rollbacks run once the method has started, whatever ended it: held, deviated, an abort
-condition, ``max_duration``, an error, SIGINT or SIGTERM. Signals received while they run are
-recorded and ignored (only SIGKILL can skip them), and a run that did not hold checks the
-steady state once more afterwards.
+condition, ``max_duration``, the kill switch or the end of the time window (`Safeguards`, see
+``_guard``), an error, SIGINT or SIGTERM. Signals received while they run are recorded and
+ignored (only SIGKILL can skip them), and a run that did not hold checks the steady state once
+more afterwards. While the kill switch is engaged, a run does not start: it is aborted with
+nothing done.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
+import dataclasses
 import os
 import random
-import signal
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._threads import start_in_thread
-from selfheal.chaos._safety import refuse_in_production
+from selfheal.chaos._safety import Safeguards, refuse_in_production
+from selfheal.chaos.experiment._guard import KILL_SWITCH, Interrupted, Interrupts, RunGuard, Stop
 from selfheal.chaos.experiment._model import (
     Activity,
     ActivityContext,
@@ -44,8 +44,6 @@ from selfheal.chaos.experiment._report import (
 from selfheal.events import EventBus, Severity
 
 __all__ = ["ExperimentRunner", "Progress", "run_experiment"]
-
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +66,6 @@ class Progress:
     check: SteadyStateCheck | None = None
 
 
-class _Stop(BaseException):
-    """Ends the method early; a BaseException so user code's ``except Exception`` cannot eat it."""
-
-    def __init__(self, outcome: Outcome, reason: str) -> None:
-        super().__init__(reason)
-        self.outcome = outcome
-        self.reason = reason
-
-
-class _Interrupted(_Stop):
-    def __init__(self, name: str) -> None:
-        super().__init__(Outcome.ABORTED, f"interrupted by {name}; rolled back")
-        self.name = name
-
-
 class ExperimentRunner:
     """Runs experiments; one runner can run many, one after another.
 
@@ -94,8 +77,12 @@ class ExperimentRunner:
         on_progress: Called with each `Progress` step, for a live display.
         handle_signals: Turn SIGINT and SIGTERM into an abort with rollbacks while a run lasts
             (only possible in the main thread; the previous handlers are restored after).
-        allow_production: Run even where ``SELFHEAL_ENV=production``.
+        allow_production: Run even where ``SELFHEAL_ENV=production`` (the same as
+            `safeguards`' ``allow_production``).
         environ: The environment the production guard reads (default: `os.environ`).
+        safeguards: The kill switch (``Safeguards(kill_switch=KillSwitch(state_dir))``, the
+            file of ``selfheal chaos stop``) and time windows a run honours; the in-process
+            `kill_switch()` is honoured without them.
     """
 
     def __init__(
@@ -108,13 +95,17 @@ class ExperimentRunner:
         handle_signals: bool = True,
         allow_production: bool = False,
         environ: Mapping[str, str] | None = None,
+        safeguards: Safeguards | None = None,
     ) -> None:
         self.clock = clock
         self.bus = bus
         self.seed = seed
         self.on_progress = on_progress
         self.handle_signals = handle_signals
-        self.allow_production = allow_production
+        safeguards = safeguards if safeguards is not None else Safeguards()
+        if allow_production and not safeguards.allow_production:
+            safeguards = dataclasses.replace(safeguards, allow_production=True)
+        self.safeguards = safeguards
         self.environ = environ
 
     def __repr__(self) -> str:
@@ -123,10 +114,13 @@ class ExperimentRunner:
     def run(self, experiment: Experiment) -> RunRecord:
         """Run `experiment` to its end and return the record (also on abort or interrupt).
 
+        A run that the kill switch or the time windows do not let start is aborted (exit code
+        2) with nothing done.
+
         Raises:
             ChaosRefusedError: Where ``SELFHEAL_ENV=production`` and production is not allowed.
         """
-        refuse_in_production(allow=self.allow_production, environ=self.environ)
+        refuse_in_production(allow=self.safeguards.allow_production, environ=self.environ)
         seed = self.seed if self.seed is not None else int.from_bytes(os.urandom(4), "big")
         return _Run(self, experiment, seed).execute()
 
@@ -145,6 +139,7 @@ class _Run:
         self.bus = runner.bus
         self.on_progress = runner.on_progress
         self.handle_signals = runner.handle_signals
+        self.guard = RunGuard(runner.safeguards, self.clock)
         self.t0 = self.clock.monotonic()
         self.record = RunRecord(
             experiment=experiment.name,
@@ -161,7 +156,7 @@ class _Run:
             configuration=experiment.configuration,
             secrets=experiment.secrets,
         )
-        self.defer_signals = False
+        self.interrupts = Interrupts(self.guard, self._ignored)
         self.in_method = False
         self.watching = False
         self.next_during = 0.0
@@ -171,24 +166,31 @@ class _Run:
     # -- driving -------------------------------------------------------------------------
 
     def execute(self) -> RunRecord:
+        refusal = self.guard.refusal()
+        if refusal is not None:
+            self._conclude(Outcome.ABORTED, f"not started: {refusal}")
+            self.record.ended_at = self.clock.time()
+            return self.record
         self._emit("started", title=self.exp.title, seed=self.record.seed)
-        with self._signal_handlers():
+        with self.interrupts.installed(self.handle_signals):
             try:
                 try:
                     self._main()
                 finally:
-                    # From here on a signal is recorded, never raised: rollbacks must run.
-                    self.defer_signals = True
-                    self.in_method = self.watching = False
-            except _Stop as stop:
+                    self._stop_watching()
+            except Interrupted as stop:
+                started = self.record.method_started_at is not None
+                after = "; rolled back" if started else " before the method; nothing to roll back"
+                self._conclude(stop.outcome, stop.reason + after)
+                self.record.interrupted_by = stop.name
+            except Stop as stop:
                 self._conclude(stop.outcome, stop.reason)
-                if isinstance(stop, _Interrupted):
-                    self.record.interrupted_by = stop.name
             except KeyboardInterrupt:  # signals not handled here: SIGINT still rolls back
                 self._conclude(Outcome.ABORTED, "interrupted by SIGINT; rolled back")
                 self.record.interrupted_by = "SIGINT"
             except Exception as exc:  # noqa: BLE001 - a bug must not skip the rollbacks
                 self._conclude(Outcome.ABORTED, f"runner error: {type(exc).__name__}: {exc}")
+            self._stop_watching()  # again: a signal may have cut the first call short
             if self.record.method_started_at is not None:
                 self._finish_background()
                 self._rollback()
@@ -204,6 +206,7 @@ class _Run:
             if not before.met:
                 self._conclude(Outcome.NOT_MET, "steady state not met before the method")
                 return
+        self._guard_tick()
         self.record.method_started_at = self._elapsed()
         now = self.clock.monotonic()
         self.in_method = self.watching = True
@@ -295,7 +298,7 @@ class _Run:
         pending, self.background = self.background, []
         for activity, phase, future in pending:
             results = self.record.method if phase == "method" else self.record.rollbacks
-            if self.defer_signals and phase == "method" and not future.done():
+            if self.interrupts.deferred and phase == "method" and not future.done():
                 results.append(self._abandoned(activity, phase))
                 continue
             try:
@@ -338,7 +341,7 @@ class _Run:
         start = self.clock.monotonic()
         try:
             result.output = activity.provider.run(self.context)
-        except _Stop as stop:
+        except Stop as stop:
             result.status, result.error = "interrupted", stop.reason
             result.duration = self.clock.monotonic() - start
             raise
@@ -402,28 +405,35 @@ class _Run:
 
     def _tick(self) -> None:
         """Run the checks that are due: abort conditions, then the steady state during."""
+        if self.watching:
+            self._guard_tick()
         now = self.clock.monotonic()
         abort = self.exp.abort
         if self.watching and abort is not None:
             if abort.max_duration is not None and now - self.t0 >= abort.max_duration:
-                raise _Stop(Outcome.ABORTED, f"max_duration of {abort.max_duration:g}s reached")
+                raise Stop(Outcome.ABORTED, f"max_duration of {abort.max_duration:g}s reached")
             if abort.probes and now >= self.next_abort:
                 check = self._check(abort.probes, "abort")
                 self.next_abort = self.clock.monotonic() + abort.interval
                 if not check.met:
                     self.record.abort_check = check
                     name = check.probes[-1].name
-                    raise _Stop(Outcome.ABORTED, f"abort condition {name!r} not met")
+                    raise Stop(Outcome.ABORTED, f"abort condition {name!r} not met")
         during = self.exp.during
         if self.in_method and during is not None and self.clock.monotonic() >= self.next_during:
             check = self._check_hypothesis("during")
             self.record.during.append(check)
             self.next_during = self.clock.monotonic() + during.interval
             if not check.met and during.fail_fast:
-                raise _Stop(Outcome.DEVIATED, "steady state deviated during the method")
+                raise Stop(Outcome.DEVIATED, "steady state deviated during the method")
+
+    def _guard_tick(self) -> None:
+        reason = self.guard.stop_reason()
+        if reason is not None:
+            raise Interrupted(KILL_SWITCH, reason)
 
     def _due_times(self) -> list[float]:
-        times = []
+        times = self.guard.due() if self.watching else []
         abort = self.exp.abort
         if self.watching and abort is not None:
             if abort.probes:
@@ -457,23 +467,10 @@ class _Run:
         if self.bus is not None:
             self.bus.emit(f"chaos.{self.exp.name}.{kind}", "chaos", severity, **data)
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        if self.defer_signals:
-            self.record.ignored_signals.append(name)
-            self._progress("note", "rollback", f"{name} received: rollbacks go on")
-            return
-        self.defer_signals = True
-        raise _Interrupted(name)
+    def _stop_watching(self) -> None:
+        self.interrupts.defer()  # from here on a signal is recorded, never raised
+        self.in_method = self.watching = False
 
-    @contextlib.contextmanager
-    def _signal_handlers(self) -> Iterator[None]:
-        if not self.handle_signals or threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in _SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def _ignored(self, name: str) -> None:
+        self.record.ignored_signals.append(name)
+        self._progress("note", "rollback", f"{name} received: rollbacks go on")

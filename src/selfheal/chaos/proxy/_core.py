@@ -3,7 +3,8 @@
 Operations mirror Toxiproxy's API one to one (the HTTP layer in ``_api`` only translates), and
 are serialised by one lock, so a toxic is applied to every existing connection before the call
 that added it returns. A connection without toxics is moved by the forwarder thread; adding a
-toxic to its proxy takes it back onto the loop, removing the last one hands it back.
+toxic to its proxy takes it back onto the loop, removing the last one hands it back. While the
+kill switch is engaged (`Safeguards`), every fault is rolled back and new ones are refused.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ import asyncio
 import dataclasses
 import logging
 import random
-import socket
 from collections.abc import Mapping
-from dataclasses import field
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
-from selfheal.chaos.proxy import _forward
+from selfheal.chaos._safety import Safeguards
+from selfheal.chaos.proxy._conns import Connections, Entry
 from selfheal.chaos.proxy._effects import Effect, make_effect
-from selfheal.chaos.proxy._link import READ_SIZE, Link, Mode
+from selfheal.chaos.proxy._link import Mode
 from selfheal.chaos.proxy._model import (
-    STREAMS,
     TIME_LIMIT,
     ProxyConfig,
     ProxyError,
@@ -33,7 +32,7 @@ from selfheal.chaos.proxy._model import (
     parse_toxic,
     update_toxic,
 )
-from selfheal.chaos.proxy._sockets import bind, dial, nodelay
+from selfheal.chaos.proxy._switch import SwitchWatch
 from selfheal.events import EventBus, Severity
 
 __all__ = ["FaultProxy"]
@@ -41,25 +40,6 @@ __all__ = ["FaultProxy"]
 logger = logging.getLogger("selfheal.chaos.proxy")
 
 _DOWN = ""  # the timer key of a proxy taken down (toxic names are never empty)
-
-
-@dataclasses.dataclass(eq=False)
-class _Proxy:
-    config: ProxyConfig
-    listen: str
-    enabled: bool = False
-    down_injected: bool = False  # taken down through the API: a fault to roll back
-    toxics: dict[str, Toxic] = field(default_factory=dict)
-    listener: socket.socket | None = None
-    links: set[Link] = field(default_factory=set)
-    dialing: set[asyncio.Task[None]] = field(default_factory=set)
-    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
-
-    def state(self) -> ProxyState:
-        ordered = [t for s in STREAMS for t in self.toxics.values() if t.stream == s]
-        return ProxyState(
-            self.config.name, self.listen, self.config.upstream, self.enabled, tuple(ordered)
-        )
 
 
 class FaultProxy:
@@ -77,6 +57,10 @@ class FaultProxy:
             of one with a longer one. None: only toxics with a ``time_limit`` expire.
         fast_path: Move toxic-free connections in the forwarder thread (Linux); False keeps
             every byte on the event loop.
+        safeguards: Their ``kill_switch`` file (``selfheal chaos stop``) is looked at every
+            ``poll_interval``; the in-process `kill_switch()` is heard without them. While one
+            is engaged, every toxic is removed, every proxy taken down comes back up, and new
+            toxics or downs are refused with a 403.
     """
 
     def __init__(
@@ -87,6 +71,7 @@ class FaultProxy:
         seed: int | None = None,
         max_fault_duration: float | None = None,
         fast_path: bool = True,
+        safeguards: Safeguards | None = None,
     ) -> None:
         if max_fault_duration is not None and not max_fault_duration > 0:
             raise ValueError(f"max_fault_duration must be > 0 s, got {max_fault_duration!r}")
@@ -94,39 +79,36 @@ class FaultProxy:
         self.bus = bus
         self.max_fault_duration = max_fault_duration
         self._rng = random.Random(seed)  # noqa: S311 - fault draws, not secrets
-        self._fast_path = fast_path and _forward.available()
-        self._proxies: dict[str, _Proxy] = {}
+        self._proxies: dict[str, Entry] = {}
         self._lock = asyncio.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._forwarder: _forward.Forwarder | None = None
-        self._buffer = bytearray(READ_SIZE)  # the loop path's receive buffer
+        self._conns = Connections(clock, self._effect, fast_path=fast_path)
+        self._started = False
+        self._switch = SwitchWatch(safeguards or Safeguards(), clock, self._kill_switch_engaged)
 
     def __repr__(self) -> str:
         return f"FaultProxy({len(self._proxies)} proxies)"
 
     async def start(self) -> None:
         """Start the forwarder thread; proxies can be created from now on."""
-        if self._loop is not None:
+        if self._started:
             return
-        self._loop = asyncio.get_running_loop()
-        if self._fast_path:
-            self._forwarder = _forward.Forwarder(self._loop, self._fast_finished)
-            self._forwarder.start()
+        self._started = True
+        self._conns.start()
+        self._switch.start()
 
     async def stop(self) -> None:
         """Close every listener and connection, cancel the timers; safe to call twice."""
-        if self._loop is None:
+        if not self._started:
             return
+        self._switch.stop()
         async with self._lock:
             for proxy in self._proxies.values():
-                await self._disable(proxy)
+                await self._conns.disable(proxy)
                 for task in proxy.timers.values():
                     task.cancel()
                 proxy.timers.clear()
-        if self._forwarder is not None:
-            self._forwarder.stop()
-            self._forwarder = None
-        self._loop = None
+        self._conns.stop()
+        self._started = False
 
     # -- reading ------------------------------------------------------------------------
 
@@ -158,9 +140,9 @@ class FaultProxy:
         async with self._lock:
             if config.name in self._proxies:
                 raise ProxyError(f"proxy already exists: {config.name!r}", 409)
-            proxy = _Proxy(config, config.listen)
+            proxy = Entry(config, config.listen)
             if config.enabled:
-                await self._enable(proxy)
+                await self._conns.enable(proxy)
             self._proxies[config.name] = proxy
             return proxy.state()
 
@@ -182,16 +164,17 @@ class FaultProxy:
                 proxy.config.upstream
             ):
                 was = proxy.enabled
-                await self._disable(proxy)
+                await self._conns.disable(proxy)
                 proxy.config = ProxyConfig(name, upstream, listen, proxy.config.enabled)
                 proxy.listen = listen
                 if was:
-                    await self._enable(proxy)
+                    await self._conns.enable(proxy)
             enabled = fields.get("enabled", proxy.enabled)
             if enabled and not proxy.enabled:
                 await self._bring_up(proxy, "rolled_back")
             elif not enabled and proxy.enabled:
-                await self._disable(proxy)
+                self._refuse_faults()
+                await self._conns.disable(proxy)
                 proxy.down_injected = True
                 limit = self._limit(fields.get(TIME_LIMIT))
                 self._emit(proxy, "injected", fault="down", time_limit=limit)
@@ -206,7 +189,7 @@ class FaultProxy:
         """
         async with self._lock:
             proxy = self._get(name)
-            await self._disable(proxy)
+            await self._conns.disable(proxy)
             for toxic in list(proxy.toxics.values()):
                 await self._drop_toxic(proxy, toxic, "rolled_back")
             self._cancel_timer(proxy, _DOWN)
@@ -245,12 +228,28 @@ class FaultProxy:
 
     async def reset(self) -> None:
         """Enable every proxy and remove every toxic (``POST /reset``)."""
+        await self._roll_back(every_proxy=True)
+
+    async def _roll_back(self, *, every_proxy: bool, **data: Any) -> None:
+        """Remove every toxic; bring up the proxies taken down as faults, or `every_proxy`."""
         async with self._lock:
             for proxy in self._proxies.values():
-                if not proxy.enabled:
-                    await self._bring_up(proxy, "rolled_back")
+                if not proxy.enabled and (every_proxy or proxy.down_injected):
+                    await self._bring_up(proxy, "rolled_back", **data)
                 for toxic in list(proxy.toxics.values()):
-                    await self._drop_toxic(proxy, toxic, "rolled_back")
+                    await self._drop_toxic(proxy, toxic, "rolled_back", **data)
+
+    async def _kill_switch_engaged(self, reason: str) -> None:
+        logger.warning("fault proxy: rolling every fault back: %s", reason)
+        try:
+            await self._roll_back(every_proxy=False, reason=f"kill switch: {reason}")
+        except ProxyError as exc:  # a listen address taken meanwhile: the toxics are gone
+            logger.error("fault proxy: a proxy could not come back up: %s", exc)
+
+    def _refuse_faults(self) -> None:
+        reason = self._switch.refusal()
+        if reason is not None:
+            raise ProxyError(f"chaos is stopped, no new fault: {reason}", 403)
 
     # -- toxics -------------------------------------------------------------------------
 
@@ -262,6 +261,7 @@ class FaultProxy:
         """
         async with self._lock:
             proxy = self._get(proxy_name)
+            self._refuse_faults()
             if isinstance(body, Toxic):
                 toxic = dataclasses.replace(body, time_limit=self._limit(body.time_limit))
             else:
@@ -269,7 +269,7 @@ class FaultProxy:
             if toxic.name in proxy.toxics:
                 raise ProxyError(f"toxic already exists: {toxic.name!r}", 409)
             proxy.toxics[toxic.name] = toxic
-            await self._take_back(proxy)
+            await self._conns.take_back(proxy)
             now = self.clock.monotonic()
             for link in list(proxy.links):
                 if link.mode is Mode.SLOW:
@@ -289,6 +289,7 @@ class FaultProxy:
             old = proxy.toxics.get(name)
             if old is None:
                 raise ProxyError(f"toxic not found: {name!r}", 404)
+            self._refuse_faults()
             toxic = update_toxic(old, body, max_duration=self.max_fault_duration)
             proxy.toxics[name] = toxic
             now = self.clock.monotonic()
@@ -315,7 +316,7 @@ class FaultProxy:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _get(self, name: str) -> _Proxy:
+    def _get(self, name: str) -> Entry:
         proxy = self._proxies.get(name)
         if proxy is None:
             raise ProxyError(f"proxy not found: {name!r}", 404)
@@ -333,12 +334,12 @@ class FaultProxy:
             return asked if asked is not None else cap
         return min(asked, cap)
 
-    def _emit(self, proxy: _Proxy, what: str, **data: Any) -> None:
+    def _emit(self, proxy: Entry, what: str, **data: Any) -> None:
         if self.bus is not None:
             severity = Severity.INFO if what == "rolled_back" else Severity.WARNING
             self.bus.emit(f"chaos.{proxy.config.name}.{what}", "fault-proxy", severity, **data)
 
-    async def _drop_toxic(self, proxy: _Proxy, toxic: Toxic, how: str) -> None:
+    async def _drop_toxic(self, proxy: Entry, toxic: Toxic, how: str, **data: Any) -> None:
         del proxy.toxics[toxic.name]
         self._cancel_timer(proxy, toxic.name)
         now = self.clock.monotonic()
@@ -347,25 +348,25 @@ class FaultProxy:
                 link.remove_toxic(toxic, now)
         if not proxy.toxics:
             for link in list(proxy.links):
-                self._link_idle(link)
-        self._emit(proxy, how, toxic=toxic.to_json())
+                self._conns.idle(proxy, link)
+        self._emit(proxy, how, toxic=toxic.to_json(), **data)
 
-    def _arm(self, proxy: _Proxy, key: str, seconds: float | None) -> None:
+    def _arm(self, proxy: Entry, key: str, seconds: float | None) -> None:
         """(Re)start the dead-man timer `key`: a toxic's name, or _DOWN for the proxy."""
         self._cancel_timer(proxy, key)
         if seconds is not None:
             deadline = (
                 self.clock.monotonic() + seconds
             )  # counted from now, not from when the task runs
-            task = self._require_loop().create_task(self._expire(proxy, key, deadline))
+            task = self._conns.loop.create_task(self._expire(proxy, key, deadline))
             proxy.timers[key] = task
 
-    def _cancel_timer(self, proxy: _Proxy, key: str) -> None:
+    def _cancel_timer(self, proxy: Entry, key: str) -> None:
         task = proxy.timers.pop(key, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _expire(self, proxy: _Proxy, key: str, deadline: float) -> None:
+    async def _expire(self, proxy: Entry, key: str, deadline: float) -> None:
         await self.clock.asleep(deadline - self.clock.monotonic())
         async with self._lock:
             if proxy.timers.get(key) is not asyncio.current_task():
@@ -383,113 +384,10 @@ class FaultProxy:
                 logger.warning("toxic %s of proxy %s expired", key, proxy.config.name)
                 await self._drop_toxic(proxy, current, "expired")
 
-    async def _bring_up(self, proxy: _Proxy, how: str) -> None:
+    async def _bring_up(self, proxy: Entry, how: str, **data: Any) -> None:
         """Enable `proxy`; if it was taken down as a fault, that fault ends (`how`)."""
-        await self._enable(proxy)
+        await self._conns.enable(proxy)
         self._cancel_timer(proxy, _DOWN)
         if proxy.down_injected:
             proxy.down_injected = False
-            self._emit(proxy, how, fault="down")
-
-    async def _enable(self, proxy: _Proxy) -> None:
-        loop = self._require_loop()
-        proxy.listener, proxy.listen = await bind(loop, proxy.listen)
-        proxy.enabled = True
-        loop.add_reader(proxy.listener.fileno(), self._accept, proxy)
-
-    async def _disable(self, proxy: _Proxy) -> None:
-        proxy.enabled = False
-        if proxy.listener is not None:
-            self._require_loop().remove_reader(proxy.listener.fileno())
-            proxy.listener.close()
-            proxy.listener = None
-        for task in list(proxy.dialing):
-            task.cancel()
-        await self._release(proxy)
-        for link in list(proxy.links):
-            link.close()
-
-    def _accept(self, proxy: _Proxy) -> None:
-        loop = self._require_loop()
-        listener = proxy.listener
-        for _ in range(64):  # a burst of clients, but the loop gets a turn between bursts
-            if listener is None:
-                return
-            try:
-                client, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                logger.warning("proxy %s: accept failed: %s", proxy.config.name, exc)
-                return
-            task = loop.create_task(self._connect(proxy, client))
-            proxy.dialing.add(task)
-            task.add_done_callback(proxy.dialing.discard)
-
-    async def _connect(self, proxy: _Proxy, client: socket.socket) -> None:
-        loop = self._require_loop()
-        try:
-            upstream = await dial(loop, proxy.config.upstream)
-        except (OSError, asyncio.CancelledError) as exc:
-            client.close()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            logger.info("proxy %s: upstream %s: %s", proxy.config.name, proxy.config.upstream, exc)
-            return
-        client.setblocking(False)
-        nodelay(client)
-        link = Link(
-            proxy.config.name,
-            client,
-            upstream,
-            loop=loop,
-            clock=self.clock,
-            on_closed=proxy.links.discard,
-            on_idle=self._link_idle,
-            buffer=self._buffer,
-        )
-        proxy.links.add(link)
-        if proxy.toxics or self._forwarder is None:
-            link.go_slow(list(proxy.toxics.values()), self._effect)
-        else:
-            link.mode = Mode.FAST
-            self._forwarder.adopt(link)
-
-    async def _release(self, proxy: _Proxy) -> list[Link]:
-        """Take every fast link of `proxy` back from the thread; return those still open."""
-        if self._forwarder is None:
-            return []
-        fast = [link for link in proxy.links if link.mode is Mode.FAST]
-        for link in fast:
-            link.mode = Mode.MOVING
-        alive = await asyncio.gather(*(self._forwarder.release(link) for link in fast))
-        return [
-            link for link, ok in zip(fast, alive, strict=True) if ok and link.mode is Mode.MOVING
-        ]
-
-    async def _take_back(self, proxy: _Proxy) -> None:
-        """Bring every fast link of `proxy` onto the loop, its toxics applied."""
-        toxics = list(proxy.toxics.values())
-        for link in await self._release(proxy):
-            link.go_slow(toxics, self._effect)
-
-    def _link_idle(self, link: Link) -> None:
-        proxy = self._proxies.get(link.proxy)
-        if (
-            self._forwarder is not None
-            and proxy is not None
-            and not proxy.toxics
-            and link.leave_slow()
-        ):
-            link.mode = Mode.FAST
-            self._forwarder.adopt(link)
-
-    def _fast_finished(self, link: Link) -> None:
-        if link.mode in (Mode.FAST, Mode.MOVING):
-            link.mode = Mode.MOVING  # not FAST any more: the thread let go of it
-            link.close()
-
-    def _require_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            raise RuntimeError("FaultProxy is not started: await start() first")
-        return self._loop
+            self._emit(proxy, how, fault="down", **data)

@@ -27,7 +27,16 @@ from selfheal._clock import Clock
 from selfheal.chaos.proxy._effects import Chain, Effect, End, Item
 from selfheal.chaos.proxy._model import Toxic
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "READ_SIZE", "Link", "Mode", "Side", "Socket"]
+__all__ = [
+    "HIGH_WATER",
+    "LOW_WATER",
+    "READ_SIZE",
+    "EffectFactory",
+    "Link",
+    "Mode",
+    "Side",
+    "Socket",
+]
 
 #: Bytes waiting for a destination above which its source is no longer read.
 HIGH_WATER = 1 << 20
@@ -61,9 +70,12 @@ class Socket:
         "mask",
         "peer",
         "pending",
+        "pipe",
+        "piped",
         "reading",
         "shut_out",
         "sock",
+        "splice",
         "want_shut",
     )
 
@@ -78,6 +90,13 @@ class Socket:
         self.want_shut = False  # shut the write side once `pending` is written
         self.shut_out = False  # write side shut
         self.mask = -1  # the forwarder's epoll mask (-1: not registered)
+        # The forwarder's splice path (see _forward): large chunks read from this socket go
+        # through a pipe to the peer, whose bytes owed in that pipe are `piped` (never both
+        # `piped` and `pending` at once). The loop path never sees a pipe: the forwarder
+        # empties it into `pending` before it lets a link go.
+        self.splice = False  # read this socket with splice (into the peer's pipe)
+        self.pipe: tuple[int, int] | None = None  # (read end, write end) of bytes owed here
+        self.piped = 0
 
     def shut(self) -> None:
         """Shut the write side (raises OSError when the socket is gone)."""
