@@ -35,6 +35,17 @@ def test_version_and_help_topics() -> None:
     assert "unknown help topic 'nothing'; topics: supervisor, configuration" in out
 
 
+@pytest.mark.parametrize(
+    ("word", "title"), [("retry", "# "), ("k8s", "# "), ("monkey", "# ")]
+)
+def test_help_knows_the_words_people_type(word: str, title: str) -> None:
+    code, out = cli("help", word)
+    assert code == 0, out
+    assert out.startswith(title)
+    if word == "retry":
+        assert "retrying(" in out  # the policies page, where retry lives
+
+
 def test_error_messages_point_to_help_that_ships() -> None:
     code, out = cli("check", str(ROOT / "pyproject.toml"))
     assert code == 2

@@ -22,6 +22,25 @@ _ABOUT = {
     "index": "the list of pages",
 }
 
+#: Words people type for what a page covers under another name.
+_ALIASES = {
+    "retry": "policies",
+    "timeout": "policies",
+    "bulkhead": "policies",
+    "fallback": "policies",
+    "pipeline": "policies",
+    "features": "policies",
+    "circuit-breaker": "breaker",
+    "circuitbreaker": "breaker",
+    "proxy": "chaos",
+    "monkey": "chaos-monkey",
+    "experiments": "chaos-experiments",
+    "k8s": "kubernetes",
+    "config": "configuration",
+    "programs": "supervisor",
+    "journal": "recovery",
+}
+
 
 def version() -> str:
     """Return the installed selfheal's version (``0+unknown`` when run from a bare checkout)."""
@@ -58,6 +77,7 @@ def page(topic: str) -> tuple[str, str]:
     if not known:
         raise LookupError("the documentation is not installed with this copy of selfheal")
     key = topic.lower().removesuffix(".md")
+    key = _ALIASES.get(key, key)
     matches = [t for t in known if t == key] or [t for t in known if t.startswith(key)]
     if len(matches) != 1:
         what = "ambiguous" if matches else "unknown"
