@@ -13,8 +13,10 @@ The standby is the supervisor's own child from the start: its exit status, proce
 output pipes and signals are those of any program. End of input without a line (the
 supervisor went away, or no longer needs it) ends it without running anything. Only the
 standard library is imported here; preloaded modules must not start threads or event loops at
-import time (a fork of them would not be involved, but the program's ``main`` expects to make
-its own).
+import time (the program's ``main`` expects to make its own), and they are imported with the
+spare's environment, not the instance's: read configuration in ``main``. If a module's file
+changed after it was imported (a deploy), the standby runs no stale code: it execs the
+program from nothing instead, in the same process.
 
 Usage (by the supervisor): ``python -m selfheal._standby [--preload MOD[,MOD...]] -- SCRIPT
 [ARGS...]`` or ``... -- -m MODULE [ARGS...]``.
@@ -76,6 +78,30 @@ def _read_go() -> dict[str, object] | None:
     return message
 
 
+def _module_files() -> dict[str, int]:
+    """Return the file of every module imported so far, with its modification time."""
+    seen: dict[str, int] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str) and path not in seen:
+            try:
+                seen[path] = os.stat(path).st_mtime_ns
+            except OSError:
+                continue
+    return seen
+
+
+def _stale(files: dict[str, int]) -> bool:
+    """Return whether a module file changed since it was imported (a deploy happened)."""
+    for path, mtime in files.items():
+        try:
+            if os.stat(path).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
 def _become(message: dict[str, object]) -> None:
     """Take the instance's environment and directory; give stdin back to /dev/null."""
     cwd = message.get("cwd")
@@ -94,22 +120,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Preload, wait for the go line, then run the program as ``__main__``."""
     preload, program = _parse(sys.argv[1:] if argv is None else argv)
     if program[0] != "-m":
-        # As `python SCRIPT` does: the script's directory first on the path, before imports.
-        sys.path[0] = os.path.dirname(os.path.abspath(program[0]))
+        # As `python SCRIPT` does: the script's real directory first on the path.
+        sys.path[0] = os.path.dirname(os.path.realpath(program[0]))
     else:
         sys.path[0] = os.getcwd()
     for name in preload:
         importlib.import_module(name)
+    files = _module_files()
     message = _read_go()
     if message is None:
         return
     _become(message)
+    if _stale(files):
+        # Code changed on disk since the imports (a deploy): start as the program itself
+        # would, from nothing, in this same process (its pid, pipes and group stay).
+        sys.stdout.flush()
+        os.execv(sys.executable, [sys.executable, *program])  # noqa: S606 - an argv list
     if program[0] == "-m":
         sys.argv = [program[1], *program[2:]]
         runpy.run_module(program[1], run_name="__main__", alter_sys=True)
     else:
         sys.argv = list(program)
-        runpy.run_path(program[0], run_name="__main__")
+        runpy.run_path(os.path.abspath(program[0]), run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -35,9 +35,7 @@ def test_version_and_help_topics() -> None:
     assert "unknown help topic 'nothing'; topics: supervisor, configuration" in out
 
 
-@pytest.mark.parametrize(
-    ("word", "title"), [("retry", "# "), ("k8s", "# "), ("monkey", "# ")]
-)
+@pytest.mark.parametrize(("word", "title"), [("retry", "# "), ("k8s", "# "), ("monkey", "# ")])
 def test_help_knows_the_words_people_type(word: str, title: str) -> None:
     code, out = cli("help", word)
     assert code == 0, out

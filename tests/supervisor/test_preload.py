@@ -124,12 +124,138 @@ async def test_a_spare_that_cannot_import_leaves_restarts_to_the_usual_spawn(
         await sup.stop()
 
 
+async def _spare_ready(clock: FakeClock, exclude: set[int] = frozenset()) -> int:  # type: ignore[assignment]
+    """Let the refill delay pass; return the pid of the spare that then waits."""
+    await clock.wait_for_sleepers()
+    clock.advance(1.0)
+
+    def waiting() -> list[int]:
+        return [p for p in _standby_pids(os.getpid()) if p not in exclude]
+
+    assert await until(lambda: len(waiting()) == 1)
+    return waiting()[0]
+
+
+async def test_a_deploy_after_the_imports_is_not_run_as_stale_code(tmp_path: Path) -> None:
+    module = tmp_path / "mymod.py"
+    module.write_text("VERSION = 1\n")
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import mymod, os, time\n"
+        "print('pid', os.getpid(), 'version', mymod.VERSION, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    clock = FakeClock()
+    spec = ProgramSpec("app", (PY, str(script)), backoff=FAST, preload=("mymod",))
+    sup, rec = make(tmp_path, spec, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready")
+        first = sup.pid("app")
+        assert first is not None
+        spare = await _spare_ready(clock)
+        module.write_text("VERSION = 2\n")
+        os.utime(module, ns=(1, 1))  # a deploy: another file, another time
+        os.kill(first, signal.SIGKILL)
+        await rec.wait("process.app.ready", 2)
+        assert sup.pid("app") == spare
+        log = Path(sup.status(["app"])[0]["log"])
+        assert await until(lambda: f"pid {spare} version 2" in log.read_text())
+    finally:
+        await sup.stop()
+
+
+async def test_instances_that_differ_in_their_environment_share_the_spare(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    spec = _spares(tmp_path, ("decimal",))
+    spec = ProgramSpec(
+        "app",
+        spec.command,
+        backoff=FAST,
+        preload=("decimal",),
+        numprocs=2,
+        env=(("PORT", "80%(process_num)02d"),),
+    )
+    sup, rec = make(tmp_path, spec, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready", 2)
+        for instance in ("app:1", "app:0"):
+            before = sup.pid(instance)
+            assert before is not None
+            spare = await _spare_ready(
+                clock, {p for p in (sup.pid("app:0"), sup.pid("app:1")) if p}
+            )
+            os.kill(before, signal.SIGKILL)
+            assert await until(lambda i=instance, s=spare: sup.pid(i) == s)  # type: ignore[misc]
+            log = Path(sup.status([instance])[0]["log"])
+            assert await until(
+                lambda s=spare, i=instance, lg=log: (
+                    f"pid {s} as {i} preloaded True" in lg.read_text()
+                )  # type: ignore[misc]
+            )
+    finally:
+        await sup.stop()
+
+
+async def test_a_reload_that_drops_preload_ends_the_spare(tmp_path: Path) -> None:
+    clock = FakeClock()
+    spec = _spares(tmp_path, ("decimal",))
+    sup, rec = make(tmp_path, spec, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready")
+        spare = await _spare_ready(clock)
+        await sup.apply([ProgramSpec("app", spec.command, backoff=FAST)])
+        assert await until(lambda: not alive(spare))
+    finally:
+        await sup.stop()
+
+
+async def test_what_an_instance_from_a_spare_left_behind_is_ended_with_it(
+    tmp_path: Path,
+) -> None:
+    worker_pid = tmp_path / "worker.pid"
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "if len(sys.argv) > 1 and os.fork() == 0:\n"
+        "    os.setsid()  # leaves the group: only its environment marks it as ours\n"
+        f"    open({str(worker_pid)!r}, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "time.sleep(60)\n"
+    )
+    clock = FakeClock()
+    spec = ProgramSpec("app", (PY, str(script), "fork"), backoff=FAST, preload=("decimal",))
+    sup, rec = make(tmp_path, spec, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready")
+        first = sup.pid("app")
+        assert first is not None
+        spare = await _spare_ready(clock)
+        assert await until(worker_pid.exists)
+        os.kill(int(worker_pid.read_text()), signal.SIGKILL)  # the cold start's worker
+        worker_pid.unlink()
+        os.kill(first, signal.SIGKILL)
+        assert await until(lambda: sup.pid("app") == spare)
+        assert await until(lambda: worker_pid.exists() and worker_pid.read_text() != "")
+        worker = int(worker_pid.read_text())
+        await sup.stop_program("app")
+        assert await until(lambda: not alive(worker))
+    finally:
+        await sup.stop()
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
         ({"command": ["node", "web.js"]}, "preload needs a command run by a Python interpreter"),
         ({"command": ["python3 web.py"], "shell": True}, "without shell"),
         ({"command": ["python3", "web.py"], "preload": ["web-app"]}, "is not a module name"),
+        ({"command": ["python3", "-u", "web.py"]}, "interpreter options are not passed"),
     ],
 )
 def test_preload_is_refused_where_it_cannot_work(fields: dict[str, object], message: str) -> None:

@@ -288,7 +288,7 @@ class Child:
             )
             if spare is not None:
                 self._write_log(self.log, bytes(spare.output))
-                return self._running(
+                pid = self._running(
                     loop,
                     now,
                     popen=spare.popen,
@@ -296,6 +296,9 @@ class Child:
                     out_fds=spare.out_fds,
                     logs=logs,
                 )
+                # What /proc shows of its environment is the spare's, for good.
+                self.marked_as = spare.marker
+                return pid
         pipes: list[tuple[int, int]] = []
         try:
             for _ in logs:  # one at a time: those made are closed if the next one fails

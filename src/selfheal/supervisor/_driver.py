@@ -407,7 +407,8 @@ class Driver:
         if child is not None and child.life.state not in IDLE:
             return  # started again meanwhile: what carries its name is its new run's
         pids = find_marked(self.run_id, child.marked_as if child is not None else None)
-        pids = [p for p in pids if p not in self._by_pid]
+        spares = self.spares.waiting()
+        pids = [p for p in pids if p not in self._by_pid and p not in spares]
         if not pids:
             return
         what = child.name if child is not None else "the stopped programs"

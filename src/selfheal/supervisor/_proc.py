@@ -257,6 +257,7 @@ class ExitWatch:
 
     def close(self) -> None:
         """Stop watching (the process is no longer ours to reap); safe to call twice."""
+        self._done = True  # a waiting thread that wakes later must not reap it again
         if self._pidfd >= 0:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._pidfd)

@@ -22,7 +22,8 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class Spare:
     go_fd: int  # the write end of its stdin
     out_fds: list[int]  # read ends of its stdout (and stderr) pipes
     watch: ExitWatch
+    marker: str  # its SELFHEAL_PROGRAM, which /proc shows for good (`Child.marked_as`)
     output: bytearray = field(default_factory=bytearray)
 
 
@@ -86,6 +88,7 @@ class Spares:
         self.refill_delay = refill_delay
         self.spare: Spare | None = None
         self.handed_over = 0
+        self._started = 0
         self._delay = refill_delay
         self._timer: asyncio.Task[None] | None = None
         self._closed = False
@@ -109,7 +112,7 @@ class Spares:
             return
         try:
             self.spare = self._start()
-        except (OSError, ValueError) as exc:  # a shortage, a missing interpreter...
+        except Exception as exc:  # noqa: BLE001 - a shortage, no interpreter: tried again later
             logger.warning("preload: cannot start a spare of %s: %s", self.spec.name, exc)
             self._later()
 
@@ -119,6 +122,10 @@ class Spares:
         if self.spec.preload:
             standby += ["--preload", ",".join(self.spec.preload)]
         standby += ["--", *argv[1:]]
+        self._started += 1
+        # A marker of its own: a sweep for what an instance (or another spare) left behind
+        # must not end it, and once it is an instance the sweep after that one looks for it.
+        marker = f"{self.spec.name}:spare:{self._started}"
         fds: list[int] = []
         try:
             go_read, go_write = os.pipe()
@@ -128,7 +135,7 @@ class Spares:
             popen = spawn(
                 standby,
                 cwd=self.spec.cwd,
-                env=self.env,
+                env={**self.env, PROGRAM_ENV: marker},
                 stdout_fd=outs[0][1],
                 stderr_fd=outs[1][1] if self.split_stderr else None,
                 stdin_fd=go_read,
@@ -145,10 +152,14 @@ class Spares:
             os.close(write_fd)
             os.set_blocking(read_fd, False)
         spare_ref: list[Spare] = []
+        pid = popen.pid
+
+        def end_group() -> None:
+            # Whatever its imports started goes with it (the zombie still holds the group id).
+            signal_group(pid, signal.SIGKILL)
+
         try:
-            watch = ExitWatch(
-                self.loop, popen.pid, lambda: None, lambda st: self._died(spare_ref[0], st)
-            )
+            watch = ExitWatch(self.loop, pid, end_group, lambda st: self._died(spare_ref[0], st))
         except BaseException:
             for read_fd, _ in outs:
                 os.close(read_fd)
@@ -156,7 +167,9 @@ class Spares:
             signal_group(popen.pid, signal.SIGKILL)
             popen.wait()
             raise
-        spare = Spare(popen, popen.pid, argv, self.spec.cwd, go_write, [r for r, _ in outs], watch)
+        os.set_blocking(go_write, False)
+        out_fds = [r for r, _ in outs]
+        spare = Spare(popen, pid, argv, self.spec.cwd, go_write, out_fds, watch, marker)
         spare_ref.append(spare)
         for fd in spare.out_fds:
             self.loop.add_reader(fd, self._keep_output, spare, fd)
@@ -176,9 +189,17 @@ class Spares:
         spare.output += data
         del spare.output[:-_OUTPUT_KEPT]
 
+    def _drain(self, spare: Spare) -> None:
+        for fd in spare.out_fds:
+            with contextlib.suppress(OSError):
+                while data := os.read(fd, 65536):
+                    spare.output += data
+        del spare.output[:-_OUTPUT_KEPT]
+
     def _died(self, spare: Spare, status: int) -> None:
         """A spare ended before it was handed over (or while being closed)."""
         spare.popen.returncode = os.waitstatus_to_exitcode(status)
+        self._drain(spare)  # the end of a failed import's traceback, for the warning
         self._release(spare)
         if self.spare is spare:
             self.spare = None
@@ -232,9 +253,15 @@ class Spares:
             self.refill_soon()
             return None
         self.spare = None
+        line = go_message(env, cwd)
         try:
-            os.write(spare.go_fd, go_message(env, cwd))
-        except OSError:  # it died just now: its exit watch tells
+            written = os.write(spare.go_fd, line)
+        except OSError:  # it died just now (EPIPE), or its pipe is full: not this spare
+            written = -1
+        if written != len(line):
+            # A cut line would make it exit without running anything, as if it had succeeded.
+            self._end(spare)
+            self.refill_soon()
             return None
         os.close(spare.go_fd)
         spare.go_fd = -1
@@ -254,16 +281,45 @@ class Spares:
             self._timer = None
         spare, self.spare = self.spare, None
         if spare is not None:
-            # It runs nothing of the program yet: ended at once rather than after its imports
-            # (when it would read the end of its input), and reaped here, where the daemon may
-            # be about to exit: a SIGKILLed process is gone in a moment.
-            spare.watch.close()
-            signal_group(spare.pid, signal.SIGKILL)
+            self._end(spare)
+
+    def _end(self, spare: Spare) -> None:
+        """SIGKILL a spare that runs nothing of the program yet, and reap it if it is quick.
+
+        Reaped here when it can be, since the daemon may be about to exit; a spare that takes
+        longer (a frozen cgroup) is left to its exit watch.
+        """
+        signal_group(spare.pid, signal.SIGKILL)
+        for _ in range(100):
             try:
-                _, status = os.waitpid(spare.pid, 0)
+                pid, status = os.waitpid(spare.pid, os.WNOHANG)
             except ChildProcessError:
-                status = 0
+                pid, status = spare.pid, 0
+            if pid:
+                spare.watch.close()
+                self._closing_quietly(spare, status)
+                return
+            time.sleep(0.001)
+
+    def _closing_quietly(self, spare: Spare, status: int) -> None:
+        closed, self._closed = self._closed, True
+        try:
             self._died(spare, status)
+        finally:
+            self._closed = closed
+
+
+def _spare_key(spec: ProgramSpec) -> tuple[object, ...]:
+    """Return what a spare depends on: what it runs, imports and runs as (not the env)."""
+    return (
+        spec.argv(),
+        spec.preload,
+        spec.cwd,
+        spec.user,
+        spec.umask,
+        spec.pdeathsig,
+        spec.redirect_stderr,
+    )
 
 
 class ProgramSpares:
@@ -271,6 +327,8 @@ class ProgramSpares:
 
     def __init__(self) -> None:
         self._by_program: dict[str, Spares] = {}
+        #: Set while the supervisor stops: no spare is started then.
+        self.stopping = False
 
     def __repr__(self) -> str:
         return f"ProgramSpares({sorted(self._by_program)})"
@@ -278,6 +336,10 @@ class ProgramSpares:
     def get(self, program: str) -> Spares | None:
         """Return the spares of `program`, None if it has none."""
         return self._by_program.get(program)
+
+    def waiting(self) -> set[int]:
+        """Return the pids of the spares waiting to be taken."""
+        return {s.spare.pid for s in self._by_program.values() if s.spare is not None}
 
     def for_instance(
         self,
@@ -291,25 +353,30 @@ class ProgramSpares:
     ) -> Spares | None:
         """Return the spares of `spec`'s program (made now, their first spare started soon).
 
-        None for a program without ``preload``. A program whose spec changed (a reload) gets
-        new spares: the old spare imported for the old command.
+        None for a program without ``preload``, or while the supervisor stops. Instances
+        that differ only in their environment share the spare (it gets theirs when taken);
+        a command that differs per instance makes the spare follow the latest one.
         """
-        if not spec.preload:
+        if not spec.preload or self.stopping:
             return None
         spares = self._by_program.get(spec.name)
-        if spares is not None and spares.spec != spec:
-            spares.close()
+        if spares is not None and _spare_key(spares.spec) != _spare_key(spec):
+            self._by_program.pop(spec.name).close()
             spares = None
         if spares is None:
-            # Marked as no instance: a sweep for what an instance left behind must not end
-            # the spare, and a spare handed over is its instance's (`Child.pid`) anyway.
-            own = {**env, PROGRAM_ENV: f"{spec.name}:spare"}
-            spares = Spares(spec, loop, clock, env=own, run_as=run_as, split_stderr=split_stderr)
+            spares = Spares(spec, loop, clock, env=env, run_as=run_as, split_stderr=split_stderr)
             self._by_program[spec.name] = spares
         return spares
 
-    def keep(self, programs: set[str] | None = None) -> None:
-        """Close the spares of every program not in `programs` (None: of all programs)."""
+    def keep(self, programs: Mapping[str, ProgramSpec] | None = None) -> None:
+        """Close the spares of programs not in `programs`, changed, or without ``preload``.
+
+        None closes every spare and starts none until `stopping` is cleared.
+        """
+        if programs is None:
+            self.stopping = True
         for name in list(self._by_program):
-            if programs is None or name not in programs:
+            spec = None if programs is None else programs.get(name)
+            old = self._by_program[name].spec
+            if spec is None or not spec.preload or _spare_key(spec) != _spare_key(old):
                 self._by_program.pop(name).close()

@@ -100,6 +100,7 @@ class Supervisor:
         if self._running:
             return
         loop = self._driver.loop = asyncio.get_running_loop()
+        self._driver.spares.stopping = False
         self._dir.lock()
         try:
             for name, pids in (await self._dir.end_leftovers()).items():
@@ -413,7 +414,7 @@ class Supervisor:
             gone += [c.name for c in extra]
             await self._discard(extra)
         self._specs = new
-        driver.spares.keep(set(new))
+        driver.spares.keep(new)
         born: list[str] = []
         if self._running:
             # Keep the dict in config order: rebuild it from the new order.

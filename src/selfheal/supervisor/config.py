@@ -200,6 +200,14 @@ class ProgramConfig(BaseModel):
                     "preload needs a command run by a Python interpreter without shell, e.g. "
                     f"['python3', 'web.py'] or ['python3', '-m', 'myapp'] (got {interpreter!r})"
                 )
+            first = self.command[1] if len(self.command) > 1 else ""
+            if not first or (first.startswith("-") and first != "-m"):
+                raise ValueError(
+                    "preload needs the script or '-m module' right after the interpreter "
+                    f"(got {first!r}): interpreter options are not passed to the spare; use "
+                    "their environment variables instead (PYTHONUNBUFFERED=1 for -u, "
+                    "PYTHONOPTIMIZE, PYTHONWARNINGS, PYTHONDEVMODE...)"
+                )
         return self
 
     @field_validator("umask", mode="before")
