@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from selfheal._bounds import printable
+
 __all__ = [
     "ActionError",
     "CallTimeoutError",
@@ -70,8 +72,14 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
+        # Keys and messages quote the file: shortened and escaped, so a 100k-character value
+        # or a key of terminal escapes prints as one readable line.
         where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.key or '(top level)'}: {self.message}"
+        return f"{where}{printable(self.key, 120) or '(top level)'}: {printable(self.message, 300)}"
+
+
+# A config of a thousand mistakes is fixed from the top: the count says how many remain.
+_SHOWN_ISSUES = 50
 
 
 class ConfigError(SelfhealError):
@@ -85,8 +93,11 @@ class ConfigError(SelfhealError):
     def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
         self.source = source
         self.issues = list(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"{source}: {len(self.issues)} problem(s)\n{lines}")
+        shown = [f"  {issue}" for issue in self.issues[:_SHOWN_ISSUES]]
+        if len(self.issues) > _SHOWN_ISSUES:
+            shown.append(f"  ... and {len(self.issues) - _SHOWN_ISSUES} more")
+        lines = "\n".join(shown)
+        super().__init__(f"{printable(source)}: {len(self.issues)} problem(s)\n{lines}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.source, self.issues))

@@ -447,23 +447,25 @@ def check_privileges(programs: Iterable[ProgramSpec]) -> list[str]:
 
 
 def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    # Iterative depth-first search: a chain of a thousand programs must not hit the
+    # interpreter's recursion limit.
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        color[node] = grey
-        stack.append(node)
-        for dep in graph[node]:
-            if color[dep] == grey:
-                return [*stack[stack.index(dep) :], dep]
-            if color[dep] == white and (found := visit(dep)):
-                return found
-        stack.pop()
-        color[node] = black
-        return []
-
-    for node in graph:
-        if color[node] == white and (found := visit(node)):
-            return found
+    for root in graph:
+        if color[root] != white:
+            continue
+        color[root] = grey
+        path = [root]
+        todo = [iter(graph[root])]
+        while todo:
+            dep = next(todo[-1], None)
+            if dep is None:
+                color[path.pop()] = black
+                todo.pop()
+            elif color[dep] == grey:
+                return [*path[path.index(dep) :], dep]
+            elif color[dep] == white:
+                color[dep] = grey
+                path.append(dep)
+                todo.append(iter(graph[dep]))
     return []
