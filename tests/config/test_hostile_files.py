@@ -127,7 +127,7 @@ def test_many_problems_are_counted_but_not_all_printed(tmp_path: Path) -> None:
 
 def test_keys_are_printed_without_terminal_control_characters(tmp_path: Path) -> None:
     path = tmp_path / "selfheal.toml"
-    path.write_text("[control]\n\"\\u001bc\\u202e\" = 1\n")
+    path.write_text('[control]\n"\\u001bc\\u202e" = 1\n')
     with pytest.raises(ConfigError) as info:
         load_config(path)
     # Not the CLI's output: click strips escapes when it does not write to a terminal.

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from selfheal.config._cross import check_rules, config_warnings
 from selfheal.config._issues import Locator, issues_of, validate_model
 from selfheal.config._text import MAX_CONFIG_BYTES, MAX_DEPTH, read_config_text, toml_data
 from selfheal.errors import ConfigError, ConfigIssue
@@ -31,6 +32,7 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "SelfhealConfig",
+    "config_warnings",
     "load_config",
     "parse_config",
     "read_config_text",
@@ -106,10 +108,11 @@ def parse_config(
         data = _with_includes(data, text, source, Path(base_dir or "."))
     try:
         config = validate_model(SelfhealConfig, data, text=text, source=source)
-        # What no single program can check: dependencies and groups across programs, and
-        # check names that would clash with them.
+        # What no single program can check: dependencies and groups across programs, check
+        # names that would clash with them, rules naming what does not exist.
         check_programs(config.programs)
         check_health(config.health, config.programs)
+        check_rules(config)
     except ValidationError as exc:
         raise _with(problems, ConfigError(source, issues_of(exc, text))) from None
     except ConfigError as exc:
