@@ -16,6 +16,8 @@ __all__ = ["MASK", "is_secret_key", "mask_secret_keys", "redact", "redact_url", 
 
 #: What a hidden secret is replaced with.
 MASK = "***"
+# How deep `redact_value` copies; a check's details are a few levels at most.
+_MAX_DEPTH = 32
 
 # Key names whose values are secrets (as a query parameter, a conninfo keyword, a JSON key).
 _SECRET_KEY = (
@@ -90,11 +92,13 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY_RE.match(key))
 
 
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, _path: frozenset[int] = frozenset()) -> Any:
     """Return a copy of `value` (mappings, sequences, strings) with secrets masked.
 
     Values under secret-looking keys are replaced whole; strings are passed through `redact`;
-    numbers, booleans and None are kept.
+    numbers, booleans and None are kept. A container that contains itself is cut where it
+    repeats (``"<recursive>"``), and one nested past 32 levels where it gets too deep, so the
+    copy is always finite and JSON can hold it.
 
     Args:
         value: A JSON-like structure, e.g. a check's observed values.
@@ -104,15 +108,27 @@ def redact_value(value: Any) -> Any:
     """
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, Mapping):
-        return {
-            str(k): MASK if is_secret_key(str(k)) else redact_value(v) for k, v in value.items()
-        }
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [redact_value(v) for v in value]
+    if isinstance(value, Mapping) or (
+        isinstance(value, Sequence) and not isinstance(value, bytes | bytearray)
+    ):
+        return _redact_container(value, _path)
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact(repr(value))
+
+
+def _redact_container(value: Mapping[Any, Any] | Sequence[Any], path: frozenset[int]) -> Any:
+    if id(value) in path:
+        return "<recursive>"
+    if len(path) >= _MAX_DEPTH:
+        return "<nested too deeply>"
+    path = path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            str(k): MASK if is_secret_key(str(k)) else redact_value(v, path)
+            for k, v in value.items()
+        }
+    return [redact_value(v, path) for v in value]
 
 
 def mask_secret_keys(value: Any, _path: frozenset[int] = frozenset()) -> Any:

@@ -329,3 +329,22 @@ def test_a_failing_coroutine_of_a_sync_handler_is_reported() -> None:
     bus.subscribe("x", lambda e: broken(e, "nope"))
     bus.publish(Event("x"))
     assert [f.data["error"] for f in failures] == ["ValueError: nope"]
+
+
+def test_an_async_handler_raising_systemexit_is_reported_not_ending_the_loop() -> None:
+    bus = EventBus()
+    failures: list[Event] = []
+    bus.subscribe(HANDLER_FAILED, failures.append)
+
+    async def exits(event: Event) -> None:
+        raise SystemExit(5)
+
+    bus.subscribe("x", exits)
+
+    async def main() -> str:
+        bus.publish(Event("x"))
+        await bus.drain()
+        return "still running"
+
+    assert asyncio.run(main()) == "still running"
+    assert [f.data["error"] for f in failures] == ["RuntimeError: the handler raised SystemExit: 5"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, TypeAlias
 
-from selfheal._calls import describe, is_async_callable
+from selfheal._calls import awaited, describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events._event import Event, Severity
 from selfheal.events._vocabulary import check_pattern, matches
@@ -198,7 +198,9 @@ class EventBus:
         self, sub: _Sub, event: Event, coro: Coroutine[Any, Any, Any] | None = None
     ) -> None:
         try:
-            await (sub.handler(event) if coro is None else coro)  # type: ignore[misc]
+            # A SystemExit would end the whole event loop: it ends only this handler's call.
+            call = sub.handler(event) if coro is None else coro
+            await awaited(call, "the handler")  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - isolation is the point
             self._report(sub, event, exc)
 
