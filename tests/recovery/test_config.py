@@ -50,6 +50,9 @@ action = { call = "json:dumps" }
 [[recovery]]
 on = "app.*.failed"
 action = { command = "echo {subject} | logger", shell = true }
+
+[health.checks.web-http]
+http = "http://127.0.0.1:8000/healthz"
 """
 
 

@@ -47,20 +47,22 @@ def status(
         click.echo(json.dumps(body, indent=2))
     else:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"selfheal daemon (pid {body.get('pid')})")
+        table = Table(title=Text(f"selfheal daemon (pid {body.get('pid')})"))
         for col in ("name", "state", "pid", "uptime", "restarts", "info"):
             table.add_column(col)
         for p in processes:
-            state = p["state"]
+            state = str(p["state"])
             uptime = _duration(p["uptime"]) if p.get("uptime") is not None else "-"
+            # Text, never markup: programs write the status and the reasons ("[Errno 2]").
             table.add_row(
-                p["name"],
-                f"[{_COLORS.get(state, 'white')}]{state}[/]",
-                str(p.get("pid") or "-"),
+                Text(str(p["name"])),
+                Text(state, style=_COLORS.get(state, "white")),
+                Text(str(p.get("pid") or "-")),
                 uptime,
-                str(p.get("restarts", 0)),
-                _info(p),
+                Text(str(p.get("restarts", 0))),
+                Text(_info(p)),
             )
         console().print(table)
     if names and any(p["state"] != "RUNNING" for p in processes):
