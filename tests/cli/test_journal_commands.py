@@ -209,3 +209,16 @@ def test_a_huge_limit_is_a_clear_error(tmp_path: Path, command: str) -> None:
     assert result.exit_code == 2, result.output
     assert "--limit" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_events_json_is_valid_json_even_for_nan_an_older_journal_holds(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute('UPDATE events SET data = \'{"ratio": NaN, "peak": -Infinity}\'')
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    code, out, _ = cli_streams("events", "--db", str(db), "--json")
+    assert code == 0
+    rows = [json.loads(line, parse_constant=refuse) for line in out.splitlines()]
+    assert rows[0]["data"] == {"ratio": None, "peak": None}

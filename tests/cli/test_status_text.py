@@ -39,8 +39,11 @@ def test_status_shows_program_text_with_its_brackets(
         return {p["name"]: p for p in json.loads(out)["processes"]}
 
     assert wait_until(
-        lambda: (s := states())["notes"]["state"] == "RUNNING" and s["notes"].get("status")
-        and s["missing"]["state"] != "STARTING",
+        lambda: (
+            (s := states())["notes"]["state"] == "RUNNING"
+            and s["notes"].get("status")
+            and s["missing"]["state"] != "STARTING"
+        ),
         20,
     )
     code, out = cli("status", "-c", str(config))

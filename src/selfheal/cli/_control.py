@@ -9,12 +9,12 @@ of a group (``GROUP:web``). They talk to the running daemon (`selfheal.cli._clie
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import signal
 from typing import Any
 
 import click
 
+from selfheal._json import dumps
 from selfheal.cli._client import Daemon, connect, locate
 from selfheal.cli._common import config_option, console, err_console, fail, state_dir_option
 from selfheal.cli._programs import configured_programs
@@ -44,7 +44,7 @@ def status(
     _, body = daemon.request("GET", "/status", params=params)
     processes = body.get("processes", [])
     if as_json:
-        click.echo(json.dumps(body, indent=2))
+        click.echo(dumps(body, indent=2))
     else:
         from rich.table import Table
         from rich.text import Text
