@@ -48,6 +48,18 @@ _KEY_VALUE = re.compile(
 _FLAG_VALUE = re.compile(
     rf"(?P<head>(?<![A-Za-z0-9-])--?{_SECRET_KEY}\s+)(?P<value>[^\s-]\S*)", re.I
 )
+# password hunter2, the password is hunter2 (a log line, a shell history): a word that can only
+# name a password, then the next word, unless that word is what messages about passwords say.
+_NOT_SECRETS = (
+    "authentication|auth|failed|incorrect|invalid|wrong|required|missing|expired|must|for|of|"
+    "to|the|and|or|not|has|file|prompt|changed?|reset|too|cannot|mismatch|does|did|length|"
+    "policy|hash|field|please|supplied|provided|given|set|is|was|with|from|in|on"
+)
+_WORD_VALUE = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9_-])(?:[A-Za-z0-9]+_)*(?:password|passwd|passphrase|pwd)"
+    rf"(?:\s+(?:is|was))?\s+)(?!(?:{_NOT_SECRETS})\b)(?P<value>[^\s\"',;]+)",
+    re.IGNORECASE,
+)
 # Authorization: Bearer abc / Basic abc / Token abc
 _AUTH_SCHEME = re.compile(r"(?P<head>\b(?:bearer|basic|token)\s+)[A-Za-z0-9\-._~+/]+=*", re.I)
 
@@ -56,7 +68,23 @@ def _mask_value(match: re.Match[str]) -> str:
     value = match.group("value")
     if value[:1] in "\"'" and len(value) >= 2:
         return f"{match.group('head')}{value[0]}{MASK}{value[0]}"
-    return f"{match.group('head')}{MASK}"
+    return f"{match.group('head')}{MASK}{_closing(match.string[: match.start()], value)}"
+
+
+def _closing(before: str, value: str) -> str:
+    """Return the brackets that end `value` but close what opened before it: "(password=x)".
+
+    Only as many as are open before the secret: a bracket inside a secret is hidden with it.
+    """
+    still_open = {
+        ")": before.count("(") - before.count(")"),
+        "]": before.count("[") - before.count("]"),
+    }
+    end = len(value)
+    while end > 1 and still_open.get(value[end - 1], 0) > 0:
+        still_open[value[end - 1]] -= 1
+        end -= 1
+    return value[end:]
 
 
 def redact(text: str) -> str:
@@ -76,7 +104,8 @@ def redact(text: str) -> str:
         return text
     text = _URL_USERINFO.sub(lambda m: f"{m.group('head')}{MASK}", text)
     text = _KEY_VALUE.sub(_mask_value, text)
-    text = _FLAG_VALUE.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    text = _FLAG_VALUE.sub(_mask_value, text)
+    text = _WORD_VALUE.sub(_mask_value, text)
     return _AUTH_SCHEME.sub(lambda m: f"{m.group('head')}{MASK}", text)
 
 

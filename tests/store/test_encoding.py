@@ -118,3 +118,12 @@ def test_nan_and_infinity_are_stored_as_null_so_sqlite_can_read_them(db: Path) -
         {"ratio": None, "peak": None},
         {"samples": [1.5, None, {"x": None}]},
     ]
+
+
+def test_a_password_named_by_a_word_is_hidden_in_the_journal(db: Path) -> None:
+    bus = EventBus()
+    with Journal(bus, db) as journal:
+        bus.emit("health.db.failed", "health", error="login (password hunter2) refused")
+        assert journal.flush(timeout=10)
+    (event,) = SqliteJournalStore(db, readonly=True).events(limit=1)
+    assert event.data == {"error": "login (password ***) refused"}
