@@ -379,6 +379,7 @@ class Supervisor:
                 "stop_grace": spec.stop_grace,
                 "log": str(child.log.path),
                 "stderr_log": str(child.err_log.path) if child.err_log is not None else None,
+                "output_lost": child.output_lost,
             }
             if tail > 0:
                 entry["tail"] = child.tail()[-tail:]
