@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import RunningDaemon
 from selfheal.cli._client import connect
 from supervisor_helpers import PY, wait_until
 
@@ -38,14 +37,7 @@ def test_output_that_cannot_be_written_is_counted_and_its_tail_kept(tmp_path: Pa
         "log_max_bytes = 10_000_000\n"
     )
     limit = 64 * 1024
-    proc = subprocess.Popen(
-        ["prlimit", f"--fsize={limit}", PY, "-m", "selfheal", "run", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with RunningDaemon(config, prefix=("prlimit", f"--fsize={limit}")) as daemon:
         assert wait_until((tmp_path / "state" / "control.json").exists, 30)
 
         def chatty() -> dict[str, object]:
@@ -60,7 +52,4 @@ def test_output_that_cannot_be_written_is_counted_and_its_tail_kept(tmp_path: Pa
         written = (tmp_path / "state" / "logs" / "chatty.log").stat().st_size
         assert written <= limit
         assert written + int(str(p["output_lost"])) == 3000 * 101 + len("all written\n")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    assert "cannot write the output of chatty" in err
+    assert "cannot write the output of chatty" in daemon.err

@@ -8,15 +8,14 @@ values allowed, which must start and stop cleanly.
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import RunningDaemon
 from selfheal._bounds import DAY, MAX_COUNT, MAX_PROCESSES, MIN_PERIOD, YEAR
 from selfheal.config import ConfigError, parse_config
-from supervisor_helpers import PY, wait_until
+from supervisor_helpers import wait_until
 
 PROGRAM = "[programs.web]\ncommand = ['sleep', '60']\n"
 
@@ -206,20 +205,9 @@ rate_limit = {{ per_minute = 1_000_000, burst = {MAX_COUNT} }}
 def test_a_daemon_runs_and_stops_on_the_largest_values_allowed(tmp_path: Path) -> None:
     config = tmp_path / "selfheal.toml"
     config.write_text(_extremes())
-    proc = subprocess.Popen(
-        [PY, "-m", "selfheal", "run", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with RunningDaemon(config) as daemon:
         assert wait_until((tmp_path / "state" / "control.json").exists, 30)
         assert wait_until((tmp_path / "state" / "logs" / "web_1000000.log").exists, 10)
-        assert proc.poll() is None
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    assert "Traceback" not in err
-    assert "Error" not in err
+    assert daemon.returncode == 0, daemon.err
+    assert "Traceback" not in daemon.err
+    assert "Error" not in daemon.err

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import cli
+from cli_helpers import RunningDaemon, cli
 from selfheal.config import MAX_CONFIG_BYTES, load_config
 from selfheal.errors import ConfigError
 from supervisor_helpers import PY, wait_until
@@ -152,18 +152,8 @@ def test_run_refuses_a_device_and_stops_a_long_chain_without_recursion(tmp_path:
     # 400 programs in one chain (none started): starting and stopping walk the chain.
     config = tmp_path / "selfheal.toml"
     config.write_text(_chain(400, autostart=False))
-    proc = subprocess.Popen(
-        [PY, "-m", "selfheal", "run", str(config)],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with RunningDaemon(config) as daemon:
         assert wait_until((tmp_path / "state" / "control.json").exists, 30)
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "RecursionError" not in err
-    assert "Traceback" not in err
+    assert daemon.returncode == 0, daemon.err
+    assert "RecursionError" not in daemon.err
+    assert "Traceback" not in daemon.err
