@@ -216,12 +216,18 @@ class RecoveryEngineConfig(BaseModel):
     dry_run = false
     rate_limit = { per_minute = 10, burst = 3 }
     ```
+
+    Without a ``rate_limit``, at most 60 recoveries a minute start, 20 at once: a storm of
+    failures with no cooldown and no flap detection cannot start thousands.
     """
 
     model_config = _STRICT
 
     dry_run: bool = False
-    rate_limit: RateLimitConfig | None = None
+    rate_limit: RateLimitConfig = Field(
+        default_factory=lambda: RateLimitConfig(per_minute=60, burst=20),
+        description="recoveries started engine-wide, at most",
+    )
 
     def limit(self) -> RateLimit | None:
         """Return the `RateLimit` for `RecoveryEngine(rate_limit=...)`, or None."""
