@@ -99,6 +99,8 @@ def _open_store(db: str | None, config_path: str | None) -> JournalStore:
             f"no journal at {path} (the daemon creates it on start; "
             "pass --db PATH or --config FILE to read another one)"
         )
+    except OSError as exc:  # a directory this user cannot enter, a file it cannot read
+        fail(f"cannot read the journal at {path}: {exc.strerror or exc}")
 
 
 def _fleet_store(url: str) -> JournalStore:
