@@ -224,6 +224,7 @@ def test_events_json_is_valid_json_even_for_nan_an_older_journal_holds(db: Path)
     assert rows[0]["data"] == {"ratio": None, "peak": None}
 
 
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
 SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
 
 
@@ -236,8 +237,7 @@ def test_a_journal_the_user_cannot_reach_is_a_clear_error(db: Path, tmp_path: Pa
     site = next(p for p in sys.path if p.endswith("site-packages"))
     src = str(Path(__file__).resolve().parents[2] / "src")
     run = subprocess.run(
-        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-        + [str(SYSTEM_PYTHON), "-m", "selfheal", "events", "--db", str(db)],
+        [*AS_NOBODY, str(SYSTEM_PYTHON), "-m", "selfheal", "events", "--db", str(db)],
         env={"PYTHONPATH": f"{src}:{site}", "PATH": "/usr/bin:/bin"},
         cwd="/",
         capture_output=True,
