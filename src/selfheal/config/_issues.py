@@ -6,6 +6,7 @@ echoes of a value is shortened, and never shown for secrets.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -94,9 +95,25 @@ class Locator:
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+    _INLINE_KEY = re.compile(r"(?:^|[{,\s])([^\s{},=]+)\s*=")
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        # Indexed once, so that each lookup is a dictionary and a bisection, not a scan: a
+        # file of 40,000 mistakes must not take 40,000 scans of its 40,000 lines.
+        self._headers: dict[str, list[int]] = {}
+        self._header_lines: list[int] = []
+        self._keys: dict[str, list[int]] = {}
+        for n, line in enumerate(self.lines):
+            if m := self._HEADER.match(line):
+                self._headers.setdefault(_norm(m.group(2)), []).append(n)
+                self._header_lines.append(n)
+                continue
+            keys = set(self._INLINE_KEY.findall(line))
+            if m := self._KEY.match(line):
+                keys.add(_norm(m.group(1)).split(".")[0])
+            for key in keys:
+                self._keys.setdefault(key, []).append(n)
 
     def line_of(self, loc: Sequence[object]) -> int | None:
         best: int | None = None
@@ -153,30 +170,18 @@ class Locator:
         return None, ""
 
     def _find_header(self, name: str, index: int | None, counts: dict[str, int]) -> int | None:
-        seen = 0
-        for n, line in enumerate(self.lines):
-            m = self._HEADER.match(line)
-            if m and _norm(m.group(2)) == name:
-                if index is None or seen == index:
-                    return n
-                seen += 1
-        return None
+        found = self._headers.get(name, [])
+        position = 0 if index is None else index
+        return found[position] if position < len(found) else None
 
     def _table_end(self, start: int) -> int:
-        for n in range(start, len(self.lines)):
-            if self._HEADER.match(self.lines[n]):
-                return n
-        return len(self.lines)
+        i = bisect.bisect_left(self._header_lines, start)
+        return self._header_lines[i] if i < len(self._header_lines) else len(self.lines)
 
     def _find_key(self, key: str, start: int, end: int) -> int | None:
-        for n in range(start, min(end, len(self.lines))):
-            line = self.lines[n]
-            m = self._KEY.match(line)
-            if m and _norm(m.group(1)).split(".")[0] == key:
-                return n
-            if re.search(rf"(^|[{{,\s]){re.escape(key)}\s*=", line):
-                return n
-        return None
+        found = self._keys.get(key, [])
+        i = bisect.bisect_left(found, start)
+        return found[i] if i < len(found) and found[i] < end else None
 
 
 def _norm(name: str) -> str:
