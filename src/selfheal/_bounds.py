@@ -5,24 +5,31 @@ built from these constants, so a value that passes ``selfheal check`` cannot cra
 the daemon later: no ``inf`` timer, no 10**12 processes, no busy loop of a 1e-300 s interval,
 no integer SQLite cannot hold. Text that names a host or a file must be printable, and what
 an error echoes back is shortened and escaped, so a hostile value cannot flood or repaint a
-terminal. Standard library only: the models (which need pydantic) and the daemon share it.
+terminal. A config file itself is read only if it is a regular file of at most 1 MiB.
+Standard library only: the models (which need pydantic), the CLI and the daemon share it.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+import stat
 import unicodedata
+
+from selfheal.errors import HIDDEN_CATEGORIES, ConfigError, ConfigIssue
 
 __all__ = [
     "DAY",
+    "MAX_CONFIG_BYTES",
     "MAX_COUNT",
     "MAX_PROCESSES",
     "MIN_PERIOD",
     "YEAR",
     "host_problem",
     "is_loopback_host",
-    "printable",
+    "read_config_bytes",
+    "read_config_text",
     "text_problem",
 ]
 
@@ -37,11 +44,9 @@ YEAR = 365 * DAY
 MAX_COUNT = 1_000_000
 #: The most processes one daemon supervises, all programs together.
 MAX_PROCESSES = 10_000
+#: The largest config file read (each included file too): 1 MiB.
+MAX_CONFIG_BYTES = 1 << 20
 
-# Control (Cc), format (Cf: bidi overrides, zero-width), separator (Zl, Zp), unassigned and
-# private-use characters: invisible or misleading in a host or a path, and a NUL cannot be
-# passed to the kernel at all.
-_HIDDEN = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?")  # RFC 1123
 _MAX_PATH = 4096  # PATH_MAX on Linux
@@ -58,7 +63,7 @@ def text_problem(value: str, *, path: bool = False) -> str | None:
         A sentence naming the first bad character (escaped), or None.
     """
     for char in value:
-        if unicodedata.category(char) in _HIDDEN:
+        if unicodedata.category(char) in HIDDEN_CATEGORIES:
             kind = "a NUL" if char == "\0" else f"the invisible or control character {char!r}"
             return f"contains {kind}; only printable characters are allowed here"
     if path and len(value) > _MAX_PATH:
@@ -97,19 +102,54 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def printable(text: str, limit: int = 200) -> str:
-    """Return `text` safe to echo to a terminal: escaped where invisible, cut after `limit`.
+def read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+    """Return the bytes of a config file, refusing what is not a small regular file.
 
-    Args:
-        text: Anything a user or a program wrote.
-        limit: Characters kept (the rest is replaced by ``...`` and the count left out).
+    Opened without blocking and checked before a byte is read, so a FIFO, a device
+    (``/dev/zero``) or a directory is one clear error instead of a hang or a MemoryError.
+
+    Raises:
+        ConfigError: If the file is missing, unreadable, not a regular file or larger than
+            `MAX_CONFIG_BYTES`.
     """
-    if len(text) > limit:
-        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
-    if text.isprintable():
-        return text
-    # A newline too: one issue must stay one line, not forge the next ones.
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _HIDDEN else ch
-        for ch in text
-    )
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise _refused(path, f"cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, socket or device"
+            raise _refused(path, f"not a regular file ({kind}); a config is a TOML file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise _refused(path, f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise _refused(path, f"too large (over {MAX_CONFIG_BYTES >> 20} MiB); a config is smaller")
+    return b"".join(chunks)
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """Return the text of a config file (`read_config_bytes`, decoded).
+
+    Raises:
+        ConfigError: As `read_config_bytes` does, or if the file is not UTF-8.
+    """
+    data = read_config_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        message = f"not UTF-8 text (byte {data[exc.start]:#04x}); TOML files are UTF-8"
+        raise _refused(path, message, line) from None
+
+
+def _refused(path: str | os.PathLike[str], message: str, line: int | None = None) -> ConfigError:
+    return ConfigError(str(path), [ConfigIssue("", line, message)])

@@ -161,3 +161,15 @@ def test_run_refuses_a_device_and_stops_a_long_chain_without_recursion(tmp_path:
     assert daemon.returncode == 0, daemon.err
     assert "RecursionError" not in daemon.err
     assert "Traceback" not in daemon.err
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("command", ["status", "reload", "tail"])
+def test_control_commands_refuse_a_fifo_config_at_once(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "selfheal.toml"
+    os.mkfifo(fifo)
+    args = [command, "-c", str(fifo)] + (["web"] if command == "tail" else [])
+    code, out = cli(*args)
+    assert code != 0
+    assert "Traceback" not in out
+    assert "not a regular file" in out

@@ -1,76 +1,28 @@
 """A config file's text, read safely, and its TOML parsed into data no key may misuse.
 
-`read_config_text` refuses what is not a small regular file before reading a byte (a FIFO
-would hang, ``/dev/zero`` would fill memory); `toml_data` parses, refuses nesting too deep to
+`read_config_text` (from `selfheal._bounds`, which the CLI's light readers share) refuses what
+is not a small regular file before reading a byte (a FIFO would hang, ``/dev/zero`` would fill
+memory); `toml_data` parses, refuses nesting too deep to
 validate and finds the values no key may hold (nan, inf, integers past 64 bits, NUL).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import re
-import stat
 import tomllib
 from typing import Any
 
+from selfheal._bounds import MAX_CONFIG_BYTES, read_config_text
 from selfheal.config._issues import Locator, dotted
 from selfheal.errors import ConfigError, ConfigIssue
 
 __all__ = ["MAX_CONFIG_BYTES", "MAX_DEPTH", "read_config_text", "toml_data"]
 
-#: The largest config file read (each included file too): 1 MiB.
-MAX_CONFIG_BYTES = 1 << 20
 #: How deep tables and arrays may nest; a real config needs a handful of levels.
 MAX_DEPTH = 32
 # TOML integers are 64-bit; tomllib reads any size, which SQLite and timers cannot hold.
 _INT64 = (-(1 << 63), (1 << 63) - 1)
-
-
-def read_config_text(path: str | os.PathLike[str]) -> str:
-    """Return the text of a config file, refusing what is not a small regular file.
-
-    Opened without blocking and checked before a byte is read, so a FIFO, a device
-    (``/dev/zero``) or a directory is one clear error instead of a hang or a MemoryError.
-
-    Raises:
-        ConfigError: If the file is missing, unreadable, not a regular file, larger than
-            `MAX_CONFIG_BYTES` or not UTF-8.
-    """
-    source = str(path)
-
-    def refuse(message: str, line: int | None = None) -> ConfigError:
-        return ConfigError(source, [ConfigIssue("", line, message)])
-
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        raise refuse(f"cannot read: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO, socket or device"
-            raise refuse(f"not a regular file ({kind}); a config is a TOML file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_CONFIG_BYTES and (chunk := os.read(fd, 1 << 16)):
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise refuse(f"cannot read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
-    if size > MAX_CONFIG_BYTES:
-        raise refuse(f"too large (over {MAX_CONFIG_BYTES >> 20} MiB); a config file is smaller")
-    data = b"".join(chunks)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise refuse(
-            f"not UTF-8 text (byte {data[exc.start]:#04x}); TOML files are UTF-8", line
-        ) from None
 
 
 def toml_data(text: str, source: str) -> tuple[dict[str, Any], list[ConfigIssue]]:
