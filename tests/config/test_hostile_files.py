@@ -173,3 +173,14 @@ def test_control_commands_refuse_a_fifo_config_at_once(tmp_path: Path, command: 
     assert code != 0
     assert "Traceback" not in out
     assert "not a regular file" in out
+
+
+@pytest.mark.timeout(20)
+def test_import_refuses_what_is_not_a_small_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "supervisord.conf"
+    os.mkfifo(fifo)
+    for source in (str(fifo), "/dev/zero"):
+        code, out = cli("import", source)
+        assert code == 2
+        assert "Traceback" not in out
+        assert f"cannot read {source}: not a regular file" in out
