@@ -1,11 +1,11 @@
-"""What a configured value may be: ranges of seconds and counts, hosts and paths, safe echoes.
+"""What a configured value may be: ranges of seconds and counts, hosts, paths, the file itself.
 
 Every numeric key of ``selfheal.toml`` has a range (its model's ``Field(ge=..., le=...)``)
 built from these constants, so a value that passes ``selfheal check`` cannot crash or starve
 the daemon later: no ``inf`` timer, no 10**12 processes, no busy loop of a 1e-300 s interval,
-no integer SQLite cannot hold. Text that names a host or a file must be printable, and what
-an error echoes back is shortened and escaped, so a hostile value cannot flood or repaint a
-terminal. A config file itself is read only if it is a regular file of at most 1 MiB.
+no integer SQLite cannot hold. Text that names a host or a file must be printable (what an
+error echoes of a value is escaped by `selfheal.errors`). A config file itself is read only
+if it is a regular file of at most 1 MiB.
 Standard library only: the models (which need pydantic), the CLI and the daemon share it.
 """
 
@@ -26,11 +26,11 @@ __all__ = [
     "MAX_PROCESSES",
     "MIN_PERIOD",
     "YEAR",
+    "checked_path",
     "host_problem",
     "is_loopback_host",
     "read_config_bytes",
     "read_config_text",
-    "text_problem",
 ]
 
 #: The shortest period of anything repeated (probes, checks, polls), in seconds. The kubelet
@@ -52,23 +52,24 @@ _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\.?")  # RFC 11
 _MAX_PATH = 4096  # PATH_MAX on Linux
 
 
-def text_problem(value: str, *, path: bool = False) -> str | None:
-    """Return what makes `value` unfit to name a host, a file or a URL, or None.
+def checked_path(value: str | None) -> str | None:
+    """Return `value` if it can name a file or a URL: printable, at most 4096 characters.
 
-    Args:
-        value: The text.
-        path: Whether it is a file path (at most 4096 characters, as the kernel takes).
+    A pydantic validator of every key that names a path (``state_dir``, ``cwd``, a journal
+    ``url``...).
 
-    Returns:
-        A sentence naming the first bad character (escaped), or None.
+    Raises:
+        ValueError: Naming the first bad character (escaped), or the length.
     """
+    if value is None:
+        return None
     for char in value:
         if unicodedata.category(char) in HIDDEN_CATEGORIES:
             kind = "a NUL" if char == "\0" else f"the invisible or control character {char!r}"
-            return f"contains {kind}; only printable characters are allowed here"
-    if path and len(value) > _MAX_PATH:
-        return f"is {len(value)} characters long; a path has at most {_MAX_PATH}"
-    return None
+            raise ValueError(f"contains {kind}; only printable characters are allowed here")
+    if len(value) > _MAX_PATH:
+        raise ValueError(f"is {len(value)} characters long; a path has at most {_MAX_PATH}")
+    return value
 
 
 def host_problem(host: str) -> str | None:

@@ -43,7 +43,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from selfheal._bounds import DAY, MAX_COUNT, MIN_PERIOD, YEAR, text_problem
+from selfheal._bounds import DAY, MAX_COUNT, MIN_PERIOD, YEAR, checked_path
 from selfheal.runtime._checks import KINDS, build_check
 
 __all__ = ["HealthCheckConfig", "HealthConfig", "check_health"]
@@ -135,9 +135,7 @@ class HealthCheckConfig(BaseModel):
     @field_validator("sqlite", "disk", "process", "cwd")
     @classmethod
     def _printable_path(cls, value: str | None) -> str | None:
-        if value is not None and (problem := text_problem(value, path=True)) is not None:
-            raise ValueError(problem)
-        return value
+        return checked_path(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> HealthCheckConfig:

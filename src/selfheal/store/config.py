@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from selfheal._bounds import YEAR, text_problem
+from selfheal._bounds import YEAR, checked_path
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
 from selfheal.interfaces import JournalStore
@@ -54,8 +54,7 @@ class JournalConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if (problem := text_problem(value, path=True)) is not None:
-            raise ValueError(problem)
+        checked_path(value)
         if _is_redis(value):
             parse_url(value)
             return value

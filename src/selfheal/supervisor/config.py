@@ -29,9 +29,9 @@ from selfheal._bounds import (
     MAX_PROCESSES,
     MIN_PERIOD,
     YEAR,
+    checked_path,
     host_problem,
     is_loopback_host,
-    text_problem,
 )
 from selfheal.supervisor._expand import check_template, expand_config
 from selfheal.supervisor._logs import log_path
@@ -216,7 +216,7 @@ class ProgramConfig(BaseModel):
     @field_validator("cwd")
     @classmethod
     def _printable_cwd(cls, value: str | None) -> str | None:
-        return _printable_path(value)
+        return checked_path(value)
 
     @field_validator("umask", mode="before")
     @classmethod
@@ -416,7 +416,7 @@ class ControlConfig(BaseModel):
     @field_validator("socket", "state_dir", "log_dir")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
-        return _printable_path(value)
+        return checked_path(value)
 
     @field_validator("token")
     @classmethod
@@ -433,12 +433,6 @@ class ControlConfig(BaseModel):
     def exposed(self) -> bool:
         """Whether the API listens where other machines may reach it (TCP, not loopback)."""
         return self.enabled and self.socket is None and not is_loopback_host(self.host)
-
-
-def _printable_path(value: str | None) -> str | None:
-    if value is not None and (problem := text_problem(value, path=True)) is not None:
-        raise ValueError(problem)
-    return value
 
 
 class ProgramsTable(BaseModel):
