@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -40,3 +41,41 @@ def run_refused(config: Path, *prefix: str) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+class RunningDaemon:
+    """``[PREFIX...] selfheal run CONFIG`` in the config's directory while the block runs.
+
+    Its stderr goes to ``daemon.err`` beside the config (a pipe nobody reads could fill up
+    and stall the daemon's logging); on leaving the block the daemon gets SIGTERM and is
+    waited for, and `err` and `returncode` say how it ended.
+
+    Args:
+        config: The selfheal.toml.
+        prefix: A command the daemon runs under, e.g. ``("prlimit", "--fsize=65536")``.
+    """
+
+    def __init__(self, config: Path, *, prefix: Sequence[str] = ()) -> None:
+        self.config = config
+        self.prefix = tuple(prefix)
+        self.log = config.parent / "daemon.err"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.err = ""
+        self.returncode: int | None = None
+
+    def __enter__(self) -> RunningDaemon:
+        with self.log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [*self.prefix, sys.executable, "-m", "selfheal", "run", str(self.config)],
+                cwd=self.config.parent,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.returncode = self.proc.wait(timeout=60)
+        self.err = self.log.read_text(errors="replace")

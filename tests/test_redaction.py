@@ -82,3 +82,31 @@ def test_redact_value_walks_structures() -> None:
     }
     assert is_secret_key("db_token")
     assert not is_secret_key("tokens_used_total_count_of_things_not_secret_x")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A password named by a word, without '=' or ':' (a log line, a shell history).
+        ("login with password hunter2 failed", "login with password *** failed"),
+        ("the password is hunter2", "the password is ***"),
+        ("DB_PASSWORD hunter2", "DB_PASSWORD ***"),
+        ("passphrase correct-horse", "passphrase ***"),
+        # What closes around a secret stays: only the secret is hidden.
+        ("(password=hunter2)", "(password=***)"),
+        ("connect(user=a, password=hunter2)", "connect(user=a, password=***)"),
+        ("[token=abc]", "[token=***]"),
+        ("retry (--password hunter2)", "retry (--password ***)"),
+        # ...but a bracket that is part of the secret is hidden with it.
+        ("password=hunt)er2", "password=***"),
+        # The words of an error message about a password are not secrets.
+        (
+            'password authentication failed for user "app"',
+            'password authentication failed for user "app"',
+        ),
+        ("password is required", "password is required"),
+        ("--password-file /run/secrets/db", "--password-file /run/secrets/db"),
+    ],
+)
+def test_redact_words_and_brackets(text: str, expected: str) -> None:
+    assert redact(text) == expected

@@ -6,13 +6,18 @@ import functools
 import inspect
 import pkgutil
 import re
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from selfheal.errors import CheckError
+
+T = TypeVar("T")
 
 _FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 __all__ = [
+    "awaited",
+    "contained",
     "describe",
     "describe_error",
     "is_async_callable",
@@ -48,10 +53,38 @@ def describe_error(exc: BaseException) -> str:
     ``Type: message``, so a ``ConnectionRefusedError`` does not read as a bare errno text.
     Not redacted: callers redact what they show.
     """
+    try:
+        text = str(exc)
+    except Exception as failure:  # noqa: BLE001 - user code's __str__ may raise anything
+        text = f"(its message could not be read: {type(failure).__name__})"
     if isinstance(exc, CheckError):
-        return str(exc) or "check failed"
-    text = str(exc)
+        return text or "check failed"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def awaited(awaitable: Awaitable[T], what: str) -> T:
+    """Return what `awaitable` (user code) gives, with `contained` exits.
+
+    Raises:
+        RuntimeError: Instead of ``SystemExit`` or ``KeyboardInterrupt``, which asyncio would
+            re-raise out of the event loop, ending the whole process.
+    """
+    try:
+        return await awaitable
+    except (SystemExit, KeyboardInterrupt) as exc:
+        raise contained(exc, what) from None
+
+
+def contained(exc: BaseException, what: str) -> RuntimeError:
+    """Return the error that stands for `exc` (``SystemExit``, ``KeyboardInterrupt``...).
+
+    User code raising those must end its own call, never the daemon's event loop or thread.
+
+    Args:
+        exc: What the user's code raised.
+        what: Who raised it, for the message (``"the check"``).
+    """
+    return RuntimeError(f"{what} raised {describe_error(exc)}")
 
 
 def refuse_awaitable(value: object, what: str) -> None:

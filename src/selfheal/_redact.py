@@ -16,6 +16,8 @@ __all__ = ["MASK", "is_secret_key", "mask_secret_keys", "redact", "redact_url", 
 
 #: What a hidden secret is replaced with.
 MASK = "***"
+# How deep `redact_value` copies; a check's details are a few levels at most.
+_MAX_DEPTH = 32
 
 # Key names whose values are secrets (as a query parameter, a conninfo keyword, a JSON key).
 _SECRET_KEY = (
@@ -46,6 +48,18 @@ _KEY_VALUE = re.compile(
 _FLAG_VALUE = re.compile(
     rf"(?P<head>(?<![A-Za-z0-9-])--?{_SECRET_KEY}\s+)(?P<value>[^\s-]\S*)", re.I
 )
+# password hunter2, the password is hunter2 (a log line, a shell history): a word that can only
+# name a password, then the next word, unless that word is what messages about passwords say.
+_NOT_SECRETS = (
+    "authentication|auth|failed|incorrect|invalid|wrong|required|missing|expired|must|for|of|"
+    "to|the|and|or|not|has|file|prompt|changed?|reset|too|cannot|mismatch|does|did|length|"
+    "policy|hash|field|please|supplied|provided|given|set|is|was|with|from|in|on"
+)
+_WORD_VALUE = re.compile(
+    r"(?P<head>(?<![A-Za-z0-9_-])(?:[A-Za-z0-9]+_)*(?:password|passwd|passphrase|pwd)"
+    rf"(?:\s+(?:is|was))?\s+)(?!(?:{_NOT_SECRETS})\b)(?P<value>[^\s\"',;]+)",
+    re.IGNORECASE,
+)
 # Authorization: Bearer abc / Basic abc / Token abc
 _AUTH_SCHEME = re.compile(r"(?P<head>\b(?:bearer|basic|token)\s+)[A-Za-z0-9\-._~+/]+=*", re.I)
 
@@ -54,7 +68,23 @@ def _mask_value(match: re.Match[str]) -> str:
     value = match.group("value")
     if value[:1] in "\"'" and len(value) >= 2:
         return f"{match.group('head')}{value[0]}{MASK}{value[0]}"
-    return f"{match.group('head')}{MASK}"
+    return f"{match.group('head')}{MASK}{_closing(match.string[: match.start()], value)}"
+
+
+def _closing(before: str, value: str) -> str:
+    """Return the brackets that end `value` but close what opened before it: "(password=x)".
+
+    Only as many as are open before the secret: a bracket inside a secret is hidden with it.
+    """
+    still_open = {
+        ")": before.count("(") - before.count(")"),
+        "]": before.count("[") - before.count("]"),
+    }
+    end = len(value)
+    while end > 1 and still_open.get(value[end - 1], 0) > 0:
+        still_open[value[end - 1]] -= 1
+        end -= 1
+    return value[end:]
 
 
 def redact(text: str) -> str:
@@ -74,7 +104,8 @@ def redact(text: str) -> str:
         return text
     text = _URL_USERINFO.sub(lambda m: f"{m.group('head')}{MASK}", text)
     text = _KEY_VALUE.sub(_mask_value, text)
-    text = _FLAG_VALUE.sub(lambda m: f"{m.group('head')}{MASK}", text)
+    text = _FLAG_VALUE.sub(_mask_value, text)
+    text = _WORD_VALUE.sub(_mask_value, text)
     return _AUTH_SCHEME.sub(lambda m: f"{m.group('head')}{MASK}", text)
 
 
@@ -90,11 +121,13 @@ def is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEY_RE.match(key))
 
 
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, _path: frozenset[int] = frozenset()) -> Any:
     """Return a copy of `value` (mappings, sequences, strings) with secrets masked.
 
     Values under secret-looking keys are replaced whole; strings are passed through `redact`;
-    numbers, booleans and None are kept.
+    numbers, booleans and None are kept. A container that contains itself is cut where it
+    repeats (``"<recursive>"``), and one nested past 32 levels where it gets too deep, so the
+    copy is always finite and JSON can hold it.
 
     Args:
         value: A JSON-like structure, e.g. a check's observed values.
@@ -104,15 +137,27 @@ def redact_value(value: Any) -> Any:
     """
     if isinstance(value, str):
         return redact(value)
-    if isinstance(value, Mapping):
-        return {
-            str(k): MASK if is_secret_key(str(k)) else redact_value(v) for k, v in value.items()
-        }
-    if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        return [redact_value(v) for v in value]
+    if isinstance(value, Mapping) or (
+        isinstance(value, Sequence) and not isinstance(value, bytes | bytearray)
+    ):
+        return _redact_container(value, _path)
     if value is None or isinstance(value, bool | int | float):
         return value
     return redact(repr(value))
+
+
+def _redact_container(value: Mapping[Any, Any] | Sequence[Any], path: frozenset[int]) -> Any:
+    if id(value) in path:
+        return "<recursive>"
+    if len(path) >= _MAX_DEPTH:
+        return "<nested too deeply>"
+    path = path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            str(k): MASK if is_secret_key(str(k)) else redact_value(v, path)
+            for k, v in value.items()
+        }
+    return [redact_value(v, path) for v in value]
 
 
 def mask_secret_keys(value: Any, _path: frozenset[int] = frozenset()) -> Any:

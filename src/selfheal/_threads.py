@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from selfheal._calls import contained
+
 __all__ = ["in_own_thread", "start_in_thread"]
 
 _T = TypeVar("_T")
@@ -35,7 +37,7 @@ def start_in_thread(fn: Callable[..., _T], *args: Any, name: str) -> concurrent.
         except Exception as exc:  # noqa: BLE001 - handed to whoever awaits the future
             future.set_exception(exc)
         except BaseException as exc:  # noqa: BLE001 - see the docstring
-            future.set_exception(RuntimeError(f"{name} raised {exc!r}"))
+            future.set_exception(contained(exc, name))
         else:
             future.set_result(value)
 

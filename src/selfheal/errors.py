@@ -31,11 +31,13 @@ to know what happened: the class says it.
 from __future__ import annotations
 
 import builtins
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "HIDDEN_CATEGORIES",
     "ActionError",
     "CallTimeoutError",
     "CheckError",
@@ -72,8 +74,15 @@ class ConfigIssue:
     message: str
 
     def __str__(self) -> str:
+        # Keys and messages quote the file: shortened and escaped, so a 100k-character value
+        # or a key of terminal escapes prints as one readable line.
         where = f"line {self.line}: " if self.line else ""
-        return f"{where}{self.key or '(top level)'}: {self.message}"
+        key = _printable(self.key, 120) or "(top level)"
+        return f"{where}{key}: {_printable(self.message, 300)}"
+
+
+# A config of a thousand mistakes is fixed from the top: the count says how many remain.
+_SHOWN_ISSUES = 50
 
 
 class ConfigError(SelfhealError):
@@ -87,8 +96,11 @@ class ConfigError(SelfhealError):
     def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
         self.source = source
         self.issues = list(issues)
-        lines = "\n".join(f"  {issue}" for issue in self.issues)
-        super().__init__(f"{source}: {len(self.issues)} problem(s)\n{lines}")
+        shown = [f"  {issue}" for issue in self.issues[:_SHOWN_ISSUES]]
+        if len(self.issues) > _SHOWN_ISSUES:
+            shown.append(f"  ... and {len(self.issues) - _SHOWN_ISSUES} more")
+        lines = "\n".join(shown)
+        super().__init__(f"{_printable(source)}: {len(self.issues)} problem(s)\n{lines}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.source, self.issues))
@@ -195,3 +207,24 @@ class CallTimeoutError(PolicyError, builtins.TimeoutError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.name, self.seconds))
+
+
+#: Unicode categories invisible or misleading on a terminal, in a host or a path: control
+#: (Cc), format (Cf: bidi overrides, zero-width), line and paragraph separators, unassigned
+#: and private use. A NUL (Cc) cannot even be passed to the kernel.
+HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Return `text` safe to echo to a terminal: escaped where invisible, cut after `limit`."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    if text.isprintable():
+        return text
+    # A newline too: one issue must stay one line, not forge the next ones.
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in HIDDEN_CATEGORIES
+        else ch
+        for ch in text
+    )

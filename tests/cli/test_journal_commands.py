@@ -209,3 +209,42 @@ def test_a_huge_limit_is_a_clear_error(tmp_path: Path, command: str) -> None:
     assert result.exit_code == 2, result.output
     assert "--limit" in result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_events_json_is_valid_json_even_for_nan_an_older_journal_holds(db: Path) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute('UPDATE events SET data = \'{"ratio": NaN, "peak": -Infinity}\'')
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    code, out, _ = cli_streams("events", "--db", str(db), "--json")
+    assert code == 0
+    rows = [json.loads(line, parse_constant=refuse) for line in out.splitlines()]
+    assert rows[0]["data"] == {"ratio": None, "peak": None}
+
+
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not SYSTEM_PYTHON.exists(),
+    reason="needs root to run the CLI as nobody, and a system python of this version",
+)
+def test_a_journal_the_user_cannot_reach_is_a_clear_error(db: Path, tmp_path: Path) -> None:
+    # A second, unprivileged user: nobody cannot enter the test's directory.
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    run = subprocess.run(
+        [*AS_NOBODY, str(SYSTEM_PYTHON), "-m", "selfheal", "events", "--db", str(db)],
+        env={"PYTHONPATH": f"{src}:{site}", "PATH": "/usr/bin:/bin"},
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert f"error: cannot read the journal at {db}: Permission denied" in run.stderr

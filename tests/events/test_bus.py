@@ -329,3 +329,38 @@ def test_a_failing_coroutine_of_a_sync_handler_is_reported() -> None:
     bus.subscribe("x", lambda e: broken(e, "nope"))
     bus.publish(Event("x"))
     assert [f.data["error"] for f in failures] == ["ValueError: nope"]
+
+
+def test_an_async_handler_raising_systemexit_is_reported_not_ending_the_loop() -> None:
+    bus = EventBus()
+    failures: list[Event] = []
+    bus.subscribe(HANDLER_FAILED, failures.append)
+
+    async def exits(event: Event) -> None:
+        raise SystemExit(5)
+
+    bus.subscribe("x", exits)
+
+    async def main() -> str:
+        bus.publish(Event("x"))
+        await bus.drain()
+        return "still running"
+
+    assert asyncio.run(main()) == "still running"
+    assert [f.data["error"] for f in failures] == ["RuntimeError: the handler raised SystemExit: 5"]
+
+
+def test_an_event_published_without_a_timestamp_is_stamped_by_the_bus() -> None:
+    clock = FakeClock()
+    bus = EventBus(clock=clock)
+    got: list[Event] = []
+    bus.subscribe("*", got.append)
+    event = Event("app.x.failed", "app", data={"n": 1})
+    bus.publish(event)
+    asyncio.run(bus.apublish(Event("app.y.failed")))
+    stamped = Event("app.z.failed", timestamp=12.5)
+    bus.publish(stamped)
+    assert [e.timestamp for e in got] == [clock.time(), clock.time(), 12.5]
+    assert got[0].id == event.id  # the same event, stamped
+    assert got[0].data == {"n": 1}
+    assert got[2] is stamped

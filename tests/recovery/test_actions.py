@@ -303,3 +303,20 @@ async def test_secrets_in_action_errors_and_output_never_reach_events(
     assert "hunter2" not in text
     assert "app:***@db.internal" in text  # what it was about is still there
     assert len([e for e in real_seen if e.type.endswith((".failed", ".succeeded"))]) == 4
+
+
+@pytest.mark.anyio
+async def test_a_recovery_function_raising_systemexit_fails_the_recovery(
+    real_bus: EventBus, real_seen: list[Event]
+) -> None:
+    async def exits(event: Event) -> None:
+        raise SystemExit(6)
+
+    async with RecoveryEngine(
+        real_bus, [Rule(on="a.*.failed", steps=(CallFunction(exits),))]
+    ) as eng:
+        real_bus.emit("a.x.failed", "t")
+        await settle(eng)
+    failed = [e for e in real_seen if e.type == "recovery.x.failed"]
+    assert failed
+    assert "SystemExit: 6" in failed[0].data["error"]

@@ -6,16 +6,21 @@ import importlib
 
 import pytest
 
+from recovery_helpers import crash, outcomes, settle
+from selfheal import Event, EventBus
 from selfheal.config import ConfigError, parse_config, validate_model
 from selfheal.recovery import (
     CallFunction,
     CallWebhook,
     DegradeFeature,
     NoAction,
+    RateLimit,
+    RecoveryEngine,
     RestartProgram,
     RunCommand,
 )
 from selfheal.recovery.config import RecoveryEngineConfig, rules_from_config
+from selfheal.testing import FakeClock
 
 FULL = """
 [[recovery]]
@@ -50,6 +55,9 @@ action = { call = "json:dumps" }
 [[recovery]]
 on = "app.*.failed"
 action = { command = "echo {subject} | logger", shell = true }
+
+[health.checks.web-http]
+http = "http://127.0.0.1:8000/healthz"
 """
 
 
@@ -168,10 +176,37 @@ def test_engine_settings() -> None:
     assert limit is not None
     assert (limit.per_second, limit.burst) == (0.1, 2)
     assert cfg.dry_run
-    assert RecoveryEngineConfig().limit() is None
+    assert RecoveryEngineConfig().limit() == RateLimit(per_second=1.0, burst=20)
     text = "[recovery_engine]\nrate_limit = { per_minute = 0 }\n"
     with pytest.raises(ConfigError) as info:
         validate_model(RecoveryEngineConfig, {"rate_limit": {"per_minute": 0}}, text=text)
     (issue,) = info.value.issues
     assert issue.key == "rate_limit.per_minute"
     assert "greater than 0" in issue.message
+
+
+@pytest.mark.anyio
+async def test_a_rule_storm_is_held_by_the_default_rate_limit(fclock: FakeClock) -> None:
+    # No cooldown, no flap detection, no [recovery_engine]: a storm of failures of distinct
+    # subjects once started a recovery for every one of them (10.6k in 75 s).
+    names = [f"p{i}" for i in range(200)]
+    programs = "".join(f"[programs.{n}]\ncommand = ['sleep', '60']\n" for n in names)
+    rule = '[[recovery]]\non = "process.*.exited"\naction = {}\ncooldown = 0\nflap = false\n'
+    config = parse_config(programs + rule)
+    limit = config.recovery_engine.limit()
+    assert limit is not None
+    bus = EventBus(clock=fclock)
+    seen: list[Event] = []
+    bus.subscribe("recovery.*", seen.append)
+    rules = rules_from_config(config.recovery)
+    async with RecoveryEngine(bus, rules, clock=fclock, rate_limit=limit) as engine:
+        for name in names:
+            crash(bus, name)
+        await settle(engine)
+        fclock.advance(60)
+        for name in names:
+            crash(bus, name)
+        await settle(engine)
+    started = outcomes(seen).count("started")
+    assert started == 2 * limit.burst  # a full bucket, and a minute later a full one again
+    assert "suppressed:rate_limited" in outcomes(seen)

@@ -54,7 +54,10 @@ def test_relative_paths_are_resolved_against_the_config_file(config: Path) -> No
         "{subject}",
         60.0,
     )
-    assert plan.extra["recovery_engine"] == {"dry_run": False, "rate_limit": None}
+    assert plan.extra["recovery_engine"] == {
+        "dry_run": False,
+        "rate_limit": {"per_minute": 60.0, "burst": 20},
+    }
 
 
 def test_the_plan_reads_back_what_it_wrote(config: Path) -> None:

@@ -3,6 +3,8 @@ strings (a program's log tail, an error's text), what JSON cannot hold as redact
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
 
 from selfheal import EventBus
@@ -90,3 +92,38 @@ def test_data_too_deep_to_check_is_replaced_without_losing_the_batch(db: Path) -
     assert events["a.b.before"] == {"n": 1}
     assert events["a.b.after"] == {"n": 2}
     assert "unencodable" in events["a.b.deep"]
+
+
+def _strict(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_nan_and_infinity_are_stored_as_null_so_sqlite_can_read_them(db: Path) -> None:
+    nan, inf = float("nan"), float("inf")
+    bus = EventBus()
+    with Journal(bus, db) as journal:
+        bus.emit("app.flat", "app", ratio=nan, peak=inf)
+        bus.emit("app.deep", "app", samples=[1.5, -inf, {"x": nan}])
+        assert journal.flush(timeout=10)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT json_extract(data, '$.ratio'), json_extract(data, '$.samples[1]'), data "
+            "FROM events ORDER BY seq"
+        ).fetchall()
+    assert [row[:2] for row in rows] == [(None, None), (None, None)]
+    assert [_strict(row[2]) for row in rows] == [
+        {"ratio": None, "peak": None},
+        {"samples": [1.5, None, {"x": None}]},
+    ]
+
+
+def test_a_password_named_by_a_word_is_hidden_in_the_journal(db: Path) -> None:
+    bus = EventBus()
+    with Journal(bus, db) as journal:
+        bus.emit("health.db.failed", "health", error="login (password hunter2) refused")
+        assert journal.flush(timeout=10)
+    (event,) = SqliteJournalStore(db, readonly=True).events(limit=1)
+    assert event.data == {"error": "login (password ***) refused"}

@@ -207,7 +207,7 @@ def test_start_timeout_must_be_positive() -> None:
     (issue,) = info.value.issues
     assert issue.key == "programs.web.start_timeout"
     assert issue.line == 3
-    assert "greater than 0" in issue.message
+    assert "greater than or equal to 0.01" in issue.message
 
 
 def test_a_command_given_as_a_string_says_how_to_write_it() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 from collections.abc import Iterator
 
@@ -274,3 +275,24 @@ async def test_private_redis_stops_then_readiness_fails_and_recovers() -> None:
                 assert (await client.get("/readyz")).status_code == 200
         finally:
             await monitor.stop()
+
+
+@pytest.mark.anyio
+async def test_nan_and_infinity_in_observed_values_are_valid_json(clock: FakeClock) -> None:
+    monitor = HealthMonitor(clock=clock)
+
+    async def odd() -> dict[str, object]:
+        return {"observedValue": float("nan"), "peaks": [float("inf"), 1.0]}
+
+    monitor.register("odd", odd)
+    await monitor.check_now("odd")
+    app = health_app(monitor, token=TOKEN, manage_monitor=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/healthz", headers=AUTH)
+
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    doc = json.loads(response.text, parse_constant=refuse)
+    assert doc["checks"]["odd:responseTime"][0]["observedValue"] is None

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from selfheal._bounds import read_config_bytes
 from selfheal._safepath import UnsafePathError, check_dir, open_private
 from selfheal.cli._common import fail
+from selfheal.errors import ConfigError
 
 __all__ = ["Daemon", "Location", "connect", "find", "locate", "strict_state_dir"]
 
@@ -74,9 +76,9 @@ def locate(config: str | None, state_dir: str | None) -> Location:
 def _control_table(path: Path) -> tuple[dict[str, Any], str]:
     """Return the ``[control]`` table of `path`, as well as it can be read, and any problem."""
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return {}, f"cannot read {path}: {exc.strerror}"
+        raw = read_config_bytes(path)  # never a FIFO or /dev/zero: no hang, no MemoryError
+    except ConfigError as exc:
+        return {}, f"cannot read {path}: {exc.issues[0].message}"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

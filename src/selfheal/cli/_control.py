@@ -9,12 +9,12 @@ of a group (``GROUP:web``). They talk to the running daemon (`selfheal.cli._clie
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import signal
 from typing import Any
 
 import click
 
+from selfheal._json import dumps
 from selfheal.cli._client import Daemon, connect, locate
 from selfheal.cli._common import config_option, console, err_console, fail, state_dir_option
 from selfheal.cli._programs import configured_programs
@@ -44,23 +44,25 @@ def status(
     _, body = daemon.request("GET", "/status", params=params)
     processes = body.get("processes", [])
     if as_json:
-        click.echo(json.dumps(body, indent=2))
+        click.echo(dumps(body, indent=2))
     else:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"selfheal daemon (pid {body.get('pid')})")
+        table = Table(title=Text(f"selfheal daemon (pid {body.get('pid')})"))
         for col in ("name", "state", "pid", "uptime", "restarts", "info"):
             table.add_column(col)
         for p in processes:
-            state = p["state"]
+            state = str(p["state"])
             uptime = _duration(p["uptime"]) if p.get("uptime") is not None else "-"
+            # Text, never markup: programs write the status and the reasons ("[Errno 2]").
             table.add_row(
-                p["name"],
-                f"[{_COLORS.get(state, 'white')}]{state}[/]",
-                str(p.get("pid") or "-"),
+                Text(str(p["name"])),
+                Text(state, style=_COLORS.get(state, "white")),
+                Text(str(p.get("pid") or "-")),
                 uptime,
-                str(p.get("restarts", 0)),
-                _info(p),
+                Text(str(p.get("restarts", 0))),
+                Text(_info(p)),
             )
         console().print(table)
     if names and any(p["state"] != "RUNNING" for p in processes):

@@ -10,6 +10,8 @@ pydantic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import signal
@@ -18,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._deadline import timeout_after
 from selfheal.app import SelfHealingApp, journal_advice
-from selfheal.errors import ReloadError
+from selfheal.errors import CallTimeoutError, ReloadError
 from selfheal.runtime import DaemonPlan, compile_plan, register_checks
 from selfheal.supervisor import Supervisor
 
@@ -36,10 +39,20 @@ logger = logging.getLogger("selfheal.daemon")
 Recompile = Callable[[str], Awaitable[DaemonPlan]]
 
 
-async def compile_in_subprocess(config_path: str) -> DaemonPlan:
+#: Seconds a reload's compile may take before it is ended and the reload refused.
+COMPILE_TIMEOUT = 60.0
+
+
+async def compile_in_subprocess(
+    config_path: str,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    timeout: float = COMPILE_TIMEOUT,  # noqa: ASYNC109 - the deadline is on `clock`
+) -> DaemonPlan:
     """Compile `config_path` in a short-lived ``python -m selfheal.cli.daemon compile``.
 
-    Keeps pydantic out of the daemon's memory.
+    Keeps pydantic out of the daemon's memory. The compiler never outlives the call: it is
+    killed when it takes longer than `timeout` or the reload is cancelled (the daemon stops).
 
     Raises:
         ReloadError: With the config's problems, or why the compiler failed.
@@ -54,7 +67,19 @@ async def compile_in_subprocess(config_path: str) -> DaemonPlan:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await proc.communicate()
+    try:
+        async with timeout_after(timeout, clock, name="config compile"):
+            out, err = await proc.communicate()
+    except CallTimeoutError:
+        raise ReloadError(
+            f"compiling {config_path} did not finish within {timeout:g} s (a module a rule "
+            "calls that hangs as it is imported, a file system that does not answer?)"
+        ) from None
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()  # killed: at once, also when the reload was cancelled
     if proc.returncode != 0:
         raise ReloadError(err.decode(errors="replace").strip() or f"exit {proc.returncode}")
     return DaemonPlan.from_json(out.decode())
@@ -80,10 +105,10 @@ class Daemon:
         plan: DaemonPlan,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        recompile: Recompile = compile_in_subprocess,
+        recompile: Recompile | None = None,
     ) -> None:
         self.plan = plan
-        self._recompile = recompile
+        self._recompile = recompile or functools.partial(compile_in_subprocess, clock=clock)
         self.app = SelfHealingApp.from_plan(plan, clock=clock)
         self.runtime = self.app.runtime
         supervisor = self.app.supervisor

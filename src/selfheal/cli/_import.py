@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from selfheal._bounds import read_config_bytes
 from selfheal.cli._common import err_console, fail
 from selfheal.cli._convert import Conversion, to_toml
 from selfheal.cli._from_circus import from_circus, is_circus
@@ -45,6 +46,10 @@ def import_command(source: str, output: str | None, force: bool, kind: str) -> N
     `selfheal check` on this machine (it is written anyway), 2 SOURCE cannot be read.
     """
     path = Path(source)
+    try:
+        read_config_bytes(path)  # a regular file of at most 1 MiB, before anyone parses it
+    except ConfigError as exc:
+        fail(f"cannot read {source}: {exc.issues[0].message}")
     if kind == "auto":
         kind = "circus" if is_circus(path) else "supervisord"
     try:

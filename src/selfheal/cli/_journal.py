@@ -8,7 +8,6 @@ is writing it. The journal is found with ``--db PATH``, else the ``[journal]`` u
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from selfheal._clock import SYSTEM_CLOCK
+from selfheal._json import dumps
 from selfheal.cli._common import console, fail
 from selfheal.errors import ConfigError, JournalError
 from selfheal.events import check_pattern
@@ -99,6 +99,8 @@ def _open_store(db: str | None, config_path: str | None) -> JournalStore:
             f"no journal at {path} (the daemon creates it on start; "
             "pass --db PATH or --config FILE to read another one)"
         )
+    except OSError as exc:  # a directory this user cannot enter, a file it cannot read
+        fail(f"cannot read the journal at {path}: {exc.strerror or exc}")
 
 
 def _fleet_store(url: str) -> JournalStore:
@@ -132,7 +134,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _data_text(data: dict[str, Any], width: int = 80) -> str:
-    text = json.dumps(data, separators=(",", ":"), default=str)
+    text = dumps(data, separators=(",", ":"), default=str)
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -188,7 +190,7 @@ def events_command(  # noqa: PLR0917 - click passes each option as an argument
     def show(batch: list[StoredEvent]) -> None:
         for event in batch:
             if as_json:
-                click.echo(json.dumps(event.to_dict(), default=str))
+                click.echo(dumps(event.to_dict(), default=str))
             else:
                 out.print(_event_line(event), soft_wrap=True)
 
@@ -281,7 +283,7 @@ def incidents_command(
     summary = store.mttr_by_subject()
     if as_json:
         click.echo(
-            json.dumps(
+            dumps(
                 {
                     "incidents": [i.to_dict() for i in incidents],
                     "mttr": [s.to_dict() for s in summary],

@@ -62,16 +62,18 @@ def main() -> None:
 @click.argument("config", type=click.Path(dir_okay=False))
 def check(config: str) -> None:
     """Validate CONFIG (a selfheal.toml) and print every problem with its line."""
-    from selfheal.config import load_config
+    from rich.text import Text
+
+    from selfheal.config import config_warnings, load_config
 
     try:
         cfg = load_config(config)
     except ConfigError as exc:
         fail(str(exc))
-    console().print(
-        f"[green]ok[/green] {config}: {len(cfg.programs)} program(s), "
-        f"{len(cfg.recovery)} recovery rule(s)"
-    )
+    for warning in config_warnings(cfg):
+        click.echo(f"warning: {warning}", err=True)
+    summary = f" {config}: {len(cfg.programs)} program(s), {len(cfg.recovery)} recovery rule(s)"
+    console().print(Text("ok", style="green") + Text(summary))
 
 
 @main.command(name="help")

@@ -11,6 +11,9 @@ import glob
 import tomllib
 from pathlib import Path
 
+from selfheal._bounds import read_config_text
+from selfheal.errors import ConfigError
+
 __all__ = ["configured_programs"]
 
 
@@ -22,8 +25,10 @@ def configured_programs(config: str) -> tuple[list[str], str]:
     """
     path = Path(config)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        data = tomllib.loads(read_config_text(path))
+    except ConfigError as exc:
+        return [], f"{path} cannot be read: {exc.issues[0].message}"
+    except tomllib.TOMLDecodeError as exc:
         return [], f"{path} cannot be read as TOML: {exc}"
     names = list(_programs(data))
     patterns = data.get("include", [])
@@ -34,8 +39,10 @@ def configured_programs(config: str) -> tuple[list[str], str]:
             continue
         for file in sorted(glob.glob(str(path.resolve().parent / pattern))):
             try:
-                names += _programs(tomllib.loads(Path(file).read_text(encoding="utf-8")))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+                names += _programs(tomllib.loads(read_config_text(file)))
+            except ConfigError as exc:
+                return names, f"{file} (included by {path}) cannot be read: {exc.issues[0].message}"
+            except tomllib.TOMLDecodeError as exc:
                 return names, f"{file} (included by {path}) cannot be read as TOML: {exc}"
     return names, ""
 

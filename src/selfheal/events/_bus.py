@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import CoroutineType
 from typing import Any, TypeAlias
 
-from selfheal._calls import describe, is_async_callable
+from selfheal._calls import awaited, describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events._event import Event, Severity
 from selfheal.events._vocabulary import check_pattern, matches
@@ -160,7 +160,12 @@ class EventBus:
         return event
 
     def publish(self, event: Event) -> None:
-        """Deliver `event`: sync handlers now, async handlers scheduled on their loop."""
+        """Deliver `event`: sync handlers now, async handlers scheduled on their loop.
+
+        An event built without a timestamp (0.0) is delivered stamped by the bus's clock.
+        """
+        if not event.timestamp:
+            event = _stamped(event, self.clock)
         for sub in self._route(event.type):
             if sub.is_async:
                 self._schedule(sub, event)
@@ -168,7 +173,12 @@ class EventBus:
                 self._schedule(sub, event, coro)
 
     async def apublish(self, event: Event) -> None:
-        """Deliver `event` and wait until every handler, sync or async, has finished."""
+        """Deliver `event` and wait until every handler, sync or async, has finished.
+
+        An event built without a timestamp (0.0) is delivered stamped by the bus's clock.
+        """
+        if not event.timestamp:
+            event = _stamped(event, self.clock)
         waits: list[Awaitable[None]] = []
         current = asyncio.get_running_loop()
         for sub in self._route(event.type):
@@ -198,7 +208,9 @@ class EventBus:
         self, sub: _Sub, event: Event, coro: Coroutine[Any, Any, Any] | None = None
     ) -> None:
         try:
-            await (sub.handler(event) if coro is None else coro)  # type: ignore[misc]
+            # A SystemExit would end the whole event loop: it ends only this handler's call.
+            call = sub.handler(event) if coro is None else coro
+            await awaited(call, "the handler")  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - isolation is the point
             self._report(sub, event, exc)
 
@@ -261,3 +273,8 @@ class EventBus:
         # Other threads' loops keep their own handler tasks in the same set: not ours to await.
         while mine := [t for t in list(self._tasks) if t.get_loop() is loop]:
             await asyncio.gather(*mine, return_exceptions=True)
+
+
+def _stamped(event: Event, clock: Clock) -> Event:
+    # Subscribers (the journal, metrics, incident times) must never see the epoch.
+    return Event(event.type, event.source, event.severity, clock.time(), event.data, event.id)

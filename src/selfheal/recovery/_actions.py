@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from selfheal._calls import describe, is_async_callable
+from selfheal._calls import awaited, describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import MASK, is_secret_key, redact, redact_url
 from selfheal._threads import in_own_thread
@@ -371,12 +371,12 @@ class CallFunction:
 
 async def _call(fn: Callable[..., object], *args: Any) -> object:
     if is_async_callable(fn):
-        return await fn(*args)  # type: ignore[misc]
+        return await awaited(fn(*args), "the recovery function")  # type: ignore[arg-type]
     # A sync function may block (it is user code); a thread keeps the loop free. It cannot be
     # interrupted at the deadline, but its result is then ignored.
     result = await in_own_thread(fn, *args)
     if inspect.isawaitable(result):
-        return await result
+        return await awaited(result, "the recovery function")
     return result
 
 

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal._bounds import DAY, MAX_COUNT, MIN_PERIOD, YEAR
 from selfheal._calls import resolve_function
 from selfheal.events import check_pattern
 from selfheal.recovery._actions import Action
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 _KINDS = ("restart", "command", "webhook", "degrade", "call")
+# Every model refuses nan and inf: a timer of inf seconds never fires, or raises.
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 _COMMAND_ONLY = ("shell", "cwd", "env")
 _WEBHOOK_ONLY = ("method", "headers", "body")
 
@@ -50,7 +53,7 @@ _WEBHOOK_ONLY = ("method", "headers", "body")
 class StepConfig(BaseModel):
     """One action: exactly one of `restart`, `command`, `webhook`, `degrade`, `call`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     restart: str | None = Field(default=None, min_length=1, description="program to restart")
     command: list[str] | str | None = Field(default=None, description="argv list (string if shell)")
@@ -108,30 +111,30 @@ class StepConfig(BaseModel):
 class VerifyConfig(BaseModel):
     """Health checks that must pass after a step, and how long they have."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     checks: list[str] = Field(min_length=1)
-    within: float = Field(default=30.0, gt=0)
-    interval: float = Field(default=1.0, gt=0)
+    within: float = Field(default=30.0, ge=MIN_PERIOD, le=DAY)
+    interval: float = Field(default=1.0, ge=MIN_PERIOD, le=DAY)
 
 
 class BreakerConfig(BaseModel):
     """After `failures` failed recoveries of a subject, stop for `reset` seconds and escalate."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
-    failures: int = Field(default=3, ge=1)
-    reset: float = Field(default=600.0, gt=0)
+    failures: int = Field(default=3, ge=1, le=MAX_COUNT)
+    reset: float = Field(default=600.0, ge=MIN_PERIOD, le=YEAR)
 
 
 class FlapConfig(BaseModel):
     """Flapping starts at `high` state changes within `window` seconds, ends at `low`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
-    window: float = Field(default=600.0, gt=0)
-    high: int = Field(default=6, ge=2)
-    low: int = Field(default=2, ge=0)
+    window: float = Field(default=600.0, ge=MIN_PERIOD, le=YEAR)
+    high: int = Field(default=6, ge=2, le=MAX_COUNT)
+    low: int = Field(default=2, ge=0, le=MAX_COUNT)
 
     @model_validator(mode="after")
     def _low_below_high(self) -> FlapConfig:
@@ -143,7 +146,7 @@ class FlapConfig(BaseModel):
 class RecoveryRuleConfig(BaseModel):
     """One recovery rule: which events it reacts to, what it does, how it is verified."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     name: str = ""
     on: str = Field(min_length=1, description="event type pattern, e.g. 'process.*.exited'")
@@ -153,10 +156,10 @@ class RecoveryRuleConfig(BaseModel):
     escalate: list[StepConfig] = Field(default_factory=list)
     verify: VerifyConfig | None = None
     dedup_key: str = Field(default="{subject}", min_length=1)
-    timeout: float = Field(default=30.0, gt=0)
-    retries: int = Field(default=0, ge=0)
-    retry_delay: float = Field(default=1.0, ge=0)
-    cooldown: float = Field(default=60.0, ge=0)
+    timeout: float = Field(default=30.0, ge=MIN_PERIOD, le=DAY)
+    retries: int = Field(default=0, ge=0, le=1000)
+    retry_delay: float = Field(default=1.0, ge=0, le=DAY)
+    cooldown: float = Field(default=60.0, ge=0, le=YEAR)
     breaker: BreakerConfig = BreakerConfig()
     flap: FlapConfig | None = FlapConfig()
     fleet: bool = False  # one node of the fleet runs it (with a Redis [journal] url)
@@ -199,10 +202,10 @@ class RecoveryRuleConfig(BaseModel):
 class RateLimitConfig(BaseModel):
     """At most `per_minute` recoveries a minute, engine-wide, with bursts of `burst`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
-    per_minute: float = Field(gt=0)
-    burst: int = Field(default=1, ge=1)
+    per_minute: float = Field(gt=0, le=MAX_COUNT)
+    burst: int = Field(default=1, ge=1, le=MAX_COUNT)
 
 
 class RecoveryEngineConfig(BaseModel):
@@ -213,12 +216,18 @@ class RecoveryEngineConfig(BaseModel):
     dry_run = false
     rate_limit = { per_minute = 10, burst = 3 }
     ```
+
+    Without a ``rate_limit``, at most 60 recoveries a minute start, 20 at once: a storm of
+    failures with no cooldown and no flap detection cannot start thousands.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     dry_run: bool = False
-    rate_limit: RateLimitConfig | None = None
+    rate_limit: RateLimitConfig = Field(
+        default_factory=lambda: RateLimitConfig(per_minute=60, burst=20),
+        description="recoveries started engine-wide, at most",
+    )
 
     def limit(self) -> RateLimit | None:
         """Return the `RateLimit` for `RecoveryEngine(rate_limit=...)`, or None."""

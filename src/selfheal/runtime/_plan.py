@@ -139,11 +139,11 @@ def load_daemon_config(path: str | os.PathLike[str]) -> SelfhealConfig:
     """
     import tomllib
 
-    from selfheal.config import load_config, validate_model
+    from selfheal.config import load_config, read_config_text, validate_model
     from selfheal.supervisor.config import ProgramsTable
 
     config = load_config(Path(path))
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_config_text(path)
     with contextlib.suppress(tomllib.TOMLDecodeError):
         validate_model(ProgramsTable, tomllib.loads(text), text=text, source=str(path))
     return config

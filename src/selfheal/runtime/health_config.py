@@ -31,11 +31,19 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from selfheal._bounds import DAY, MAX_COUNT, MIN_PERIOD, YEAR, checked_path
 from selfheal.runtime._checks import KINDS, build_check
 
 __all__ = ["HealthCheckConfig", "HealthConfig", "check_health"]
@@ -79,7 +87,7 @@ _MONITOR_OPTIONS = (
 class HealthCheckConfig(BaseModel):
     """One named check: what to check (exactly one kind key), its options, how often."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     http: str | None = Field(default=None, description="URL that must answer as expected")
     tcp: str | None = Field(default=None, description="'host:port' that must accept")
@@ -92,33 +100,42 @@ class HealthCheckConfig(BaseModel):
     process: str | None = Field(default=None, description="pidfile of a process to watch")
 
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    expect_status: list[int] | None = Field(default=None, min_length=1)
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = Field(
+        default=None, min_length=1
+    )
     body_contains: str | None = None
     body_matches: str | None = None
     json_fields: dict[str, Any] | None = None
-    max_response_time: float | None = Field(default=None, gt=0)
+    max_response_time: float | None = Field(default=None, gt=0, le=DAY)
     headers: dict[str, str] | None = None
     follow_redirects: bool = False
     query: str | None = Field(default=None, min_length=1)
     cwd: str | None = None
     min_free_ratio: float | None = Field(default=None, ge=0, lt=1)
-    min_free_bytes: int | None = Field(default=None, ge=0)
+    min_free_bytes: int | None = Field(default=None, ge=0, le=1 << 62)
     max_percent: float | None = Field(default=None, gt=0, le=100)
-    max_rss_bytes: int | None = Field(default=None, gt=0)
+    max_rss_bytes: int | None = Field(default=None, gt=0, le=1 << 62)
 
-    interval: float = Field(default=10.0, gt=0, description="seconds between runs")
+    interval: float = Field(default=10.0, ge=MIN_PERIOD, le=DAY, description="seconds between runs")
     critical: bool = Field(default=True, description="false: a failure only degrades (warn)")
-    timeout: float | None = Field(default=None, gt=0, description="default: min(5, interval)")
+    timeout: float | None = Field(
+        default=None, ge=MIN_PERIOD, le=DAY, description="default: min(5, interval)"
+    )
     kind: Literal["readiness", "liveness", "startup"] = "readiness"
-    failure_threshold: int = Field(default=1, ge=1)
-    success_threshold: int = Field(default=1, ge=1)
+    failure_threshold: int = Field(default=1, ge=1, le=MAX_COUNT)
+    success_threshold: int = Field(default=1, ge=1, le=MAX_COUNT)
     jitter: float = Field(default=0.1, ge=0, le=0.5)
-    max_age: float | None = Field(default=None, gt=0)
+    max_age: float | None = Field(default=None, gt=0, le=YEAR)
 
     @property
     def check_kind(self) -> str:
         """Return which kind key is set (valid after validation)."""
         return next(k for k in KINDS if getattr(self, k) is not None)
+
+    @field_validator("sqlite", "disk", "process", "cwd")
+    @classmethod
+    def _printable_path(cls, value: str | None) -> str | None:
+        return checked_path(value)
 
     @model_validator(mode="after")
     def _one_kind(self) -> HealthCheckConfig:
@@ -200,10 +217,10 @@ class HealthCheckConfig(BaseModel):
 class HealthConfig(BaseModel):
     """The ``[health]`` table: named checks, and how the daemon serves and drains them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     checks: dict[str, HealthCheckConfig] = Field(default_factory=dict)
-    drain_seconds: float = Field(default=0.0, ge=0, description="readiness fails first")
+    drain_seconds: float = Field(default=0.0, ge=0, le=DAY, description="readiness fails first")
     show_details: Literal["when_authorized", "never", "always"] = "when_authorized"
 
     def to_plan(self, base_dir: str | Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from selfheal._calls import describe_error, refuse_awaitable
+from selfheal._calls import awaited, describe_error, refuse_awaitable
 from selfheal._clock import Clock
 from selfheal._deadline import timeout_after
 from selfheal._redact import redact, redact_value
@@ -98,6 +98,14 @@ async def run_once(
     duration = clock.monotonic() - start
     if timed_out:
         return Outcome(False, f"timed out after {timeout:g} s", duration=duration, timed_out=True)
+    try:
+        return _judged(work, duration)
+    except Exception as exc:  # noqa: BLE001 - what the job gave is judged, never raised
+        output = f"what the check gave could not be read: {describe_error(exc)}"
+        return Outcome(False, redact(output), duration=duration)
+
+
+def _judged(work: asyncio.Future[Any], duration: float) -> Outcome:
     if work.cancelled():
         return Outcome(False, "the check was cancelled", duration=duration)
     exc = work.exception()
@@ -112,6 +120,12 @@ async def run_once(
 
 
 async def _invoke_async(fn: Callable[[], Any]) -> Any:
+    # A SystemExit here would end the whole process (the daemon, or the user's uvicorn):
+    # it ends only this run, which fails.
+    return await awaited(_call(fn), "the check")
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
     return await fn()
 
 

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from selfheal._json import finite
 from selfheal._redact import MASK, is_secret_key, redact
 
 __all__ = ["decode_data", "encode_data"]
@@ -23,13 +24,18 @@ def _repr(value: Any) -> str:
     return redact(repr(value))
 
 
-_SLOW_ENCODE = json.JSONEncoder(default=_repr, ensure_ascii=False, separators=(",", ":")).encode
+# allow_nan=False: NaN and Infinity are not JSON (SQLite's json_extract fails on them); a
+# value holding one is encoded again with them as null.
+_SLOW_ENCODE = json.JSONEncoder(
+    default=_repr, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+).encode
 # json.dumps builds a C encoder on every call, which is most of its cost on a small dict; the
 # journal encodes every event's data, so it builds one once (a stdlib detail, hence the
 # fallback to the public encoder when it is missing or fails).
 _c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
 _C_ENCODE: Any = (
-    _c_make_encoder(None, _repr, json.encoder.encode_basestring, None, ":", ",", False, False, True)
+    # markers, default, encoder, indent, separators, sort_keys, skipkeys, allow_nan
+    _c_make_encoder(None, _repr, json.encoder.encode_basestring, None, ":", ",", 0, 0, 0)
     if _c_make_encoder is not None
     else None
 )
@@ -42,7 +48,7 @@ def _ENCODE(data: Any, original: Any = None) -> str:  # noqa: N802 - reads as a 
         except (ValueError, TypeError, RecursionError):
             pass
     try:
-        return _SLOW_ENCODE(data)
+        return _SLOW_ENCODE(finite(data))
     except (ValueError, TypeError, RecursionError):
         # Keys JSON cannot have, or a cycle: keep what it looked like rather than lose it.
         shown = data if original is None else original

@@ -108,6 +108,9 @@ class Journal:
         self._not_full = threading.Condition(self._lock)
         self._committed_cond = threading.Condition(self._lock)
         self._buf: list[Event] = []
+        # Events of the batch being written: still unwritten, so they count against
+        # max_pending (else the journal could hold twice as many as it promises).
+        self._writing = 0
         self._closing = False
         self._thread: threading.Thread | None = None
         self._sub: Subscription | None = None
@@ -214,7 +217,7 @@ class Journal:
             return  # the writer records its own drop reports
         with self._lock:
             buf = self._buf
-            if len(buf) >= self._max_pending or self._closing:
+            if len(buf) + self._writing >= self._max_pending or self._closing:
                 self._accept_when_full(event)
                 return
             buf.append(event)
@@ -227,10 +230,10 @@ class Journal:
         max_pending = self._max_pending
         if not self._closing:
             self._not_full.wait_for(
-                lambda: len(self._buf) < max_pending or self._closing,
+                lambda: len(self._buf) + self._writing < max_pending or self._closing,
                 self.options.block_timeout,
             )
-        if self._closing or len(self._buf) >= max_pending:
+        if self._closing or len(self._buf) + self._writing >= max_pending:
             self.dropped += 1
             return
         self._buf.append(event)
@@ -249,8 +252,8 @@ class Journal:
             with self._lock:
                 self._not_empty.wait_for(lambda: bool(self._buf) or self._closing)
                 batch, self._buf = self._buf, []
+                self._writing = len(batch)
                 closing = self._closing
-                self._not_full.notify_all()
                 drops = self.dropped - self._reported_drops
                 self._reported_drops = self.dropped
             if batch or drops:
@@ -298,6 +301,8 @@ class Journal:
                 logger.error("journal dropped %d events: %r", len(batch), error)
                 self.dropped += len(batch)
                 self._failed += len(batch)
+            self._writing = 0
+            self._not_full.notify_all()
             self._committed_cond.notify_all()
         if error is None:
             if report is not None:

@@ -24,6 +24,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from selfheal._bounds import YEAR, checked_path
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
 from selfheal.interfaces import JournalStore
@@ -37,20 +38,23 @@ __all__ = ["JournalConfig"]
 class JournalConfig(BaseModel):
     """Where the journal of events and incidents is kept, and for how long."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
     url: str = "sqlite:///.selfheal/journal.db"
-    max_age_days: float = Field(default=30.0, ge=0)
-    max_rows: int = Field(default=1_000_000, ge=0)
-    max_pending: int = Field(default=100_000, ge=1)
-    block_timeout: float = Field(default=0.1, ge=0)
+    max_age_days: float = Field(default=30.0, ge=0, le=100 * YEAR / 86_400)
+    max_rows: int = Field(default=1_000_000, ge=0, le=1_000_000_000_000)
+    max_pending: int = Field(
+        default=100_000, ge=1, le=1_000_000, description="events held in memory, at most"
+    )
+    block_timeout: float = Field(default=0.1, ge=0, le=60)
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     local_copy: bool = False
 
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        checked_path(value)
         if _is_redis(value):
             parse_url(value)
             return value

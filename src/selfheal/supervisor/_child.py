@@ -245,6 +245,7 @@ class Child:
             "stop_grace": spec.stop_grace,
             "log": str(self.log.path),
             "stderr_log": str(self.err_log.path) if self.err_log is not None else None,
+            "output_lost": self.output_lost,
         }
         if tail > 0:
             entry["tail"] = self.tail()[-tail:]
@@ -442,7 +443,19 @@ class Child:
                 logger.error("cannot write the output of %s to %s: %s", self.name, log.path, exc)
             self.log_failed = True
         else:
+            if self.log_failed:
+                logger.warning(
+                    "the output of %s is written to %s again (%d bytes lost in all)",
+                    self.name,
+                    log.path,
+                    self.output_lost,
+                )
             self.log_failed = False
+
+    @property
+    def output_lost(self) -> int:
+        """Bytes of its output that never reached its log files."""
+        return self.log.lost + (self.err_log.lost if self.err_log is not None else 0)
 
     # -- timers and waiters ------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ programs of one ``group`` restart together by its ``strategy``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from selfheal.supervisor._child import Child, children_of
 from selfheal.supervisor._spec import ProgramSpec
@@ -68,23 +68,39 @@ def dependents(programs: Iterable[str], children: Mapping[str, Child]) -> list[C
     return [c for c in children.values() if c.spec.name in found]
 
 
-def deps_coming(
-    child: Child, children: Mapping[str, Child], seen: frozenset[str] = frozenset()
-) -> bool:
-    """Whether every unready dependency of `child` is on its way to being ready."""
-    for dep in unready_deps(child, children):
-        for d in children_of(children, dep):
-            life = d.life
-            if life.state in (ProcessState.STARTING, ProcessState.BACKOFF):
-                continue
-            if life.state is ProcessState.STOPPING and life.then_start:
-                continue
-            if d.waiting and d.name not in seen and deps_coming(d, children, seen | {child.name}):
-                continue
-            if life.state is ProcessState.RUNNING:
-                continue
-            return False
+def deps_coming(child: Child, children: Mapping[str, Child]) -> bool:
+    """Whether every unready dependency of `child` is on its way to being ready.
+
+    A dependency that waits itself is on its way when its own dependencies are, all the way
+    down; a cycle of waiting programs is not. Walked with a stack, not recursion: a chain of
+    a thousand programs must not hit the interpreter's recursion limit.
+    """
+    coming: set[str] = set()  # waiting children already found on their way
+    path = [child.name]
+    todo = [iter(_unready(child, children))]
+    while todo:
+        d = next(todo[-1], None)
+        if d is None:
+            coming.add(path.pop())
+            todo.pop()
+            continue
+        life = d.life
+        if life.state in (ProcessState.STARTING, ProcessState.BACKOFF, ProcessState.RUNNING):
+            continue
+        if life.state is ProcessState.STOPPING and life.then_start:
+            continue
+        if d.waiting and d.name not in path:
+            if d.name not in coming:
+                path.append(d.name)
+                todo.append(iter(_unready(d, children)))
+            continue
+        return False
     return True
+
+
+def _unready(child: Child, children: Mapping[str, Child]) -> Iterator[Child]:
+    for dep in unready_deps(child, children):
+        yield from children_of(children, dep)
 
 
 def levels(specs: Mapping[str, ProgramSpec], children: Mapping[str, Child]) -> list[list[Child]]:
@@ -99,16 +115,37 @@ def levels(specs: Mapping[str, ProgramSpec], children: Mapping[str, Child]) -> l
     """
     depth: dict[str, int] = {}
 
-    def depth_of(name: str, seen: frozenset[str]) -> int:
-        if name not in depth:
-            spec = specs.get(name)
-            deps = [d for d in (spec.depends_on if spec else ()) if d not in seen]
-            depth[name] = 1 + max((depth_of(d, seen | {name}) for d in deps), default=-1)
-        return depth[name]
+    def deps(name: str, path: list[str]) -> Iterator[str]:
+        spec = specs.get(name)
+        return iter([d for d in (spec.depends_on if spec else ()) if d not in path])
+
+    def depth_of(root: str) -> int:
+        # Iterative (a long chain must not recurse): each frame is a program, its remaining
+        # dependencies and the deepest of those seen so far.
+        path: list[str] = []
+        frames: list[tuple[str, Iterator[str], list[int]]] = []
+        if root not in depth:
+            frames.append((root, deps(root, path), [-1]))
+            path.append(root)
+        while frames:
+            name, todo, deepest = frames[-1]
+            dep = next(todo, None)
+            if dep is None:
+                depth[name] = 1 + deepest[0]
+                frames.pop()
+                path.pop()
+                if frames:
+                    frames[-1][2][0] = max(frames[-1][2][0], depth[name])
+            elif dep in depth:
+                deepest[0] = max(deepest[0], depth[dep])
+            else:
+                frames.append((dep, deps(dep, path), [-1]))
+                path.append(dep)
+        return depth[root]
 
     by_level: dict[int, list[Child]] = {}
     for child in children.values():
-        by_level.setdefault(depth_of(child.spec.name, frozenset()), []).append(child)
+        by_level.setdefault(depth_of(child.spec.name), []).append(child)
     return [by_level[k] for k in sorted(by_level)]
 
 

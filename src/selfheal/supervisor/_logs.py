@@ -60,6 +60,8 @@ class OutputLog:
         self._partial = b""
         self._fd = -1
         self._size = 0
+        #: Bytes of output that never reached the file (it could not be written).
+        self.lost = 0
         self._open()
 
     def _open(self) -> None:
@@ -73,20 +75,28 @@ class OutputLog:
         """Append `data`, rotating first if it would pass the size limit.
 
         Raises:
-            OSError: If the file cannot be written (the next write tries again).
+            OSError: If the file cannot be written (the next write tries again); what was
+                not written is counted in `lost`.
         """
         if not data:
             return
-        if self._fd < 0:
-            self._open()
-        if self._size and self._size + len(data) > self.spec.max_bytes:
-            self.rotate()
-        os.write(self._fd, data)
-        self._size += len(data)
+        # The last lines are kept even when the file cannot take them (a full disk): they
+        # are what `status` and the .exited events show of a failing program.
         lines = (self._partial + data).split(b"\n")
         self._partial = lines.pop()[-4096:]
         for line in lines[-(self._tail.maxlen or 1) :]:
             self._tail.append(line.decode(errors="replace").rstrip("\r"))
+        written = 0
+        try:
+            if self._fd < 0:
+                self._open()
+            if self._size and self._size + len(data) > self.spec.max_bytes:
+                self.rotate()
+            while written < len(data):  # a write cut short by a full disk raises next time
+                written += os.write(self._fd, data[written:])
+        finally:
+            self._size += written
+            self.lost += len(data) - written
 
     def rotate(self) -> None:
         """Move ``NAME.log`` to ``NAME.log.1`` (and so on) and start a new file."""

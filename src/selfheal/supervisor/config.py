@@ -15,15 +15,26 @@ import os
 import re
 import shlex
 import signal
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from selfheal._bounds import (
+    DAY,
+    MAX_COUNT,
+    MAX_PROCESSES,
+    MIN_PERIOD,
+    YEAR,
+    checked_path,
+    host_problem,
+    is_loopback_host,
+)
 from selfheal.supervisor._expand import check_template, expand_config
+from selfheal.supervisor._logs import log_path
 from selfheal.supervisor._proc import SwitchUserError, resolve_user
 from selfheal.supervisor._spec import (
     BackoffSpec,
@@ -43,6 +54,11 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]*$")
+# What a bearer token may hold: printable ASCII without spaces (an HTTP header value that
+# the CLI sends as it is written).
+_TOKEN = re.compile(r"[\x21-\x7e]+")
+# Every model refuses nan and inf: a timer of inf seconds never fires, or raises.
+_STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 #: A dotted Python module name, as `preload` takes.
@@ -52,15 +68,21 @@ _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 class ProbeConfig(BaseModel):
     """A liveness or readiness probe: exactly one of `http`, `tcp` or `command`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     http: str | None = Field(default=None, description="URL that must answer 2xx/3xx")
     tcp: str | None = Field(default=None, description="'host:port' that must accept")
     command: list[str] | None = Field(default=None, min_length=1, description="argv, exit 0")
-    interval: float = Field(default=5.0, gt=0, description="seconds between probes")
-    timeout: float = Field(default=2.0, gt=0, description="seconds before a probe fails")
-    initial_delay: float = Field(default=0.0, ge=0, description="seconds after start")
-    failure_threshold: int = Field(default=3, ge=1, description="consecutive failures")
+    interval: float = Field(
+        default=5.0, ge=MIN_PERIOD, le=DAY, description="seconds between probes"
+    )
+    timeout: float = Field(
+        default=2.0, ge=MIN_PERIOD, le=DAY, description="seconds before a probe fails"
+    )
+    initial_delay: float = Field(default=0.0, ge=0, le=DAY, description="seconds after start")
+    failure_threshold: int = Field(
+        default=3, ge=1, le=MAX_COUNT, description="consecutive failures"
+    )
 
     @field_validator("tcp")
     @classmethod
@@ -104,7 +126,7 @@ class ProbeConfig(BaseModel):
 class ProgramConfig(BaseModel):
     """One supervised program (``[programs.NAME]``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     command: list[str] = Field(min_length=1, description="argv list; never run through a shell")
     shell: bool = Field(
@@ -113,11 +135,16 @@ class ProgramConfig(BaseModel):
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     restart: Literal["always", "on-failure", "never"] = "always"
-    exit_codes: list[int] = Field(
-        default_factory=lambda: [0], description="exit codes that count as success"
+    exit_codes: list[Annotated[int, Field(ge=0, le=255)]] = Field(
+        default_factory=lambda: [0], description="exit codes that count as success (0-255)"
     )
     depends_on: list[str] = Field(default_factory=list)
-    numprocs: int = Field(default=1, ge=1)
+    numprocs: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES,
+        description=f"processes of this program; all programs together run at most {MAX_PROCESSES}",
+    )
     autostart: bool = True
     group: str | None = Field(default=None, description="name of the restart group")
     strategy: Literal["one_for_one", "one_for_all", "rest_for_one"] = "one_for_one"
@@ -126,30 +153,38 @@ class ProgramConfig(BaseModel):
         description="when the program counts as ready: at spawn, on READY=1, on readiness "
         "probe (default: 'probe' with a [readiness] probe, else 'spawn')",
     )
-    backoff_initial: float = Field(default=0.1, ge=0, description="first backoff delay, s")
-    backoff_factor: float = Field(default=2.0, ge=1)
-    backoff_max: float = Field(default=30.0, ge=0, description="backoff cap, s")
+    backoff_initial: float = Field(default=0.1, ge=0, le=DAY, description="first backoff delay, s")
+    backoff_factor: float = Field(default=2.0, ge=1, le=10)
+    backoff_max: float = Field(default=30.0, ge=0, le=DAY, description="backoff cap, s")
     backoff_jitter: float = Field(default=0.2, ge=0, le=1, description="fraction, +/-")
     backoff_reset: float = Field(
-        default=10.0, ge=0, description="seconds up after which the backoff starts over"
+        default=10.0, ge=0, le=YEAR, description="seconds up after which the backoff starts over"
     )
-    max_restarts: int = Field(default=10, ge=0, description="restart intensity: restarts ...")
-    restart_window: float = Field(default=60.0, gt=0, description="... within this many s")
+    max_restarts: int = Field(
+        default=10, ge=0, le=MAX_COUNT, description="restart intensity: restarts ..."
+    )
+    restart_window: float = Field(
+        default=60.0, ge=MIN_PERIOD, le=YEAR, description="... within this many s"
+    )
     liveness: ProbeConfig | None = None
     readiness: ProbeConfig | None = None
     watchdog_sec: float | None = Field(
-        default=None, gt=0, description="sd_notify WATCHDOG=1 must arrive this often"
+        default=None,
+        ge=MIN_PERIOD,
+        le=DAY,
+        description="sd_notify WATCHDOG=1 must arrive this often",
     )
     start_timeout: float | None = Field(
         default=None,
-        gt=0,
+        ge=MIN_PERIOD,
+        le=DAY,
         description="seconds after spawn by which a 'notify' or 'probe' program must be "
         "ready, else it is restarted",
     )
     stop_signal: Literal["TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2"] = "TERM"
-    stop_grace: float = Field(default=10.0, ge=0, description="seconds before SIGKILL")
-    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    log_backups: int = Field(default=3, ge=0)
+    stop_grace: float = Field(default=10.0, ge=0, le=DAY, description="seconds before SIGKILL")
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=1 << 40)
+    log_backups: int = Field(default=3, ge=0, le=1000)
     log_tail_lines: int = Field(default=20, ge=0, le=1000)
     pdeathsig: bool = Field(
         default=False,
@@ -157,10 +192,15 @@ class ProgramConfig(BaseModel):
         "per spawn: it needs fork+preexec instead of vfork)",
     )
     numprocs_start: int = Field(
-        default=0, ge=0, description="number of the first process (NAME:N, %(process_num)d)"
+        default=0,
+        ge=0,
+        le=MAX_COUNT,
+        description="number of the first process (NAME:N, %(process_num)d)",
     )
     priority: int = Field(
         default=999,
+        ge=-MAX_COUNT,
+        le=MAX_COUNT,
         description="start order beside depends_on: a program waits for those of a lower "
         "priority being started; shutdown goes the other way",
     )
@@ -209,6 +249,11 @@ class ProgramConfig(BaseModel):
                     "PYTHONOPTIMIZE, PYTHONWARNINGS, PYTHONDEVMODE...)"
                 )
         return self
+
+    @field_validator("cwd")
+    @classmethod
+    def _printable_cwd(cls, value: str | None) -> str | None:
+        return checked_path(value)
 
     @field_validator("umask", mode="before")
     @classmethod
@@ -378,13 +423,22 @@ class ControlConfig(BaseModel):
     at start unless `token` is set here.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = _STRICT
 
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1",
+        description="address to listen on; any but a loopback one (127.0.0.1, ::1, "
+        "localhost) is warned about, and then GET /status needs the token too",
+    )
     port: int = Field(default=0, ge=0, le=65535)
     socket: str | None = Field(default=None, description="unix socket path instead of TCP")
-    token: str | None = Field(default=None, min_length=16)
+    token: str | None = Field(
+        default=None,
+        min_length=16,
+        max_length=4096,
+        description="printable ASCII without spaces (default: a random one per start)",
+    )
     status_requires_token: bool = False
     state_dir: str = Field(default=".selfheal", min_length=1)
     log_dir: str | None = Field(default=None, description="default: <state_dir>/logs")
@@ -403,6 +457,35 @@ class ControlConfig(BaseModel):
         "raised to it (unset: to the hard limit), and the daemon refuses to start when the "
         "hard limit is lower (supervisord's minfds)",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        problem = host_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("socket", "state_dir", "log_dir")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        return checked_path(value)
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        # Refused here rather than failing later in the CLI's request; never echoed.
+        if value is not None and not _TOKEN.fullmatch(value):
+            raise ValueError(
+                "must be printable ASCII without spaces, newlines or other characters an "
+                "HTTP header cannot carry"
+            )
+        return value
+
+    @property
+    def exposed(self) -> bool:
+        """Whether the API listens where other machines may reach it (TCP, not loopback)."""
+        return self.enabled and self.socket is None and not is_loopback_host(self.host)
 
 
 class ProgramsTable(BaseModel):
@@ -456,6 +539,7 @@ def check_programs(programs: Mapping[str, ProgramConfig]) -> None:
             elif dep not in programs:
                 valid = ", ".join(repr(n) for n in names if n != name) or "no other programs"
                 err((name, "depends_on", i), dep, f"unknown program {dep!r}; valid: {valid}")
+    _check_processes(programs, err)
     graph = {n: [d for d in p.depends_on if d in programs] for n, p in programs.items()}
     cycle = _find_cycle(graph)
     if cycle:
@@ -476,6 +560,33 @@ def check_programs(programs: Mapping[str, ProgramConfig]) -> None:
             )
     if errors:
         raise ValidationError.from_exception_data("programs", errors)
+
+
+def _check_processes(
+    programs: Mapping[str, ProgramConfig], err: Callable[[tuple[str | int, ...], object, str], None]
+) -> None:
+    """Check that the processes of all programs fit in a daemon and in distinct log files."""
+    total = sum(p.numprocs for p in programs.values())
+    if total > MAX_PROCESSES:
+        err((), total, f"{total} processes in all; a daemon runs at most {MAX_PROCESSES}")
+        return
+    # Program api_1 and process api:1 of api would both write api_1.log.
+    owner: dict[str, str] = {}
+    for name, prog in programs.items():
+        spec = ProgramSpec(
+            name=name, command=("",), numprocs=prog.numprocs, numprocs_start=prog.numprocs_start
+        )
+        for instance in spec.instance_names():
+            file = log_path("", instance).name
+            other = owner.setdefault(file, instance)
+            if other != instance:
+                err(
+                    (name,),
+                    name,
+                    f"process {instance} and process {other} would both write {file}; "
+                    "rename one of the programs",
+                )
+                break
 
 
 def check_privileges(programs: Iterable[ProgramSpec]) -> list[str]:
@@ -500,23 +611,25 @@ def check_privileges(programs: Iterable[ProgramSpec]) -> list[str]:
 
 
 def _find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    # Iterative depth-first search: a chain of a thousand programs must not hit the
+    # interpreter's recursion limit.
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        color[node] = grey
-        stack.append(node)
-        for dep in graph[node]:
-            if color[dep] == grey:
-                return [*stack[stack.index(dep) :], dep]
-            if color[dep] == white and (found := visit(dep)):
-                return found
-        stack.pop()
-        color[node] = black
-        return []
-
-    for node in graph:
-        if color[node] == white and (found := visit(node)):
-            return found
+    for root in graph:
+        if color[root] != white:
+            continue
+        color[root] = grey
+        path = [root]
+        todo = [iter(graph[root])]
+        while todo:
+            dep = next(todo[-1], None)
+            if dep is None:
+                color[path.pop()] = black
+                todo.pop()
+            elif color[dep] == grey:
+                return [*path[path.index(dep) :], dep]
+            elif color[dep] == white:
+                color[dep] = grey
+                path.append(dep)
+                todo.append(iter(graph[dep]))
     return []

@@ -42,6 +42,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from selfheal._bounds import DAY, MAX_COUNT, MIN_PERIOD, YEAR
 from selfheal._calls import resolve_function
 from selfheal._httpcheck import HttpConditions
 from selfheal.synthetic._conditions import parse_capture, parse_conditions
@@ -75,7 +76,9 @@ ScenarioName = Annotated[str, AfterValidator(_scenario_name)]
 class ExpectConfig(BaseModel):
     """What a step's response must be like (every condition given must hold)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     status: int | list[int] | None = Field(
         default=None, description="statuses that pass (default: any 2xx or 3xx)"
@@ -86,7 +89,7 @@ class ExpectConfig(BaseModel):
         default_factory=dict, alias="json", description="dotted JSON paths and their values"
     )
     headers: dict[str, str] = Field(default_factory=dict, description="exact header values")
-    max_response_time: float | None = Field(default=None, gt=0, description="seconds")
+    max_response_time: float | None = Field(default=None, gt=0, le=DAY, description="seconds")
 
     @field_validator("status")
     @classmethod
@@ -129,7 +132,9 @@ class ExpectConfig(BaseModel):
 class StepConfig(BaseModel):
     """One request of a declarative scenario (``[[synthetic.NAME.steps]]`` or ``cleanup``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     name: str | None = Field(default=None, description="default: 'METHOD path'")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET"
@@ -144,7 +149,7 @@ class StepConfig(BaseModel):
     capture: dict[str, str] = Field(
         default_factory=dict, description="values for later steps: { id = '[BODY].id' }"
     )
-    timeout: float = Field(default=10.0, gt=0, description="seconds the response may take")
+    timeout: float = Field(default=10.0, gt=0, le=DAY, description="seconds the response may take")
 
     @field_validator("method", mode="before")
     @classmethod
@@ -193,18 +198,20 @@ class StepConfig(BaseModel):
 class ScenarioConfig(BaseModel):
     """One scenario (``[synthetic.NAME]``): how often, how strictly, and what it does."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     base_url: str | None = Field(default=None, description="default: the tester's base URL")
-    interval: float = Field(default=60.0, gt=0, description="seconds between runs")
+    interval: float = Field(default=60.0, ge=MIN_PERIOD, le=DAY, description="seconds between runs")
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="fraction of the interval")
-    timeout: float | None = Field(default=None, gt=0, description="seconds for a whole run")
+    timeout: float | None = Field(
+        default=None, ge=MIN_PERIOD, le=DAY, description="seconds for a whole run"
+    )
     critical: bool = True
-    retries: int = Field(default=0, ge=0, description="attempts after the first, per run")
-    retry_delay: float = Field(default=1.0, ge=0, description="seconds between attempts")
-    failure_threshold: int = Field(default=1, ge=1)
-    success_threshold: int = Field(default=1, ge=1)
-    max_age: float | None = Field(default=None, gt=0)
+    retries: int = Field(default=0, ge=0, le=1000, description="attempts after the first, per run")
+    retry_delay: float = Field(default=1.0, ge=0, le=DAY, description="seconds between attempts")
+    failure_threshold: int = Field(default=1, ge=1, le=MAX_COUNT)
+    success_threshold: int = Field(default=1, ge=1, le=MAX_COUNT)
+    max_age: float | None = Field(default=None, gt=0, le=YEAR)
     suite: str | None = Field(default=None, min_length=1)
     enabled: bool = True
     headers: dict[str, str] = Field(default_factory=dict, description="sent with every step")

@@ -15,13 +15,13 @@ and observed values only for the authorised (the output of an unauthorised reque
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from selfheal._auth import bearer_matches
+from selfheal._json import dumps
 from selfheal.health import CheckReport, HealthMonitor, HealthStatus, Probe, ProbeReport
 
 __all__ = ["HEALTH_JSON", "HttpAnswer", "HttpOptions", "Renderer", "route"]
@@ -177,7 +177,7 @@ class Renderer:
         try:
             report = monitor.probe(probe, exclude=exclude, only=check)
         except KeyError:
-            body = json.dumps({"status": "fail", "output": f"no {probe.value} check named {check}"})
+            body = dumps({"status": "fail", "output": f"no {probe.value} check named {check}"})
             return HttpAnswer(404, HEALTH_JSON, body.encode())
         code = _HTTP_STATUS[report.status]
         if verbose:
@@ -244,7 +244,7 @@ def _json(report: ProbeReport, details: bool, options: HttpOptions) -> str:
     body["checks"] = checks
     if report.excluded:
         body["notes"] = [f"excluded: {', '.join(report.excluded)}"]
-    return json.dumps(body, separators=(",", ":"))
+    return dumps(body, separators=(",", ":"))
 
 
 def _check_object(

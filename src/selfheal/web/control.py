@@ -2,8 +2,10 @@
 
 Starlette, served by uvicorn on 127.0.0.1 (or a unix socket). Anything that changes state
 needs ``Authorization: Bearer <token>``; ``GET /status`` is open unless
-``status_requires_token``. The server is started without uvicorn's main loop, whose 100 ms tick
-would wake the daemon ten times a second: with no request, the control API costs no wake-ups.
+``status_requires_token``, or the API listens on an address other machines may reach (not
+loopback), which is also logged as a warning at start. The server is started without
+uvicorn's main loop, whose 100 ms tick would wake the daemon ten times a second: with no
+request, the control API costs no wake-ups.
 
 Endpoints (names as supervisorctl takes them: ``all``, ``web``, ``worker:1``, ``worker:*``,
 ``GROUP:*``):
@@ -37,6 +39,7 @@ require("starlette", "uvicorn", feature="selfheal.web.control")
 from starlette.routing import BaseRoute  # noqa: E402 - after the check of the extra
 
 from selfheal._asgi import ServerLimits, start_asgi_server, stop_asgi_server  # noqa: E402
+from selfheal._bounds import is_loopback_host  # noqa: E402
 from selfheal._clock import SYSTEM_CLOCK, Clock  # noqa: E402
 from selfheal._safepath import bind_private, open_private, safe_dir  # noqa: E402
 from selfheal.errors import ReloadError  # noqa: E402
@@ -84,7 +87,8 @@ class ControlServer:
         port: TCP port; 0 picks a free one.
         socket_path: Serve on this unix socket (mode 0600) instead of TCP.
         token: The token; None generates one per start.
-        status_requires_token: Whether ``GET /status`` needs the token.
+        status_requires_token: Whether ``GET /status`` needs the token (it always does on
+            an address that is not loopback).
         reload: The reload callback.
         shutdown: What ``POST /shutdown`` calls (default: SIGTERM to this process, which the
             daemon takes as a clean shutdown).
@@ -144,10 +148,12 @@ class ControlServer:
         """
         state_dir = safe_dir(self.state_dir, 0o700)
         token = self._token or secrets.token_urlsafe(32)
+        # Reachable from other machines: nothing about the programs is shown without the token.
+        exposed = self.socket_path is None and not is_loopback_host(self.host)
         app = control_app(
             self.supervisor,
             token=token,
-            status_requires_token=self._status_requires_token,
+            status_requires_token=self._status_requires_token or exposed,
             reload=self._reload,
             shutdown=self._shutdown,
             routes=self._routes(token) if self._routes is not None else (),
@@ -174,6 +180,13 @@ class ControlServer:
             f.write(json.dumps(info, indent=2))
         os.replace(tmp, state_dir / CONTROL_FILE)
         logger.debug("control API on %s", self.address)
+        if exposed:
+            logger.warning(
+                "the control API listens on %s, which is not a loopback address: other "
+                "machines may reach it (every request, GET /status too, needs the token); "
+                "bind 127.0.0.1 or use a socket unless they must",
+                self.address,
+            )
 
     @property
     def address(self) -> str:

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from selfheal._auth import bearer_matches
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
+from selfheal._json import finite
 from selfheal._redact import redact_value
 from selfheal.events import Event, EventBus
 from selfheal.web._snapshot import ComponentsSnapshot
@@ -98,7 +99,8 @@ def dashboard_app(
         bus.subscribe("*", changed)
 
     def snapshot() -> dict[str, Any]:
-        return dict(redact_value(source.snapshot()))
+        # finite: a check's observed NaN would make the whole snapshot unencodable.
+        return dict(finite(redact_value(source.snapshot())))
 
     def static(name: str, media: str) -> Callable[[Request], Awaitable[Response]]:
         body = resources.files("selfheal.web").joinpath("dashboard_static", name).read_bytes()

@@ -167,7 +167,7 @@ def test_journal_config_accepts_a_fleet_url() -> None:
     assert config.journal.fleet_url == "redis://h:6379/0"
     assert config.journal_path("/base") == Path("/base/.selfheal/journal.db")
     rules = parse_config(
-        '[[recovery]]\non = "health.*.failed"\nfleet = true\naction = { restart = "db" }\n'
+        '[[recovery]]\non = "health.*.failed"\nfleet = true\naction = { restart = "{subject}" }\n'
     ).recovery
     assert rules[0].to_rule().fleet
     with pytest.raises(ConfigError) as info:
