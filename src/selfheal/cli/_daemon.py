@@ -146,6 +146,9 @@ class Daemon:
                     clock=clock,
                 )
             )
+        self.chaos_proxy = _chaos_proxy(plan, self.runtime)
+        if self.chaos_proxy is not None:
+            self.runtime.add(self.chaos_proxy)
         self._pending: set[asyncio.Task[None]] = set()
 
     @property
@@ -232,6 +235,8 @@ class Daemon:
             restart_needed.append("control")
         if new.extra.get("journal") != old.extra.get("journal"):
             restart_needed.append("journal")
+        if new.extra.get("chaos_proxy") != old.extra.get("chaos_proxy"):
+            restart_needed.append("chaos.proxy")
         old_health, new_health = old.extra.get("health") or {}, new.extra.get("health") or {}
         if old_health.get("show_details") != new_health.get("show_details"):
             restart_needed.append("health.show_details")
@@ -281,6 +286,50 @@ class Daemon:
             logger.error("reload refused: %s", exc)
         else:
             logger.warning("reloaded: %s", result)
+
+
+class _ChaosProxy:
+    """The ``[chaos.proxy]`` fault proxy as a daemon component: its API, then its proxies."""
+
+    def __init__(self, server: Any, proxies: list[dict[str, Any]]) -> None:
+        self.server = server
+        self.proxies = proxies
+
+    def __repr__(self) -> str:
+        return f"ChaosProxy({self.server!r})"
+
+    async def start(self) -> None:
+        """Serve the API and create the configured proxies (without toxics)."""
+        await self.server.start()
+        try:
+            await self.server.proxy.populate(self.proxies)
+        except BaseException:
+            await self.server.stop()
+            raise
+        logger.info("fault proxy API on %s (%d proxies)", self.server.url, len(self.proxies))
+
+    async def stop(self) -> None:
+        """Roll back every toxic and stop the proxies and the API."""
+        await self.server.stop()
+
+
+def _chaos_proxy(plan: DaemonPlan, runtime: Any) -> _ChaosProxy | None:
+    """Return the fault proxy ``[chaos.proxy]`` asks for (None without one)."""
+    config = plan.extra.get("chaos_proxy")
+    if not config:
+        return None
+    from selfheal.chaos import FaultProxy, FaultProxyServer, KillSwitch, Safeguards
+
+    proxy = FaultProxy(
+        clock=runtime.clock,
+        bus=runtime.bus,
+        seed=config.get("seed"),
+        max_fault_duration=config["max_fault_duration"],
+        # `selfheal chaos stop` on the daemon's state dir rolls every toxic back.
+        safeguards=Safeguards(kill_switch=KillSwitch(plan.state_dir)),
+    )
+    server = FaultProxyServer.from_listen(config["listen"], proxy)
+    return _ChaosProxy(server, list(config.get("proxies") or []))
 
 
 async def _to_dashboard(request: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from selfheal.chaos.config import ChaosConfig
 from selfheal.config._cross import check_rules, config_warnings
 from selfheal.config._issues import Locator, issues_of, validate_model
 from selfheal.config._text import MAX_CONFIG_BYTES, MAX_DEPTH, read_config_text, toml_data
@@ -60,6 +61,7 @@ class SelfhealConfig(BaseModel):
     recovery_engine: RecoveryEngineConfig = Field(default_factory=RecoveryEngineConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    chaos: ChaosConfig = Field(default_factory=ChaosConfig)
 
     def journal_path(self, base_dir: str | Path) -> Path:
         """Return the journal's SQLite file for a config file in `base_dir`.

@@ -119,6 +119,11 @@ def compile_plan(config_path: str | os.PathLike[str]) -> DaemonPlan:
                 name: scenario.model_dump(mode="json", exclude_unset=True)
                 for name, scenario in config.synthetic.items()
             },
+            "chaos_proxy": (
+                config.chaos.proxy.to_plan()
+                if config.chaos.proxy is not None and config.chaos.proxy.enabled
+                else None
+            ),
             "journal": {
                 "enabled": config.journal.enabled,
                 "path": str(config.journal_path(base)),
