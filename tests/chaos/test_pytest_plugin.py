@@ -53,7 +53,8 @@ def by_name(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     Once selfheal is installed with its entry point, pytest registers the plugin as
     ``selfheal`` by itself; loading the same module again under its module name would be
-    refused, so these runs switch entry points off.
+    refused, so these runs switch entry points off, and run in a process of their own: in
+    this one the plugin is already imported (autoloaded), so it could not be rewritten again.
     """
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     return ["-p", PLUGIN]
@@ -89,7 +90,7 @@ def test_fixtures_with_the_plugin_loaded_by_name(
     pytester: pytest.Pytester, by_name: list[str]
 ) -> None:
     pytester.makepyfile(USER_TESTS)
-    result = pytester.runpytest(*by_name, "-W", "error")
+    result = pytester.runpytest_subprocess(*by_name, "-W", "error")
     result.assert_outcomes(passed=3)
 
 
@@ -159,7 +160,7 @@ def test_fault_proxy_on_a_given_api(
             named.destroy()  # gone already: the fixture's cleanup must not mind
         """
     )
-    result = pytester.runpytest(*by_name, "-W", "error")
+    result = pytester.runpytest_subprocess(*by_name, "-W", "error")
     result.assert_outcomes(passed=1)
     calls = [(c["method"], c["path"]) for c in stub_log(stub)]
     assert calls[0] == ("POST", "/proxies")

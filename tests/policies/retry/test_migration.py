@@ -70,7 +70,8 @@ def test_keywords_we_share_with_them_just_work(clock: FakeClock) -> None:
 
 
 def test_tenacity_stop_objects_name_attempts_and_deadline() -> None:
-    tenacity = pytest.importorskip("tenacity")
+    import tenacity
+
     with pytest.raises(TypeError, match=r"tenacity's stop_after_attempt\(5\): use attempts=5"):
         selfheal.retry(on=ValueError, stop=tenacity.stop_after_attempt(5))
     with pytest.raises(TypeError, match=r"tenacity's stop_after_delay\(30\): use deadline=30"):
@@ -82,7 +83,8 @@ def test_tenacity_stop_objects_name_attempts_and_deadline() -> None:
 
 
 def test_a_tenacity_strategy_given_positionally() -> None:
-    tenacity = pytest.importorskip("tenacity")
+    import tenacity
+
     with pytest.raises(TypeError, match=r"retry\(\) got tenacity's stop_after_attempt"):
         selfheal.retry(tenacity.stop_after_attempt(3))
 
