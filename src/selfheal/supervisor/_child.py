@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import signal
@@ -37,37 +36,9 @@ from selfheal.supervisor._spare import Spares
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._states import Lifecycle, ProcessState
 
-__all__ = [
-    "SPAWN_ERRORS",
-    "Child",
-    "build_child",
-    "child_env",
-    "children_of",
-    "shortage",
-]
+__all__ = ["Child", "build_child", "child_env", "children_of"]
 
 logger = logging.getLogger("selfheal.supervisor")
-
-#: What `Child.launch` raises when the command cannot be run (a failed start, not a crash).
-SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
-
-# What a spawn found missing, by errno: the daemon's shortage (retried), not a bad command.
-_SHORTAGES = {
-    errno.EMFILE: "file descriptors (the daemon's limit, RLIMIT_NOFILE)",
-    errno.ENFILE: "file descriptors (the system's limit)",
-    errno.EAGAIN: "processes or threads (RLIMIT_NPROC, pid_max)",
-    errno.ENOMEM: "memory",
-    errno.ENOBUFS: "buffer space",
-}
-
-
-def shortage(exc: BaseException) -> str | None:
-    """Return what a failed spawn lacked (``"memory"``...), or None if the command is at fault."""
-    if isinstance(exc, MemoryError):
-        return "memory"
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return _SHORTAGES.get(exc.errno)
-    return None
 
 
 def child_env(

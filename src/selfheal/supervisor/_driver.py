@@ -21,16 +21,18 @@ from typing import Any
 
 from selfheal._clock import Clock
 from selfheal.events import EventBus, Severity, log_level
-from selfheal.supervisor._child import SPAWN_ERRORS, Child, shortage
+from selfheal.supervisor._child import Child
 from selfheal.supervisor._deps import blockers, deps_coming, group_to_restart
-from selfheal.supervisor._narrate import narrate, seconds
+from selfheal.supervisor._narrate import log_lines, narrate, seconds
 from selfheal.supervisor._probes import heartbeat_missed, ready_within, watch_probe
 from selfheal.supervisor._proc import (
+    SPAWN_ERRORS,
     ChildRecord,
     SwitchUserError,
     end_processes,
     find_marked,
     proc_session,
+    shortage,
     signal_group,
 )
 from selfheal.supervisor._spare import ProgramSpares
@@ -205,14 +207,7 @@ class Driver:
             return
         loop = self.loop
         assert loop is not None
-        spares = self.spares.for_instance(
-            spec,
-            loop,
-            self.clock,
-            env=child.env,
-            run_as=child.run_as,
-            split_stderr=child.err_log is not None,
-        )
+        spares = self.spares.for_child(child, loop, self.clock)
         try:
             pid = child.launch(loop, self.clock.monotonic(), self._on_exit, spares)
         except Exception as exc:  # noqa: BLE001 - whatever stops a spawn, it must not stick
@@ -480,9 +475,9 @@ class Driver:
         if loop is not None and loop.is_running():
             # Written after what is already scheduled (a respawn after a crash): a log file
             # must not slow the restart path.
-            loop.call_soon(_log_lines, lines)
+            loop.call_soon(log_lines, lines)
         else:
-            _log_lines(lines)
+            log_lines(lines)
 
     def save_children(self) -> None:
         """Record the running children in the state dir (for the next daemon, if this dies)."""
@@ -493,11 +488,6 @@ class Driver:
                 if c.pid is not None
             ]
         )
-
-
-def _log_lines(lines: list[tuple[int, str, dict[str, Any]]]) -> None:
-    for level, line, extra in lines:
-        logger.log(level, line, extra=extra)
 
 
 def _log_crash(task: asyncio.Future[None]) -> None:

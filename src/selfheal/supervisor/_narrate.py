@@ -8,13 +8,21 @@ more than 10 restarts in 60 s``. Each line is logged at the level of the event i
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["describe_exit", "narrate", "seconds"]
+__all__ = ["describe_exit", "log_lines", "narrate", "seconds"]
 
 _SIGNALS = {int(s): s.name for s in signal.Signals}
+_logger = logging.getLogger("selfheal.supervisor")
+
+
+def log_lines(lines: list[tuple[int, str, dict[str, Any]]]) -> None:
+    """Log each ``(level, line, extra)`` to the supervisor's logger."""
+    for level, line, extra in lines:
+        _logger.log(level, line, extra=extra)
 
 
 def seconds(value: float) -> str:

@@ -33,6 +33,7 @@ from selfheal._deadline import timeout_after
 __all__ = [
     "PROGRAM_ENV",
     "RUN_ENV",
+    "SPAWN_ERRORS",
     "ChildRecord",
     "ExitWatch",
     "RunAs",
@@ -43,6 +44,7 @@ __all__ = [
     "proc_session",
     "proc_start_time",
     "resolve_user",
+    "shortage",
     "signal_group",
     "spawn",
 ]
@@ -108,6 +110,28 @@ def resolve_user(user: str) -> RunAs:
             raise SwitchUserError(f"no such group {group!r} on this machine") from None
     groups = tuple(os.getgrouplist(pw.pw_name, gid))
     return RunAs(pw.pw_uid, gid, groups, pw.pw_name, pw.pw_dir)
+
+
+#: What `Child.launch` raises when the command cannot be run (a failed start, not a crash).
+SPAWN_ERRORS = (OSError, ValueError, subprocess.SubprocessError)
+
+# What a spawn found missing, by errno: the daemon's shortage (retried), not a bad command.
+_SHORTAGES = {
+    errno.EMFILE: "file descriptors (the daemon's limit, RLIMIT_NOFILE)",
+    errno.ENFILE: "file descriptors (the system's limit)",
+    errno.EAGAIN: "processes or threads (RLIMIT_NPROC, pid_max)",
+    errno.ENOMEM: "memory",
+    errno.ENOBUFS: "buffer space",
+}
+
+
+def shortage(exc: BaseException) -> str | None:
+    """Return what a failed spawn lacked (``"memory"``...), or None if the command is at fault."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return _SHORTAGES.get(exc.errno)
+    return None
 
 
 def spawn(

@@ -25,12 +25,15 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selfheal._clock import Clock
 from selfheal._standby import go_message
 from selfheal.supervisor._proc import PROGRAM_ENV, ExitWatch, RunAs, signal_group, spawn
 from selfheal.supervisor._spec import ProgramSpec
+
+if TYPE_CHECKING:
+    from selfheal.supervisor._child import Child
 
 __all__ = ["ProgramSpares", "Spare", "Spares"]
 
@@ -340,6 +343,19 @@ class ProgramSpares:
     def waiting(self) -> set[int]:
         """Return the pids of the spares waiting to be taken."""
         return {s.spare.pid for s in self._by_program.values() if s.spare is not None}
+
+    def for_child(
+        self, child: Child, loop: asyncio.AbstractEventLoop, clock: Clock
+    ) -> Spares | None:
+        """Return the spares of `child`'s program (see `for_instance`)."""
+        return self.for_instance(
+            child.spec,
+            loop,
+            clock,
+            env=child.env,
+            run_as=child.run_as,
+            split_stderr=child.err_log is not None,
+        )
 
     def for_instance(
         self,
