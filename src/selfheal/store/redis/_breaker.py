@@ -5,12 +5,10 @@ talks to Redis at all:
 
 - `load` reads the local cache; `save` updates the cache and queues the change. One I/O
   thread per store sends what is queued (all of it in one pipeline) and applies the replies.
-- A subscriber thread listens on ``<prefix>:breakers``: a trip on one node is in every other
-  node's cache, and its breakers are told (`watch`), one Redis round trip and one publish
-  after it happened.
+- A subscriber thread listens on ``<prefix>:breakers``: a trip on one node reaches every
+  node's cache and breakers (`watch`) one Redis round trip and one publish later.
 - Half-open trial permits are fleet-wide (`acquire_trial`): the caller waits for the I/O
-  thread's answer (a thread waits on a future, a coroutine awaits it), never longer than
-  `timeout`.
+  thread's answer (on a future, or awaiting it), never longer than `timeout`.
 
 When Redis cannot be reached the store is *degraded*: breakers decide on their own state,
 trial permits are local, and it reconciles when Redis answers again (``docs/fleet.md``).
@@ -33,6 +31,7 @@ from selfheal.events import EventBus, Severity
 from selfheal.interfaces import BreakerRecord, BreakerState, TrialOutcome, TrialPermit
 from selfheal.store.redis._breaker_script import BREAKER, Reply, parse_message
 from selfheal.store.redis._client import connect, parse_url, redis_errors
+from selfheal.store.redis._keys import breaker_channel, breaker_keys
 from selfheal.store.redis._lease import node_name
 from selfheal.store.redis._ops import Entry, Op, is_noscript, permit, state_word
 from selfheal.store.redis._subscriber import Subscriber
@@ -87,7 +86,7 @@ class RedisBreakerStore:
         self.clock = clock
         self.bus = bus
         self.node = f"{node_name()}:{os.urandom(3).hex()}"
-        self.channel = f"{prefix}:breakers"
+        self.channel = breaker_channel(prefix)
         self._redis = client if client is not None else connect(self._url, timeout=timeout)
         self._errors = redis_errors()
         # What a caller waiting for a permit takes as "Redis did not answer in time".
@@ -130,10 +129,8 @@ class RedisBreakerStore:
             return store
 
     def __repr__(self) -> str:
-        return (
-            f"RedisBreakerStore({self._url.safe!r}, prefix={self.prefix!r}, "
-            f"breakers={len(self._entries)}, degraded={self._degraded})"
-        )
+        where = f"{self._url.safe!r}, prefix={self.prefix!r}, breakers={len(self._entries)}"
+        return f"RedisBreakerStore({where}, degraded={self._degraded})"
 
     @property
     def degraded(self) -> bool:
@@ -380,7 +377,7 @@ class RedisBreakerStore:
         for op in ops:
             BREAKER(
                 pipe,
-                self._keys(op.name),
+                breaker_keys(self.prefix, op.name),
                 [op.args[0], self.channel, op.name, self.node, *op.args[1:]],
             )
         replies: list[Any] = pipe.execute(raise_on_error=False)
@@ -389,10 +386,6 @@ class RedisBreakerStore:
             self._redis.script_load(BREAKER.source)
             replies = self._run(ops)
         return replies
-
-    def _keys(self, name: str) -> list[str]:
-        key = f"{self.prefix}:breaker:{name}"
-        return [key, f"{key}:trials"]
 
     def _answer(self, op: Op, raw: Any) -> None:
         if isinstance(raw, Exception):

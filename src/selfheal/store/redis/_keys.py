@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["StreamKeys", "seq_of", "stream_id_of"]
+__all__ = ["StreamKeys", "breaker_channel", "breaker_keys", "seq_of", "stream_id_of"]
 
 # A stream id is "<ms>-<n>"; the journal's `seq` packs both into one int that sorts the same
 # way (20 bits for n: a million entries per millisecond, far above what one Redis adds).
 _SEQ_BITS = 20
 _SEQ_MASK = (1 << _SEQ_BITS) - 1
+
+
+def breaker_keys(prefix: str, name: str) -> list[str]:
+    """Return the hash of breaker `name` and the set of its trial permits."""
+    key = f"{prefix}:breaker:{name}"
+    return [key, f"{key}:trials"]
+
+
+def breaker_channel(prefix: str) -> str:
+    """Return the channel every breaker change is published on."""
+    return f"{prefix}:breakers"
 
 
 @dataclass(frozen=True, slots=True)
