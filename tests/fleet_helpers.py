@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from health_helpers import RedisServer, port_open, wait_until
+from health_helpers import RedisServer, wait_until
 
 __all__ = ["FleetRedis", "fleet_redis", "node_env", "wait_until"]
 
@@ -28,27 +27,9 @@ class FleetRedis(RedisServer):
         super().__init__()
         self.dir = directory
 
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: port_open(self.port))
+    def persistence(self) -> list[str]:
+        """Return an append-only file, fsynced on every write, in the private directory."""
+        return ["--appendonly", "yes", "--appendfsync", "always", "--dir", self.dir]
 
     def pause(self) -> None:
         """SIGSTOP the server: connections stay open, nothing answers (a partition)."""

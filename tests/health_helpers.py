@@ -123,21 +123,14 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def persistence(self) -> list[str]:
+        """Return the server's persistence options (none: it keeps nothing on disk)."""
+        return ["--appendonly", "no"]
+
     def start(self) -> None:
+        argv = [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         self.proc = subprocess.Popen(
-            [
-                self.exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            [*argv, *self.persistence()], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         wait_until(lambda: port_open(self.port))
 
