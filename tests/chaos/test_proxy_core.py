@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -439,6 +440,34 @@ async def test_the_in_process_kill_switch_is_heard_at_once(proxied: tuple) -> No
     await fault_proxy.add_toxic("echo", {"type": "latency"})
 
 
+async def fill_the_chain(writer: asyncio.StreamWriter) -> bytes:
+    """Write random MiBs until the client itself is held back: every buffer on the way is full.
+
+    How much the sockets on the way take depends on the machine (TCP autotuning), so the test
+    writes until the back-pressure reaches the writer rather than a fixed amount.
+    """
+    payload = bytearray()
+    while writer.transport.get_write_buffer_size() < 4 << 20:
+        assert len(payload) < 512 << 20, "the chain never filled up"
+        block = os.urandom(1 << 20)
+        payload += block
+        writer.write(block)
+        await asyncio.sleep(0)
+    return bytes(payload)
+
+
+async def until_still(probe: Any, turns: int = 20, limit: float = 10.0) -> None:
+    """Wait until `probe()` gave the same value `turns` times in a row, 1 ms apart."""
+    deadline = time.monotonic() + limit
+    last, same = probe(), 0
+    while same < turns:
+        assert time.monotonic() < deadline, "still moving"
+        await asyncio.sleep(0.001)
+        now = probe()
+        same = same + 1 if now == last else 0
+        last = now
+
+
 async def test_large_chunks_are_spliced_and_survive_a_takeover_in_the_pipe(
     clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,19 +492,19 @@ async def test_large_chunks_are_spliced_and_survive_a_takeover_in_the_pipe(
         try:
             await fault_proxy.create({"name": "echo", "upstream": echo.address})
             reader, writer = await open_client(fault_proxy)
-            assert await echo_once(reader, writer, b"small") == b"small"
-            assert spliced == []  # small messages are copied, never spliced
-            payload = os.urandom(8 * 1024 * 1024)
-            writer.write(payload)  # nobody reads yet: the buffers and the pipes fill up
-            await until(lambda: len(spliced) > 8)
-            for _ in range(200):
-                await asyncio.sleep(0)
-            await fault_proxy.add_toxic("echo", {"type": "latency", "stream": "upstream"})
-            assert any(held), held  # the takeover found bytes in a pipe...
-            got = await asyncio.wait_for(reader.readexactly(len(payload)), 20)
-            assert got == payload  # ...and none was lost or reordered
-            await fault_proxy.remove_toxic("echo", "latency_upstream")
-            assert await echo_once(reader, writer, b"again") == b"again"
-            writer.close()
+            try:
+                assert await echo_once(reader, writer, b"small") == b"small"
+                assert spliced == []  # small messages are copied, never spliced
+                payload = await fill_the_chain(writer)  # nobody reads: buffers and pipes fill
+                await until_still(lambda: (len(spliced), writer.transport.get_write_buffer_size()))
+                assert len(spliced) > 8
+                await fault_proxy.add_toxic("echo", {"type": "latency", "stream": "upstream"})
+                assert any(held), held  # the takeover found bytes in a pipe...
+                got = await asyncio.wait_for(reader.readexactly(len(payload)), 20)
+                assert got == payload  # ...and none was lost or reordered
+                await fault_proxy.remove_toxic("echo", "latency_upstream")
+                assert await echo_once(reader, writer, b"again") == b"again"
+            finally:
+                writer.close()
         finally:
             await fault_proxy.stop()
