@@ -89,6 +89,13 @@ def alive(pid: int) -> bool:
     return stat[stat.rfind(")") + 2] != "Z"
 
 
+def ignores_sigterm(pid: int) -> bool:
+    """Whether `pid` has set SIGTERM to be ignored yet (its SigIgn mask in /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
+    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     """Poll `predicate` (a test's bounded wait for another process; not a component)."""
     deadline = time.monotonic() + timeout

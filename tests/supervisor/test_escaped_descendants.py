@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,16 @@ import pytest
 from selfheal.events import EventBus
 from selfheal.supervisor import ProcessState, ProgramSpec, Supervisor
 from selfheal.testing import FakeClock
-from supervisor_helpers import PY, Recorder, abandon, alive, kill_quietly, read_int, wait_until
+from supervisor_helpers import (
+    PY,
+    Recorder,
+    abandon,
+    alive,
+    ignores_sigterm,
+    kill_quietly,
+    read_int,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,13 +40,6 @@ def make(tmp_path: Path, pidfile: Path, **kw: object) -> tuple[Supervisor, Recor
     spec = ProgramSpec("p", (PY, "-c", ESCAPER, str(pidfile)), stop_grace=2.0)
     sup = Supervisor([spec], bus=bus, state_dir=tmp_path / "state", **kw)  # type: ignore[arg-type]
     return sup, rec
-
-
-def ignores_sigterm(pid: int) -> bool:
-    """Whether `pid` has set SIGTERM to be ignored yet (its SigIgn mask in /proc)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    mask = next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:"))
-    return bool(int(mask, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 async def test_stopping_a_program_ends_its_setsid_grandchild(tmp_path: Path) -> None:

@@ -11,7 +11,17 @@ import pytest
 
 from selfheal.supervisor import ProcessState, ProgramSpec
 from selfheal.testing import FakeClock
-from supervisor_helpers import FAST, PY, SLEEP, alive, kill_quietly, make, read_int, wait_until
+from supervisor_helpers import (
+    FAST,
+    PY,
+    SLEEP,
+    alive,
+    ignores_sigterm,
+    kill_quietly,
+    make,
+    read_int,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 S = ProcessState
@@ -58,7 +68,9 @@ async def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) 
     await sup.start()
     try:
         await rec.wait("process.stubborn.ready")
-        await asyncio.sleep(0.2)  # real time for the child to install its handler
+        pid = sup.pid("stubborn")
+        assert pid is not None
+        assert wait_until(lambda: ignores_sigterm(pid))
         stopping = asyncio.ensure_future(sup.stop_program("stubborn"))
         await clock.wait_for_sleepers()
         assert sup.state("stubborn") is S.STOPPING
