@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from health_helpers import until
 from selfheal.supervisor import ProbeSpec, ProcessState, ProgramSpec
 from selfheal.testing import FakeClock
-from supervisor_helpers import FAST, SLEEP, alive, make
+from supervisor_helpers import FAST, PY, SLEEP, alive, make
 
 pytestmark = pytest.mark.anyio
 S = ProcessState
@@ -129,6 +130,29 @@ async def test_command_probes_gate_readiness_and_restart(tmp_path: Path) -> None
         assert sup.state("gated") is S.STARTING  # not ready again until the flag is back
     finally:
         await sup.stop()
+
+
+async def test_stop_waits_for_a_command_probe_in_flight(tmp_path: Path) -> None:
+    # A probe cancelled by the stop kills its command; stop must also wait until that command
+    # is reaped, or the daemon exits with a probe process nobody waited for.
+    pidfile = tmp_path / "probe.pid"
+    slow = (
+        PY,
+        "-c",
+        f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)",
+    )
+    probe = ProbeSpec("command", argv=slow, interval=0.02, timeout=120.0)
+    sup, _ = make(tmp_path, ProgramSpec("svc", SLEEP, liveness=probe))
+    await sup.start()
+    try:
+        # The probe runs in this loop: an async wait, not read_int's blocking one.
+        await until(lambda: pidfile.exists() and pidfile.read_text().isdigit(), 10)
+        probe_pid = int(pidfile.read_text())
+    finally:
+        await sup.stop()
+    left = [t for t in asyncio.all_tasks() if "_probe" in repr(t.get_coro()) and not t.done()]
+    assert left == []
+    assert not alive(probe_pid)
 
 
 async def test_http_liveness_probe_failing_with_500_restarts(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 
 from selfheal._calls import awaited, describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._tasks import Tasks
 from selfheal.events._event import Event, Severity
 from selfheal.events._vocabulary import check_pattern, matches
 
@@ -87,7 +88,7 @@ class EventBus:
         self._subs: tuple[_Sub, ...] = ()
         # event type -> matching subscriptions; rebuilt lazily after any (un)subscribe.
         self._routes: dict[str, tuple[_Sub, ...]] = {}
-        self._tasks: set[asyncio.Future[Any]] = set()
+        self._tasks = Tasks()
 
     def __repr__(self) -> str:
         return f"EventBus(subscriptions={len(self._subs)})"
@@ -227,9 +228,7 @@ class EventBus:
             asyncio.run(self._call_async(sub, event, coro))
             return
         if loop is running:
-            task = loop.create_task(self._call_async(sub, event, coro))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._call_async(sub, event, coro))
         else:
             self._submit(sub, event, loop)
 
@@ -269,10 +268,8 @@ class EventBus:
 
     async def drain(self) -> None:
         """Wait for async handlers that `publish` scheduled on the running loop to finish."""
-        loop = asyncio.get_running_loop()
         # Other threads' loops keep their own handler tasks in the same set: not ours to await.
-        while mine := [t for t in list(self._tasks) if t.get_loop() is loop]:
-            await asyncio.gather(*mine, return_exceptions=True)
+        await self._tasks.wait()
 
 
 def _stamped(event: Event, clock: Clock) -> Event:

@@ -17,6 +17,7 @@ from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
+from selfheal._tasks import Tasks
 from selfheal.events import Event, EventBus, Severity, Subscription
 from selfheal.interfaces import (
     Degradable,
@@ -130,7 +131,7 @@ class RecoveryEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subs: list[Subscription] = []
         self._runs: dict[str, _Run] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
         self._last_event: Event | None = None
 
     def __repr__(self) -> str:
@@ -169,10 +170,7 @@ class RecoveryEngine:
         for sub in self._subs:
             sub.unsubscribe()
         self._subs.clear()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.close()
         self._loop = None
 
     async def __aenter__(self) -> RecoveryEngine:
@@ -184,8 +182,7 @@ class RecoveryEngine:
 
     async def wait_idle(self) -> None:
         """Wait until no recovery (or escalation) is running."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait()
 
     @property
     def active(self) -> dict[str, str]:
@@ -357,9 +354,7 @@ class RecoveryEngine:
             await grant.end(hold=max(rule.cooldown, 1.0))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro)
 
     async def _recover(self, run: _Run) -> None:
         rule, key = run.rule, run.key

@@ -18,6 +18,7 @@ from typing import Any
 from selfheal._calls import is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
+from selfheal._tasks import Tasks
 from selfheal._threads import in_own_thread
 from selfheal.events import Event, EventBus, Severity, Subscription, matches
 
@@ -52,7 +53,7 @@ class RecoveryManager:
         self._subs: dict[str, Subscription] = {}
         self._active: dict[str, float] = {}
         self._cond = threading.Condition()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
 
     def __repr__(self) -> str:
         return f"RecoveryManager(handlers={sorted(self.recovery_handlers)})"
@@ -115,9 +116,7 @@ class RecoveryManager:
             except RuntimeError:
                 loop = None
             if loop is not None:
-                task = loop.create_task(self._run_async(handler, event, key))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._tasks.spawn(self._run_async(handler, event, key), loop=loop)
                 return
         threading.Thread(
             target=self._run_in_thread,
@@ -204,8 +203,7 @@ class RecoveryManager:
         for sub in self._subs.values():
             sub.unsubscribe()
         self._subs.clear()
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait()
         # Not asyncio.to_thread: the shared pool may be full of hung user code.
         await in_own_thread(self.wait)
 

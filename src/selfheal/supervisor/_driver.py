@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from selfheal._clock import Clock
+from selfheal._tasks import Tasks
 from selfheal.events import EventBus, Severity, log_level
 from selfheal.supervisor._child import Child
 from selfheal.supervisor._deps import blockers, deps_coming, group_to_restart
@@ -91,6 +92,9 @@ class Driver:
         self._rand = rand
         self._leftover_grace = leftover_grace
         self._by_pid: dict[int, Child] = {}
+        #: Probes, deadlines: cancelled with their run, awaited at shutdown (a probe's
+        #: command is reaped before the supervisor says it stopped).
+        self.tasks = Tasks()
         #: The spares of programs with ``preload`` (started ahead, taken by a starting instance).
         self.spares = ProgramSpares()
         # Each queued event with the line that tells operators about it (or None).
@@ -423,9 +427,7 @@ class Driver:
     # -- plumbing ----------------------------------------------------------------------------
 
     def _task(self, coro: Awaitable[None]) -> asyncio.Future[None]:
-        task = asyncio.ensure_future(coro)
-        task.add_done_callback(_log_crash)
-        return task
+        return self.tasks.spawn(coro, on_done=_log_crash)
 
     def emit(self, type_: str, severity: Severity, **data: Any) -> None:
         """Queue an event; `flush` publishes it."""

@@ -142,6 +142,7 @@ class Supervisor:
             await asyncio.gather(*(driver.stop_and_wait(c, sweep=False) for c in batch))
         # One sweep for all: what left its group (setsid) but still carries our run id.
         await driver.end_escapees(None)
+        await driver.tasks.close()
         self._release()
         self._running = False
         driver.flush()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from selfheal._clock import Clock
+from selfheal._tasks import Tasks
 from selfheal.chaos._killswitch import watch_kill_switch
 from selfheal.chaos._safety import Safeguards
 
@@ -43,7 +44,7 @@ class SwitchWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._poll: asyncio.Task[None] | None = None
         self._unwatch: Callable[[], None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = Tasks()
 
     def start(self) -> None:
         """Start listening (on the running loop) and, for a file switch, polling."""
@@ -57,9 +58,9 @@ class SwitchWatch:
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
-        for task in (self._poll, *self._tasks):
-            if task is not None:
-                task.cancel()
+        if self._poll is not None:
+            self._poll.cancel()
+        self._tasks.cancel()
         self._poll, self._loop = None, None
 
     def refusal(self) -> str | None:
@@ -77,9 +78,7 @@ class SwitchWatch:
         reason = self.refusal()
         was, self._engaged = self._engaged, reason is not None
         if reason is not None and not was and self._loop is not None:
-            task = self._loop.create_task(self.on_engaged(reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self.on_engaged(reason), loop=self._loop)
 
     async def _polling(self) -> None:
         while True:
