@@ -17,6 +17,7 @@ line says so and accepting pauses for a second.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -49,12 +50,15 @@ class ServerLimits:
             is closed.
         max_header_bytes: The request line and headers together; a larger request is
             answered 431 (or 400 while it is still arriving) and closed.
+        max_body_bytes: A request's body; a larger one is answered 413 and closed, before
+            the app reads it (a chunked body is taken in up to this size first).
         keep_alive: Seconds an idle connection is kept open between requests.
     """
 
     max_connections: int = 64
     read_timeout: float = 10.0
     max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
     keep_alive: float = 5.0
 
     def __post_init__(self) -> None:
@@ -64,8 +68,9 @@ class ServerLimits:
             value = getattr(self, name)
             if not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if self.max_header_bytes < 1024:
-            raise ValueError(f"max_header_bytes must be at least 1024, got {self.max_header_bytes}")
+        for name in ("max_header_bytes", "max_body_bytes"):
+            if getattr(self, name) < 1024:
+                raise ValueError(f"{name} must be at least 1024, got {getattr(self, name)}")
 
 
 @dataclass(slots=True)
@@ -101,7 +106,7 @@ async def start_asgi_server(
     limits = limits if limits is not None else ServerLimits()
     acceptor = _Acceptor(sock, limits.max_connections, clock, name)
     config = uvicorn.Config(
-        _bounded_app(app, limits.max_header_bytes),
+        _bounded_app(app, limits.max_header_bytes, limits.max_body_bytes),
         lifespan="off",
         log_level="warning",
         access_log=False,
@@ -258,30 +263,68 @@ class _Acceptor:
             task.cancel()
 
 
-def _bounded_app(app: Any, max_header_bytes: int) -> Any:
-    """Return `app` behind a check of the request's head size (answered 431 when larger).
+def _bounded_app(app: Any, max_header_bytes: int, max_body_bytes: int) -> Any:
+    """Return `app` behind checks of the request's size: 431 for the head, 413 for the body.
 
     h11 bounds a head that is still arriving; one that came whole in a single read is
-    measured here, before the app sees it.
+    measured here, before the app sees it. A declared body length is checked at once; a
+    chunked body is read here up to the limit and handed to the app from memory.
     """
 
     async def bounded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            size = len(scope["raw_path"]) + len(scope["query_string"])
-            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
-            if size > max_header_bytes:
-                body = f"request headers over {max_header_bytes} bytes\n".encode()
-                headers = [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ]
-                await send({"type": "http.response.start", "status": 431, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        headers = scope["headers"]
+        size = len(scope["raw_path"]) + len(scope["query_string"])
+        size += sum(len(name) + len(value) + 4 for name, value in headers)
+        if size > max_header_bytes:
+            await _refuse(send, 431, f"request headers over {max_header_bytes} bytes")
+            return
+        declared = next((v for n, v in headers if n == b"content-length"), None)
+        if declared is not None:  # h11 already refused one that is not a number
+            if int(declared) > max_body_bytes:
+                await _refuse(send, 413, f"request body over {max_body_bytes} bytes")
                 return
+        elif any(n == b"transfer-encoding" for n, _ in headers):
+            taken, received = [], 0
+            while True:
+                message = await receive()
+                taken.append(message)
+                received += len(message.get("body", b""))
+                if received > max_body_bytes:
+                    await _refuse(send, 413, f"request body over {max_body_bytes} bytes")
+                    return
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+            receive = _replay(taken, receive)
         await app(scope, receive, send)
 
     return bounded
+
+
+def _replay(taken: list[dict[str, Any]], receive: Any) -> Any:
+    """Return a `receive` that gives the messages already `taken`, then reads on."""
+    pending = collections.deque(taken)
+
+    async def replayed() -> dict[str, Any]:
+        if pending:
+            return pending.popleft()
+        message: dict[str, Any] = await receive()
+        return message
+
+    return replayed
+
+
+async def _refuse(send: Any, status: int, text: str) -> None:
+    body = f"{text}\n".encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _bounded_protocol(limits: ServerLimits, clock: Clock, acceptor: _Acceptor) -> type[Any]:

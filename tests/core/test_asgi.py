@@ -28,6 +28,17 @@ ALL_SLOW = asyncio.Event()  # set when three are
 
 
 async def ok_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["path"] == "/echo":  # answers with the body it was sent
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = [(b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
     if scope["path"] == "/slow":
         SLOW.append(None)
         if len(SLOW) == 3:
@@ -98,6 +109,35 @@ async def test_headers_larger_than_the_limit_are_refused(served: Served) -> None
         assert (await whole_r.read()).startswith(b"HTTP/1.1 431")
         assert (await arriving_r.read()).startswith(b"HTTP/1.1 400")
     for w in (whole_w, arriving_w):
+        w.close()
+
+
+@pytest.mark.parametrize(
+    "served", [ServerLimits(max_body_bytes=4096, read_timeout=5.0)], indirect=True
+)
+async def test_a_body_larger_than_the_limit_is_refused_before_the_app_reads_it(
+    served: Served,
+) -> None:
+    declared_r, declared_w = await served.connect()
+    declared_w.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+    chunked_r, chunked_w = await served.connect()
+    chunked_w.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    for _ in range(5):  # 5 x 1000 bytes, no end: the server must stop at its limit
+        chunked_w.write(b"3e8\r\n" + b"a" * 1000 + b"\r\n")
+    fits_r, fits_w = await served.connect()
+    fits_w.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    fits_w.write(b"3e8\r\n" + b"b" * 1000 + b"\r\n0\r\n\r\n")
+    async with asyncio.timeout(10):
+        declared = await declared_r.read()
+        chunked = await chunked_r.read()
+        head = await fits_r.readuntil(b"\r\n\r\n")
+        echoed = await fits_r.readexactly(1000)
+    assert declared.startswith(b"HTTP/1.1 413")
+    assert declared.endswith(b"request body over 4096 bytes\n")
+    assert chunked.startswith(b"HTTP/1.1 413")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert echoed == b"b" * 1000  # a body within the limit reaches the app whole
+    for w in (declared_w, chunked_w, fits_w):
         w.close()
 
 
