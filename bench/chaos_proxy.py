@@ -16,6 +16,10 @@ within 5 ms of 100 ms.
 
     python bench/chaos_proxy.py [--rounds 5] [--requests 100000] [--pin]
 
+Where a C compiler is found, a relay in C with no Python at all (``bench/splice_proxy.c``:
+blocking splice, a thread per direction) runs in the same rounds as a reference: what any
+user-space relay pays the kernel on this machine.
+
 ``--pin`` puts redis-server on CPU 0 and redis-benchmark on CPU 1 (``taskset``); the proxies
 are not pinned. Needs ``redis-server`` and ``redis-benchmark`` on PATH.
 """
@@ -34,6 +38,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -137,6 +142,20 @@ def benchmark(port: int, pin: list[str], *args: str) -> dict[str, list[float]]:
 
 
 TARGETS = ("direct", "fault proxy", "asyncio streams")
+C_RELAY = "C splice relay"
+
+
+def build_c_relay(directory: str) -> str | None:
+    """Compile bench/splice_proxy.c into `directory`; None when no compiler is at hand."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        print("no C compiler: the C reference relay is left out", file=sys.stderr)
+        return None
+    binary = str(Path(directory) / "splice_proxy")
+    source = str(Path(__file__).with_name("splice_proxy.c"))
+    subprocess.run([compiler, "-O2", "-pthread", "-o", binary, source], check=True)
+    return binary
+
 
 #: Each case: redis-benchmark arguments, and its share of --requests.
 CASES = {
@@ -164,9 +183,11 @@ def main() -> None:
     proxy_argv += ["--listen", f"127.0.0.1:{api_port}"]
     streams_argv = [sys.executable, "-c", STREAMS_PROXY, str(streams_port), str(redis_port)]
     with (
+        tempfile.TemporaryDirectory() as build,
         process(redis_argv, redis_port) as redis_proc,
         process(proxy_argv, api_port) as proxy_proc,
         process(streams_argv, streams_port) as streams_proc,
+        contextlib.ExitStack() as optional,
     ):
         created = api(
             api_port, "POST", "/proxies", {"name": "redis", "upstream": f"127.0.0.1:{redis_port}"}
@@ -176,6 +197,11 @@ def main() -> None:
         # Whose CPU time a case costs: redis-server's when direct, else the proxy's.
         pids = (redis_proc.pid, proxy_proc.pid, streams_proc.pid)
         targets = dict(zip(TARGETS, zip(ports, pids, strict=True), strict=True))
+        relay = build_c_relay(build)
+        if relay is not None:
+            c_port = free_port()
+            c_proc = optional.enter_context(process([relay, str(c_port), str(redis_port)], c_port))
+            targets[C_RELAY] = (c_port, c_proc.pid)
         results: dict[tuple[str, str], list[list[float]]] = {}
         for round_ in range(args.rounds):
             for case, (case_args, share) in CASES.items():
@@ -281,6 +307,14 @@ def report(
         "",
         "100 ± 5",
     )
+    if ("PING, 32 connections", C_RELAY) in results:
+        for case in targets:
+            d, c = med(case, "direct", 0), med(case, C_RELAY, 0)
+            cpu, pipe = med(case, C_RELAY, 3), med(case, "direct", 4) / med(case, C_RELAY, 4)
+            print(
+                f"reference, {C_RELAY}: {case}: {c:,.0f} req/s = {c / d:.2f}x direct; "
+                f"{cpu:.1f} CPU µs/request; pipeline CPU {pipe:.2f}x"
+            )
 
 
 if __name__ == "__main__":
