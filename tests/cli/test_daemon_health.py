@@ -146,3 +146,28 @@ def test_without_health_checks_the_endpoints_still_answer(
     assert get(f"{url}/healthz").json()["status"] == "pass"
     m = metrics(url)
     assert m["selfheal_incidents_open{}"] == 0.0
+
+
+def test_where_status_needs_the_token_metrics_and_the_dashboard_data_do_too(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    # As when other machines may reach the API: nothing about the programs without the token,
+    # but load balancers still get the health endpoints' verdicts.
+    config = tmp_path / "selfheal.toml"
+    config.write_text(
+        '[control]\nstate_dir = "state"\nstatus_requires_token = true\n'
+        f'[programs.web]\ncommand = [{json.dumps(PY)}, "-c", "import time; time.sleep(60)"]\n'
+    )
+    start_daemon(config)
+    control = json.loads((tmp_path / "state" / "control.json").read_text())
+    url, token = control["url"], Path(control["token_file"]).read_text()
+    good = {"Authorization": f"Bearer {token}"}
+    for path in ("/status", "/metrics", "/dashboard/api/snapshot"):
+        assert get(f"{url}{path}").status_code == 401, path
+        assert httpx.get(f"{url}{path}", headers=good, timeout=5).status_code == 200, path
+    with httpx.stream("GET", f"{url}/dashboard/api/stream", timeout=5) as refused:
+        assert refused.status_code == 401
+    assert get(f"{url}/livez").status_code == 200
+    assert get(f"{url}/dashboard/").status_code == 200  # the page, which asks for the token
+    snapshot = httpx.get(f"{url}/dashboard/api/snapshot", headers=good, timeout=5).json()
+    assert [p["name"] for p in snapshot["programs"]] == ["web"]

@@ -74,9 +74,12 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 @pytest.fixture
-def served() -> Iterator[tuple[str, Source, Actions, EventBus]]:
+def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, Source, Actions, EventBus]]:
     source, actions, bus = Source(), Actions(), EventBus()
-    app = dashboard_app(source, bus=bus, token=TOKEN, actions=actions, heartbeat=30.0)
+    private = getattr(request, "param", False)  # whether reading needs the token too
+    app = dashboard_app(
+        source, bus=bus, token=TOKEN, actions=actions, heartbeat=30.0, read_requires_token=private
+    )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -170,6 +173,47 @@ def test_the_page_is_live_and_refuses_buttons_without_the_token(
         finally:
             browser.close()
     assert all("401" in error for error in errors), errors
+
+
+@pytest.mark.parametrize("served", [True], indirect=True)
+def test_where_reading_needs_the_token_the_page_asks_for_it_and_then_shows_all(
+    served: tuple[str, Source, Actions, EventBus],
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    base, source, _, bus = served
+    assert httpx.get(f"{base}api/snapshot").status_code == 401
+    assert httpx.get(f"{base}api/stream").status_code == 401
+    good = {"Authorization": f"Bearer {TOKEN}"}
+    assert httpx.get(f"{base}api/snapshot", headers=good).json()["app"] == "shop"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(base)
+            page.wait_for_function(
+                "document.querySelector('#conn').textContent.includes('control token')",
+                timeout=5000,
+            )
+            assert page.locator('#programs tr[data-program="web"]').count() == 0
+            page.fill("#token", TOKEN)
+            page.click("#token-form button")
+            row = page.locator('#programs tr[data-program="web"]')
+            row.wait_for()
+            assert "RUNNING" in row.inner_text()
+            # The stream opened with the token stays live.
+            source.state["programs"][0].update(pid=303)
+            bus.publish(Event("process.web.running", source="supervisor"))
+            page.wait_for_function(
+                "document.querySelector('#programs tr[data-program=web]').innerText"
+                ".includes('303')",
+                timeout=5000,
+            )
+        finally:
+            browser.close()
 
 
 @pytest.mark.anyio

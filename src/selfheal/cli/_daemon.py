@@ -19,6 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from selfheal._auth import bearer_matches
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
 from selfheal.app import SelfHealingApp, journal_advice
@@ -156,8 +157,13 @@ class Daemon:
         """Return the recovery engine of the current rules (None without rules)."""
         return self.app.recovery_engine
 
-    def _routes(self, token: str) -> list[Any]:
-        """Return the health endpoints and ``/metrics``, served beside the control API."""
+    def _routes(self, token: str, private: bool) -> list[Any]:
+        """Return the health endpoints, ``/metrics`` and the dashboard, beside the control API.
+
+        `private` (the API needs the token to read, as when other machines may reach it):
+        ``/metrics`` and the dashboard's data need it too; the health endpoints stay open for
+        load balancers, their details shown only with the token.
+        """
         from starlette.requests import Request
         from starlette.responses import Response
         from starlette.routing import Route
@@ -170,6 +176,8 @@ class Daemon:
         assert metrics is not None  # made with the control API that serves it
 
         async def render(request: Request) -> Response:
+            if private and not bearer_matches(request.headers.get("authorization"), token):
+                return Response("the token is needed: Authorization: Bearer <token>\n", 401)
             return Response(metrics.render(), media_type=CONTENT_TYPE)
 
         routes: list[Any] = health_routes(
@@ -180,10 +188,10 @@ class Daemon:
         )
         routes.append(Route("/metrics", render, methods=["GET"]))
         routes.append(Route("/", _to_dashboard, methods=["GET"]))
-        routes.append(self._dashboard(token))
+        routes.append(self._dashboard(token, private))
         return routes
 
-    def _dashboard(self, token: str) -> Any:
+    def _dashboard(self, token: str, private: bool) -> Any:
         """Return the dashboard, mounted at ``/dashboard/``; its buttons need `token`."""
         from starlette.routing import Mount
 
@@ -202,7 +210,13 @@ class Daemon:
         )
         return Mount(
             "/dashboard",
-            dashboard_app(source, bus=app.event_bus, token=token, actions=_Buttons(app)),
+            dashboard_app(
+                source,
+                bus=app.event_bus,
+                token=token,
+                actions=_Buttons(app),
+                read_requires_token=private,
+            ),
         )
 
     @classmethod

@@ -51,8 +51,9 @@ from selfheal.web._control_app import (  # noqa: E402
     control_app,
 )
 
-#: More routes served beside the API (health endpoints, metrics), given the API's token.
-RoutesFn = Callable[[str], Sequence[BaseRoute]]
+#: More routes served beside the API (health endpoints, metrics), given the API's token and
+#: whether reading needs it too (as ``GET /status`` does then).
+RoutesFn = Callable[[str, bool], Sequence[BaseRoute]]
 
 __all__ = [
     "ControlServer",
@@ -150,13 +151,14 @@ class ControlServer:
         token = self._token or secrets.token_urlsafe(32)
         # Reachable from other machines: nothing about the programs is shown without the token.
         exposed = self.socket_path is None and not is_loopback_host(self.host)
+        private = self._status_requires_token or exposed
         app = control_app(
             self.supervisor,
             token=token,
-            status_requires_token=self._status_requires_token or exposed,
+            status_requires_token=private,
             reload=self._reload,
             shutdown=self._shutdown,
-            routes=self._routes(token) if self._routes is not None else (),
+            routes=self._routes(token, private) if self._routes is not None else (),
         )
         sock = self._bind()
         # uvicorn's main loop (a 100 ms tick) is not run: an idle daemon wakes for nothing.

@@ -68,6 +68,7 @@ def dashboard_app(
     bus: EventBus | None = None,
     token: str | None = None,
     actions: DashboardActions | None = None,
+    read_requires_token: bool = False,
     min_interval: float = 0.1,
     heartbeat: float = 2.0,
     clock: Clock = SYSTEM_CLOCK,
@@ -80,6 +81,8 @@ def dashboard_app(
             refresh every `heartbeat` seconds.
         token: The control token the buttons need; None refuses every button.
         actions: What the buttons do; None answers them 501.
+        read_requires_token: Whether the snapshot and its stream need the token too (a
+            daemon whose API other machines may reach); the page asks for it.
         min_interval: Least seconds between two snapshots pushed to a page.
         heartbeat: Most seconds between two snapshots pushed to a page.
         clock: What those two are measured on.
@@ -110,10 +113,26 @@ def dashboard_app(
 
         return endpoint
 
+    def refused(request: Request, what: str) -> JSONResponse | None:
+        """Return the answer refusing `request`, or None if it may go on."""
+        if token is None:
+            return JSONResponse(
+                {"error": f"{what} is disabled: the daemon has no control token"}, 403
+            )
+        if not bearer_matches(request.headers.get("authorization"), token):
+            return JSONResponse(
+                {"error": "missing or wrong token: enter the control token first"}, 401
+            )
+        return None
+
     async def get_snapshot(request: Request) -> JSONResponse:
+        if read_requires_token and (refusal := refused(request, "reading")) is not None:
+            return refusal
         return JSONResponse(snapshot())
 
-    async def stream(request: Request) -> StreamingResponse:
+    async def stream(request: Request) -> Response:
+        if read_requires_token and (refusal := refused(request, "reading")) is not None:
+            return refusal
         flag = asyncio.Event()
 
         async def events() -> AsyncIterator[str]:
@@ -140,14 +159,8 @@ def dashboard_app(
         act: Callable[[DashboardActions, Request], Awaitable[None]], what: str
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
         async def endpoint(request: Request) -> JSONResponse:
-            if token is None:
-                return JSONResponse(
-                    {"error": f"{what} is disabled: the daemon has no control token"}, 403
-                )
-            if not bearer_matches(request.headers.get("authorization"), token):
-                return JSONResponse(
-                    {"error": "missing or wrong token: enter the control token first"}, 401
-                )
+            if (refusal := refused(request, what)) is not None:
+                return refusal
             if actions is None:
                 return JSONResponse({"error": f"{what} is not available here"}, 501)
             try:

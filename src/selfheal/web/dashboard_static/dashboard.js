@@ -129,13 +129,46 @@ function render(snap) {
   document.body.dataset.updated = String(snap.time || Date.now() / 1000);
 }
 
-function connect() {
-  const source = new EventSource("api/stream");
-  source.addEventListener("snapshot", (msg) => {
-    $("#conn").textContent = `live · ${new Date().toLocaleTimeString()}`;
-    render(JSON.parse(msg.data));
-  });
-  source.onerror = () => { $("#conn").textContent = "reconnecting…"; };
+// Server-sent events read through fetch rather than EventSource: EventSource cannot send the
+// Authorization header a daemon reachable from other machines asks for before it shows anything.
+let stream = null; // the AbortController of the open stream
+
+async function connect() {
+  if (stream) stream.abort();
+  const controller = new AbortController();
+  stream = controller;
+  const headers = token ? { Authorization: `Bearer ${token}` } : {};
+  try {
+    const response = await fetch("api/stream", { headers, cache: "no-store", signal: controller.signal });
+    if (response.status === 401 || response.status === 403) {
+      $("#conn").textContent = "enter the control token to see this dashboard";
+      return; // setting the token connects again
+    }
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = message.split("\n").filter((line) => line.startsWith("data: "))
+          .map((line) => line.slice(6)).join("\n");
+        if (!data) continue;
+        $("#conn").textContent = `live · ${new Date().toLocaleTimeString()}`;
+        render(JSON.parse(data));
+      }
+    }
+  } catch (err) {
+    if (controller.signal.aborted) return; // replaced by a newer stream
+  }
+  if (stream === controller) {
+    $("#conn").textContent = "reconnecting…";
+    setTimeout(connect, 1000);
+  }
 }
 
 $("#token").value = token;
@@ -144,5 +177,6 @@ $("#token-form").addEventListener("submit", (e) => {
   token = $("#token").value.trim();
   sessionStorage.setItem("selfheal-token", token);
   toast(token ? "token set for this tab" : "token cleared");
+  connect();
 });
 connect();
