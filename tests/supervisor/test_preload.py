@@ -214,6 +214,28 @@ async def test_a_reload_that_drops_preload_ends_the_spare(tmp_path: Path) -> Non
         await sup.stop()
 
 
+async def test_stopping_a_program_ends_its_spare_and_starting_it_makes_another(
+    tmp_path: Path,
+) -> None:
+    # An operator who stops a program expects nothing of it to keep running.
+    clock = FakeClock()
+    sup, rec = make(tmp_path, _spares(tmp_path, ("decimal",)), clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready")
+        spare = await _spare_ready(clock)
+        await sup.restart_program("app")  # a restart takes the spare: that is what it is for
+        assert sup.pid("app") == spare
+        second = await _spare_ready(clock, exclude={spare})
+        await sup.stop_program("app")
+        assert await until(lambda: not alive(second))
+        assert _standby_pids(os.getpid()) == []
+        await sup.start_program("app")
+        assert await _spare_ready(clock) not in (spare, second)
+    finally:
+        await sup.stop()
+
+
 async def test_what_an_instance_from_a_spare_left_behind_is_ended_with_it(
     tmp_path: Path,
 ) -> None:

@@ -23,7 +23,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ from selfheal._clock import Clock
 from selfheal._standby import go_message
 from selfheal.supervisor._proc import PROGRAM_ENV, ExitWatch, RunAs, signal_group, spawn
 from selfheal.supervisor._spec import ProgramSpec
+from selfheal.supervisor._states import IDLE
 
 if TYPE_CHECKING:
     from selfheal.supervisor._child import Child
@@ -383,6 +384,16 @@ class ProgramSpares:
             spares = Spares(spec, loop, clock, env=env, run_as=run_as, split_stderr=split_stderr)
             self._by_program[spec.name] = spares
         return spares
+
+    def drop_idle(self, children: Iterable[Child]) -> None:
+        """Close the spares of programs none of whose processes runs or is to run (stopped).
+
+        A restart keeps the spare (it takes it); a stop must leave nothing of the program.
+        Starting it again makes a new one.
+        """
+        busy = {c.spec.name for c in children if c.life.state not in IDLE}
+        for name in [n for n in self._by_program if n not in busy]:
+            self._by_program.pop(name).close()
 
     def keep(self, programs: Mapping[str, ProgramSpec] | None = None) -> None:
         """Close the spares of programs not in `programs`, changed, or without ``preload``.

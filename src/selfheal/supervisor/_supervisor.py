@@ -253,6 +253,7 @@ class Supervisor:
             await asyncio.gather(
                 *(self._driver.stop_and_wait(c, reason=why if c in bound else "") for c in batch)
             )
+        self._driver.spares.drop_idle(self._driver.children.values())
         return [c.name for c in self._driver.children.values() if c.name in everything]
 
     async def restart_processes(self, names: Iterable[str], *, wait: bool = True) -> list[str]:
