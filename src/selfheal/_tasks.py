@@ -9,7 +9,7 @@ component said it stopped, or never, once the loop is closed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 __all__ = ["Tasks"]
@@ -38,9 +38,6 @@ class Tasks:
 
     def __len__(self) -> int:
         return len(self._live)
-
-    def __iter__(self) -> Iterator[asyncio.Future[Any]]:
-        return iter(list(self._live))
 
     def cancel(self) -> None:
         """Ask every task to stop; `close` also waits until they did."""
