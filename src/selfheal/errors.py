@@ -145,7 +145,16 @@ class ReloadError(SelfhealError):
 
 
 class ControlError(SelfhealError):
-    """A control request (start, stop, restart, signal...) could not be carried out."""
+    """A control request (start, stop, restart, signal...) could not be carried out.
+
+    Args:
+        message: Why, in one sentence (the daemon's own ``error`` when it answered).
+        status: The HTTP status the daemon answered with; None when it was not reached.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class JournalError(SelfhealError):

@@ -50,6 +50,7 @@ from selfheal.web._control_app import (  # noqa: E402
     action_bound,
     control_app,
 )
+from selfheal.web.client import CONTROL_FILE, TOKEN_FILE  # noqa: E402
 
 #: More routes served beside the API (health endpoints, metrics), given the API's token and
 #: whether reading needs it too (as ``GET /status`` does then).
@@ -64,9 +65,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("selfheal.web.control")
-
-CONTROL_FILE = "control.json"
-TOKEN_FILE = "control.token"  # noqa: S105 - a file name, not a secret
 
 
 def _terminate_self() -> None:
