@@ -30,11 +30,10 @@ CONFIG = """
 state_dir = "state"
 
 [programs.web]
-command = [{py}, "-m", "http.server", "{web}", "--bind", "127.0.0.1"]
+# It listens 1 s after it starts: the first restart after a good run is immediate, so without
+# this pause a fast machine can have it back before a check during the method looks.
+command = [{py}, "-c", "{slow_web}"]
 readiness = {{ tcp = "127.0.0.1:{web}", interval = 0.05 }}
-# Long enough that the outage is seen by the checks during the method.
-backoff_initial = 1.0
-backoff_jitter = 0
 
 [programs.static]
 command = [{py}, "-m", "http.server", "{static}", "--bind", "127.0.0.1"]
@@ -103,7 +102,12 @@ def running_pid(config: Path, name: str) -> int:
 def daemon(tmp_path: Path) -> Iterator[tuple[Path, dict[str, int]]]:
     ports = {"web": free_port(), "static": free_port()}
     config = tmp_path / "selfheal.toml"
-    config.write_text(CONFIG.format(py=json.dumps(PY), **ports))
+    slow_web = (
+        "import runpy, sys, time; time.sleep(1.0); "
+        f"sys.argv = ['http.server', '{ports['web']}', '--bind', '127.0.0.1']; "
+        "runpy.run_module('http.server', run_name='__main__')"
+    )
+    config.write_text(CONFIG.format(py=json.dumps(PY), slow_web=slow_web, **ports))
     with running_daemon(config):
         yield config, ports
 
