@@ -6,7 +6,7 @@ import functools
 import inspect
 import pkgutil
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 from selfheal.errors import CheckError
@@ -17,12 +17,15 @@ _FUNCTION_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 __all__ = [
     "awaited",
+    "checked_keywords",
     "contained",
     "describe",
     "describe_error",
     "is_async_callable",
     "refuse_awaitable",
     "resolve_function",
+    "unknown_keyword",
+    "unknown_keywords",
 ]
 
 
@@ -122,3 +125,56 @@ def resolve_function(ref: str) -> Any:
     if not callable(fn):
         raise ValueError(f"{ref!r} is not callable")
     return fn
+
+
+KeywordCheck = Callable[[str, Iterable[str], tuple[str, ...]], None]
+
+
+def unknown_keyword(owner: str, key: str, valid: tuple[str, ...]) -> str:
+    """Return the line saying `owner` takes no keyword `key`: the closest one, and all."""
+    import difflib  # only when a keyword is wrong: importing it costs more than a call
+
+    close = difflib.get_close_matches(key, valid, n=1)
+    guess = f": did you mean '{close[0]}='?" if close else ""
+    every = ", ".join(valid)
+    return f"{owner}() got an unexpected keyword '{key}='{guess} (valid keywords: {every})"
+
+
+def unknown_keywords(owner: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
+    """Raise a TypeError naming each keyword of `given` not in `valid` (`unknown_keyword`).
+
+    Raises:
+        TypeError: One line per bad keyword.
+    """
+    problems = [unknown_keyword(owner, key, valid) for key in given if key not in valid]
+    if problems:
+        raise TypeError("\n".join(problems))
+
+
+def checked_keywords(cls: type[T], check: KeywordCheck = unknown_keywords) -> type[T]:
+    """Make `cls(...)` with a keyword it does not take say which it meant and which it takes.
+
+    Python's own error names the bad keyword only. The check runs before ``__init__``, so
+    no TypeError raised inside it is ever rewritten.
+
+    Args:
+        cls: A class whose ``__init__`` takes named parameters (not ``**kwargs``).
+        check: Raises for the bad keywords (a policy adds advice for its peers' keywords).
+    """
+    init = cls.__init__
+    params = list(inspect.signature(init).parameters.values())[1:]  # not self
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return cls  # any keyword may be right
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    valid = tuple(p.name for p in params if p.kind in named)
+    owner = cls.__name__
+
+    @functools.wraps(init)
+    def checked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if kwargs and not kwargs.keys() <= accepted:
+            check(owner, kwargs, valid)
+        init(self, *args, **kwargs)
+
+    accepted = frozenset(valid)
+    setattr(cls, "__init__", checked_init)  # noqa: B010 - mypy refuses assigning a method
+    return cls

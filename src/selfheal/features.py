@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from selfheal._calls import is_async_callable
+from selfheal._calls import checked_keywords, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
@@ -93,6 +93,7 @@ def _state_available(state: object) -> bool:
     return label.upper() != "OPEN"
 
 
+@checked_keywords
 class FeatureManager:
     """Features with fallbacks, whose availability follows a breaker, a health status or a check.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.app._optional import (
     ChaosMonkeyLike,
@@ -53,6 +54,7 @@ logger = logging.getLogger("selfheal.app")
 DEFAULT_APP_URL = "http://localhost:8000"
 
 
+@checked_keywords
 class SelfHealingApp:
     """The article's `SelfHealingApp`: every self-healing component of one service, wired.
 

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._threads import in_own_thread
 from selfheal.chaos._args import check_name, positive_seconds
@@ -43,6 +44,7 @@ logger = logging.getLogger("selfheal.chaos")
 _SLACK = 1e-6
 
 
+@checked_keywords
 class ChaosMonkey:
     """Disrupt registered targets at random, and always put them back.
 

@@ -21,6 +21,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterable
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._observers import Observers
 from selfheal.events import EventBus, Severity
@@ -56,6 +57,7 @@ _SEVERITY = {
 }
 
 
+@checked_keywords
 class HealthMonitor(Draining):
     """Named health checks, refreshed in the background, read from a cache.
 

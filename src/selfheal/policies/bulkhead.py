@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal.errors import PolicyError
 from selfheal.events import EventBus, Severity
@@ -82,6 +83,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+@checked_keywords
 class Bulkhead(Policy):
     """At most `max_concurrent` calls at once, `max_waiting` more queued, the rest rejected.
 

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from selfheal._calls import checked_keywords
 from selfheal.events import EventBus, Severity
 from selfheal.policies._base import Policy
 from selfheal.policies._naming import check_name, name_of
@@ -18,6 +19,7 @@ R = TypeVar("R")
 _NO_VALUE: Any = object()
 
 
+@checked_keywords
 class Fallback(Policy):
     """Answer a failed call with a value or with another function's answer.
 

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock, SystemClock
 from selfheal._deadline import DEADLINE, _Scope, tighter, timeout_after
 from selfheal.errors import CallTimeoutError
@@ -109,6 +110,7 @@ class _TimerQueue:
         self.handle = None
 
 
+@checked_keywords
 class Timeout(Policy):
     """Give a call at most `seconds`; see the module docstring for sync versus async.
 

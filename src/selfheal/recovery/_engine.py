@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import redact
 from selfheal._tasks import Tasks
@@ -69,6 +70,7 @@ class _Run:
     grant: LeaseGrant | None = None
 
 
+@checked_keywords
 class RecoveryEngine:
     """Reacts to failure events with recovery rules; verifies, escalates and reports.
 

@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
 from selfheal.supervisor._spec import BackoffSpec, IntensitySpec, ProgramSpec
@@ -29,6 +30,7 @@ logger = logging.getLogger("selfheal.supervisor")
 T = TypeVar("T")
 
 
+@checked_keywords
 class ProcessWatchdog:
     """Start programs and restart them when they exit, at most `max_restarts` per interval.
 

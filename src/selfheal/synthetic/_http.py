@@ -15,7 +15,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from selfheal._calls import describe_error
+from selfheal._calls import checked_keywords, describe_error
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
 from selfheal._httpcheck import HttpConditions, ssl_context, timed_request
@@ -57,6 +57,7 @@ class StepFailedError(CheckError):
         return (type(self), (self.step, self.phase, self.detail))
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class HttpStep:
     """One request of a scenario and what its response must be like.
@@ -134,6 +135,7 @@ class HttpStep:
         object.__setattr__(self, "needs", frozenset(needs))
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class HttpScenario:
     """Steps sent in order, then cleanup steps that always run; call it with a base URL.

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._observers import Observers
 from selfheal._redact import redact
@@ -47,6 +48,7 @@ logger = logging.getLogger("selfheal.synthetic")
 SYNTHETIC_HEADER = "X-Selfheal-Synthetic"
 
 
+@checked_keywords
 class SyntheticTester:
     """Scenarios that exercise a service like a user would, every `frequency` seconds.
 

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from types import CoroutineType, TracebackType
 from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar, cast
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
 from selfheal.interfaces import BreakerState, BreakerStore, breaker_store_from_url
@@ -41,6 +42,7 @@ def _refuse_coroutine(func: object, coro: CoroutineType[Any, Any, Any]) -> NoRet
     )
 
 
+@checked_keywords
 class CircuitBreaker(Policy):
     """Stops calls to a failing dependency, then lets a bounded number of trials test it.
 

@@ -11,6 +11,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from selfheal._calls import checked_keywords
 from selfheal.policies._checks import check_number
 
 __all__ = [
@@ -69,6 +70,7 @@ class _SumBackoff(Backoff):
         return " + ".join(map(repr, self.parts))
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class ConstantBackoff(Backoff):
     """Wait the same time before every retry.
@@ -90,6 +92,7 @@ class ConstantBackoff(Backoff):
         return f"ConstantBackoff({self.seconds!r})"
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class LinearBackoff(Backoff):
     """Wait ``initial + increment * (attempt - 1)`` seconds, at most `max`.
@@ -113,6 +116,7 @@ class LinearBackoff(Backoff):
         return float(min(self.max, self.initial + self.increment * (attempt - 1)))
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class ExponentialBackoff(Backoff):
     """Wait ``initial * multiplier ** (attempt - 1)`` plus up to `jitter` seconds, at most `max`.
@@ -150,6 +154,7 @@ class ExponentialBackoff(Backoff):
         return float(min(self.max, base))
 
 
+@checked_keywords
 @dataclass(frozen=True, slots=True)
 class DecorrelatedJitter(Backoff):
     """AWS's decorrelated jitter: a random wait between `initial` and 3x the previous one.

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Final
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.policies._checks import check_number
 
 __all__ = ["RetryBudget"]
 
 
+@checked_keywords
 class RetryBudget:
     """Caps retries at a ratio of the calls made, over a sliding window, shared by many calls.
 

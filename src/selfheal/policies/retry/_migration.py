@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from selfheal._calls import unknown_keyword
+
 __all__ = ["FOREIGN", "check_options", "peer_object", "stop_error"]
 
 _HELP = "see selfheal help policies"
@@ -85,14 +87,7 @@ def check_options(owner: str, given: Iterable[str], valid: tuple[str, ...]) -> N
             peer, advice = FOREIGN[key]
             problems.append(f"{owner}() got {peer}'s keyword '{key}=': {advice}")
         else:
-            import difflib  # only when a keyword is wrong: importing it costs more than retry
-
-            close = difflib.get_close_matches(key, valid, n=1)
-            guess = f": did you mean '{close[0]}='?" if close else ""
-            problems.append(
-                f"{owner}() got an unexpected keyword '{key}='{guess} "
-                f"(valid keywords: {', '.join(valid)})"
-            )
+            problems.append(unknown_keyword(owner, key, valid))
     if problems:
         raise TypeError("\n".join(problems) + f" ({_HELP})")
 

@@ -17,10 +17,12 @@ around the call and one count.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import Token
 from typing import Any, ParamSpec, TypeAlias, TypeVar
 
+from selfheal._calls import checked_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import DEADLINE, _Scope, tighter
 from selfheal.events import EventBus
@@ -32,7 +34,7 @@ from selfheal.policies.retry._backoff import Backoff, ConstantBackoff, Exponenti
 from selfheal.policies.retry._budget import RetryBudget
 from selfheal.policies.retry._hints import HintExtractor, retry_after_hint
 from selfheal.policies.retry._loop import RetryLoop
-from selfheal.policies.retry._migration import stop_error
+from selfheal.policies.retry._migration import check_options, stop_error
 from selfheal.policies.retry._statistics import RetryStatistics
 from selfheal.policies.retry._stop import Stop, StopAfterAttempts, StopAtDeadline, any_of
 
@@ -64,6 +66,7 @@ def _exception_types(on: RetryOn) -> tuple[tuple[type[BaseException], ...], Any]
     )
 
 
+@functools.partial(checked_keywords, check=check_options)
 class Retry(Policy):
     """A retry policy; build it with `retry`, which documents the options.
 
