@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from selfheal.supervisor import ProgramSpec
 from selfheal.supervisor.config import ProgramConfig
 from selfheal.testing import FakeClock
-from supervisor_helpers import FAST, PY, alive, make, wait_until
+from supervisor_helpers import FAST, PY, alive, make, read, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -210,6 +210,44 @@ async def test_a_reload_that_drops_preload_ends_the_spare(tmp_path: Path) -> Non
         spare = await _spare_ready(clock)
         await sup.apply([ProgramSpec("app", spec.command, backoff=FAST)])
         assert await until(lambda: not alive(spare))
+    finally:
+        await sup.stop()
+
+
+async def test_what_a_spare_wrote_while_waiting_goes_to_each_streams_own_log(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "noisy.py").write_text(
+        "import sys\nprint('imported: out', flush=True)\n"
+        "print('imported: err', file=sys.stderr, flush=True)\n"
+    )
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    spec = ProgramSpec(
+        "app",
+        (PY, str(script)),
+        backoff=FAST,
+        preload=("noisy",),
+        cwd=str(tmp_path),
+        redirect_stderr=False,
+    )
+    clock = FakeClock()
+    sup, rec = make(tmp_path, spec, clock=clock)
+    await sup.start()
+    try:
+        await rec.wait("process.app.ready")
+        first = sup.pid("app")
+        assert first is not None
+        spare = await _spare_ready(clock)
+        os.kill(first, signal.SIGKILL)
+        await rec.wait("process.app.ready", 2)
+        assert sup.pid("app") == spare
+        (info,) = sup.status(["app"])
+        out, err = Path(info["log"]), Path(info["stderr_log"])
+        assert await until(lambda: f"pid {spare} as app" in out.read_text())
+        assert "imported: out" in read(out)
+        assert "imported: err" not in read(out)
+        assert "imported: err" in read(err)
     finally:
         await sup.stop()
 

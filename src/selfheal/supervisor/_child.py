@@ -259,7 +259,8 @@ class Child:
                 spec.argv(), spec.cwd, self.env, self.before_reap, lambda st: on_exit(self, st)
             )
             if spare is not None:
-                self._write_log(self.log, bytes(spare.output))
+                for log, kept in zip(logs, spare.output, strict=True):
+                    self._write_log(log, bytes(kept))
                 pid = self._running(
                     loop,
                     now,

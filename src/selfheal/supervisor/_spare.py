@@ -56,7 +56,9 @@ class Spare:
     out_fds: list[int]  # read ends of its stdout (and stderr) pipes
     watch: ExitWatch
     marker: str  # its SELFHEAL_PROGRAM, which /proc shows for good (`Child.marked_as`)
-    output: bytearray = field(default_factory=bytearray)
+    #: What it wrote before the hand-over, one buffer per pipe of `out_fds`: the instance's
+    #: logs get it, each stream its own.
+    output: list[bytearray] = field(default_factory=list)
 
 
 class Spares:
@@ -174,6 +176,7 @@ class Spares:
         os.set_blocking(go_write, False)
         out_fds = [r for r, _ in outs]
         spare = Spare(popen, pid, argv, self.spec.cwd, go_write, out_fds, watch, marker)
+        spare.output = [bytearray() for _ in out_fds]
         spare_ref.append(spare)
         for fd in spare.out_fds:
             self.loop.add_reader(fd, self._keep_output, spare, fd)
@@ -190,15 +193,16 @@ class Spares:
         if not data:
             self.loop.remove_reader(fd)
             return
-        spare.output += data
-        del spare.output[:-_OUTPUT_KEPT]
+        kept = spare.output[spare.out_fds.index(fd)]
+        kept += data
+        del kept[:-_OUTPUT_KEPT]
 
     def _drain(self, spare: Spare) -> None:
-        for fd in spare.out_fds:
+        for fd, kept in zip(spare.out_fds, spare.output, strict=True):
             with contextlib.suppress(OSError):
                 while data := os.read(fd, 65536):
-                    spare.output += data
-        del spare.output[:-_OUTPUT_KEPT]
+                    kept += data
+            del kept[:-_OUTPUT_KEPT]
 
     def _died(self, spare: Spare, status: int) -> None:
         """A spare ended before it was handed over (or while being closed)."""
@@ -209,7 +213,7 @@ class Spares:
             self.spare = None
         if self._closed:
             return
-        tail = bytes(spare.output).decode(errors="replace").strip().splitlines()[-5:]
+        tail = b"".join(spare.output).decode(errors="replace").strip().splitlines()[-5:]
         logger.warning(
             "preload: the spare of %s ended before it was needed (wait status %d)%s; "
             "instances start without it meanwhile",
