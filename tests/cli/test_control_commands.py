@@ -281,6 +281,23 @@ def test_the_daemon_logs_for_people_and_for_shippers(
         assert f"selfheal stopped (pid {daemon.pid}) after" in log
 
 
+def test_the_start_line_of_many_processes_stays_one_readable_line(
+    tmp_path: Path, start_daemon: StartDaemon
+) -> None:
+    config = tmp_path / "selfheal.toml"
+    sleeper = f"[{json.dumps(PY)}, '-c', 'import time; time.sleep(60)']"
+    config.write_text(
+        f'[control]\nstate_dir = "state"\n[programs.worker]\ncommand = {sleeper}\nnumprocs = 20\n'
+    )
+    daemon = start_daemon(config)
+    daemon.terminate()
+    assert daemon.wait(timeout=20) == 0
+    (line,) = [x for x in (tmp_path / "daemon.err").read_text().splitlines() if " started (" in x]
+    assert "1 program(s), 20 process(es): worker:0, worker:1," in line
+    assert "worker:11 and 8 more (selfheal status); control http" in line
+    assert "worker:12" not in line
+
+
 def test_status_of_an_unknown_daemon_never_reads_more_than_the_state_dir(
     tmp_path: Path,
 ) -> None:

@@ -178,7 +178,7 @@ class _Announce:
             plan.config_path,
             len(programs),
             len(processes),
-            ", ".join(processes) or "-",
+            _names(processes),
             address,
             plan.state_dir,
             extra={"fields": {"event": "daemon.started", "programs": programs}},
@@ -224,3 +224,10 @@ def _duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+def _names(names: list[str], shown: int = 12) -> str:
+    """Return `names` for one log line: the first `shown`, then how many more."""
+    if len(names) <= shown:
+        return ", ".join(names) or "-"
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more (selfheal status)"
