@@ -194,14 +194,14 @@ class Spares:
             self.loop.remove_reader(fd)
             return
         kept = spare.output[spare.out_fds.index(fd)]
-        kept += data
+        kept.extend(data)
         del kept[:-_OUTPUT_KEPT]
 
     def _drain(self, spare: Spare) -> None:
         for fd, kept in zip(spare.out_fds, spare.output, strict=True):
             with contextlib.suppress(OSError):
                 while data := os.read(fd, 65536):
-                    kept += data
+                    kept.extend(data)
             del kept[:-_OUTPUT_KEPT]
 
     def _died(self, spare: Spare, status: int) -> None:
