@@ -12,6 +12,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -136,6 +137,15 @@ async def _spare_ready(clock: FakeClock, exclude: set[int] = frozenset()) -> int
     return waiting()[0]
 
 
+async def _crash(sup: Any, rec: Any) -> int | None:
+    """SIGKILL the running instance of app; return the pid of the one ready after it."""
+    pid = sup.pid("app")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    await rec.wait("process.app.ready", 2)
+    return sup.pid("app")  # type: ignore[no-any-return]
+
+
 async def test_a_deploy_after_the_imports_is_not_run_as_stale_code(tmp_path: Path) -> None:
     module = tmp_path / "mymod.py"
     module.write_text("VERSION = 1\n")
@@ -151,14 +161,10 @@ async def test_a_deploy_after_the_imports_is_not_run_as_stale_code(tmp_path: Pat
     await sup.start()
     try:
         await rec.wait("process.app.ready")
-        first = sup.pid("app")
-        assert first is not None
         spare = await _spare_ready(clock)
         module.write_text("VERSION = 2\n")
         os.utime(module, ns=(1, 1))  # a deploy: another file, another time
-        os.kill(first, signal.SIGKILL)
-        await rec.wait("process.app.ready", 2)
-        assert sup.pid("app") == spare
+        assert await _crash(sup, rec) == spare
         log = Path(sup.status(["app"])[0]["log"])
         assert await until(lambda: f"pid {spare} version 2" in log.read_text())
     finally:
@@ -236,12 +242,8 @@ async def test_what_a_spare_wrote_while_waiting_goes_to_each_streams_own_log(
     await sup.start()
     try:
         await rec.wait("process.app.ready")
-        first = sup.pid("app")
-        assert first is not None
         spare = await _spare_ready(clock)
-        os.kill(first, signal.SIGKILL)
-        await rec.wait("process.app.ready", 2)
-        assert sup.pid("app") == spare
+        assert await _crash(sup, rec) == spare
         (info,) = sup.status(["app"])
         out, err = Path(info["log"]), Path(info["stderr_log"])
         assert await until(lambda: f"pid {spare} as app" in out.read_text())
