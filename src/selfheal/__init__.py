@@ -91,12 +91,14 @@ if TYPE_CHECKING:
         Timeout,
         current_deadline,
         fallback,
+        is_active,
         is_testing,
         pipeline,
         remaining,
         retry,
         retry_after_hint,
         retrying,
+        set_active,
         set_testing,
     )
     from selfheal.recovery import (
@@ -180,12 +182,14 @@ _LAZY: dict[str, str] = {
     "current_deadline": "selfheal.policies",
     "fallback": "selfheal.policies",
     "inject": "selfheal.chaos",
+    "is_active": "selfheal.policies",
     "is_testing": "selfheal.policies",
     "pipeline": "selfheal.policies",
     "remaining": "selfheal.policies",
     "retry": "selfheal.policies",
     "retry_after_hint": "selfheal.policies",
     "retrying": "selfheal.policies",
+    "set_active": "selfheal.policies",
     "set_testing": "selfheal.policies",
 }
 
@@ -256,12 +260,14 @@ __all__ = [
     "current_deadline",
     "fallback",
     "inject",
+    "is_active",
     "is_testing",
     "pipeline",
     "remaining",
     "retry",
     "retry_after_hint",
     "retrying",
+    "set_active",
     "set_testing",
 ]
 

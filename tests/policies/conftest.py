@@ -11,7 +11,9 @@ import selfheal
 
 @pytest.fixture(autouse=True)
 def _no_test_mode() -> Iterator[None]:
-    # The retry test mode is process-wide: a test that switches it on must not leak it.
+    # The retry switches are process-wide: a test that turns one must not leak it.
     selfheal.set_testing(False)
+    selfheal.set_active(True)
     yield
     selfheal.set_testing(False)
+    selfheal.set_active(True)

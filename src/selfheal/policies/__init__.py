@@ -30,10 +30,12 @@ from selfheal.policies.retry import (
     StopAfterAttempts,
     StopAfterDelay,
     StopAtDeadline,
+    is_active,
     is_testing,
     retry,
     retry_after_hint,
     retrying,
+    set_active,
     set_testing,
 )
 from selfheal.policies.timeout import Timeout
@@ -71,11 +73,13 @@ __all__ = [
     "Timeout",
     "current_deadline",
     "fallback",
+    "is_active",
     "is_testing",
     "pipeline",
     "remaining",
     "retry",
     "retry_after_hint",
     "retrying",
+    "set_active",
     "set_testing",
 ]

@@ -25,7 +25,7 @@ from selfheal.policies.retry._loop import RetryAttempt, RetryLoop
 from selfheal.policies.retry._policy import Retry
 from selfheal.policies.retry._statistics import RetryStatistics
 from selfheal.policies.retry._stop import Stop, StopAfterAttempts, StopAfterDelay, StopAtDeadline
-from selfheal.policies.retry._testing import is_testing, set_testing
+from selfheal.policies.retry._testing import is_active, is_testing, set_active, set_testing
 
 __all__ = [
     "Backoff",
@@ -44,9 +44,11 @@ __all__ = [
     "StopAfterAttempts",
     "StopAfterDelay",
     "StopAtDeadline",
+    "is_active",
     "is_testing",
     "retry",
     "retry_after_hint",
     "retrying",
+    "set_active",
     "set_testing",
 ]

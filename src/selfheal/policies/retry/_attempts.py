@@ -167,8 +167,10 @@ class Attempts:
         """Return the wait before the next attempt, or why to give up (a str)."""
         attempt, clock = self.attempt, policy.clock
         mode = current_mode()
-        if mode.enabled and attempt >= mode.attempts:
+        if not mode.active or (mode.enabled and attempt >= mode.attempts):
             return "attempts"
+        if mode.enabled and not mode.cap:
+            return 0.0  # exactly mode.attempts: the policy's own stops do not count
         hint = policy.hint
         hinted = hint(exc) if exc is not None and hint is not None else None
         delay = policy.backoff.delay(attempt, self.delay) if hinted is None else hinted
