@@ -6,7 +6,7 @@ import functools
 import inspect
 import pkgutil
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from selfheal.errors import CheckError
@@ -22,6 +22,7 @@ __all__ = [
     "describe",
     "describe_error",
     "is_async_callable",
+    "peer_keywords",
     "refuse_awaitable",
     "resolve_function",
     "unknown_keyword",
@@ -149,6 +150,40 @@ def unknown_keywords(owner: str, given: Iterable[str], valid: tuple[str, ...]) -
     problems = [unknown_keyword(owner, key, valid) for key in given if key not in valid]
     if problems:
         raise TypeError("\n".join(problems))
+
+
+def peer_keywords(
+    peers: Mapping[str, tuple[str, str]],
+    see: str,
+    *,
+    owned: Mapping[tuple[str, str], str] | None = None,
+) -> KeywordCheck:
+    """Return a keyword check that also says what a peer library's keyword is here.
+
+    Args:
+        peers: A peer's keyword -> (the peer's name, what to write here instead).
+        see: Where to read more, added to the message (``selfheal help breaker``).
+        owned: (owner, keyword) -> why that one callable does not take it, for keywords
+            that are right elsewhere.
+    """
+    owned = owned or {}
+
+    def check(owner: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
+        problems = []
+        for key in given:
+            if key in valid:
+                continue
+            if (owner, key) in owned:
+                problems.append(f"{owner}() got {key}=: {owned[owner, key]}")
+            elif key in peers:
+                peer, advice = peers[key]
+                problems.append(f"{owner}() got {peer}'s keyword '{key}=': {advice}")
+            else:
+                problems.append(unknown_keyword(owner, key, valid))
+        if problems:
+            raise TypeError("\n".join(problems) + f" (see {see})")
+
+    return check
 
 
 def checked_keywords(cls: type[T], check: KeywordCheck = unknown_keywords) -> type[T]:

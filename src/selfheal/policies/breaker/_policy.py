@@ -10,12 +10,13 @@ it; failure counting, windows and transitions take the driver's lock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from types import CoroutineType, TracebackType
 from typing import Any, ClassVar, NoReturn, ParamSpec, TypeVar, cast
 
-from selfheal._calls import checked_keywords
+from selfheal._calls import checked_keywords, peer_keywords
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal.events import EventBus
 from selfheal.interfaces import BreakerState, BreakerStore, breaker_store_from_url
@@ -32,6 +33,32 @@ R = TypeVar("R")
 
 IgnoreSpec = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
 
+#: What pybreaker's and circuitbreaker's keywords are here (told when one is given).
+PEER_KEYWORDS = {
+    "fail_max": ("pybreaker", "use failure_threshold= (consecutive failures that open it)"),
+    "reset_timeout": ("pybreaker", "use recovery_timeout= (seconds open before a trial)"),
+    "success_threshold": (
+        "pybreaker",
+        "use half_open_max_calls= (trials let through at once, all of which must succeed)",
+    ),
+    "exclude": ("pybreaker", "use ignore= (exception types or a predicate; never failures)"),
+    "listeners": ("pybreaker", "pass bus= and subscribe to 'breaker.<name>.*' events"),
+    "state_storage": ("pybreaker", "use store= (a BreakerStore, or a redis:// URL)"),
+    "throw_new_error_on_trip": (
+        "pybreaker",
+        "the call that trips the breaker always raises its own error here; later calls "
+        "raise CircuitBreakerError",
+    ),
+    "expected_exception": (
+        "circuitbreaker",
+        "use ignore= for what must not count (a predicate can say 'not one of these')",
+    ),
+    "fallback_function": (
+        "circuitbreaker",
+        "use Pipeline(Fallback(func=f), breaker): the fallback outside the breaker",
+    ),
+}
+
 
 def _refuse_coroutine(func: object, coro: CoroutineType[Any, Any, Any]) -> NoReturn:
     # The coroutine has not run: its outcome is unknown, so it counts as nothing.
@@ -42,7 +69,7 @@ def _refuse_coroutine(func: object, coro: CoroutineType[Any, Any, Any]) -> NoRet
     )
 
 
-@checked_keywords
+@functools.partial(checked_keywords, check=peer_keywords(PEER_KEYWORDS, "selfheal help breaker"))
 class CircuitBreaker(Policy):
     """Stops calls to a failing dependency, then lets a bounded number of trials test it.
 

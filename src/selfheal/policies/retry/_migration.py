@@ -9,9 +9,7 @@ to read in one code base, and "timeout" already means the per-attempt `Timeout` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-from selfheal._calls import unknown_keyword
+from selfheal._calls import peer_keywords
 
 __all__ = ["FOREIGN", "check_options", "peer_object", "stop_error"]
 
@@ -66,30 +64,9 @@ _NOT_HERE = {
 }
 
 
-def check_options(owner: str, given: Iterable[str], valid: tuple[str, ...]) -> None:
-    """Refuse keywords that are not in `valid`, naming our equivalent of a peer's.
-
-    Args:
-        owner: The function called, as the message starts (``retry``).
-        given: The keywords it was given.
-        valid: The keywords it takes.
-
-    Raises:
-        TypeError: One line per bad keyword, all of them at once.
-    """
-    problems = []
-    for key in given:
-        if key in valid:
-            continue
-        if (owner, key) in _NOT_HERE:
-            problems.append(f"{owner}() got {key}=: {_NOT_HERE[owner, key]}")
-        elif key in FOREIGN:
-            peer, advice = FOREIGN[key]
-            problems.append(f"{owner}() got {peer}'s keyword '{key}=': {advice}")
-        else:
-            problems.append(unknown_keyword(owner, key, valid))
-    if problems:
-        raise TypeError("\n".join(problems) + f" ({_HELP})")
+#: Refuses keywords that are not in `valid`, naming our equivalent of a peer's, one line per
+#: bad keyword, all of them at once: ``check_options(owner, given, valid)``.
+check_options = peer_keywords(FOREIGN, _HELP.removeprefix("see "), owned=_NOT_HERE)
 
 
 def peer_object(value: object) -> str | None:
