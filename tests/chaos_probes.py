@@ -35,3 +35,21 @@ def greet(name: str, configuration: dict[str, Any] | None = None) -> str:
 def secret_token(secrets: dict[str, Any] | None = None) -> str:
     """Return the token the experiment's secrets hand over (to test they are passed)."""
     return (secrets or {}).get("token", "")
+
+
+def touch(path: str) -> str:
+    """Create the file at `path` (a rollback's visible trace); print it, as chatty code does."""
+    with open(path, "a", encoding="utf-8"):
+        pass
+    print(f"touched {path}")
+    return path
+
+
+def leave(how: str) -> None:
+    """Call chaoslib's exit_gracefully or exit_ungracefully, as Chaos Toolkit extensions do."""
+    import time
+
+    from chaoslib import exit as chaos_exit
+
+    getattr(chaos_exit, f"exit_{how}")()
+    time.sleep(30)  # the signal ends the run first

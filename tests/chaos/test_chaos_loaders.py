@@ -286,7 +286,8 @@ within = 5
         ('{"title": ', "json", "not valid JSON: Expecting value at line 1 column 11"),
         ("title: [", "yaml", "not valid YAML"),
         ("[1, 2]", "json", "expected a table (an object) at the top level"),
-        ('{"title": "t"}', "json", "method: required: a list of at least one activity"),
+        ('{"title": "t"}', "json", "method: required: a list of activities"),
+        ('{"title": "t", "method": {}}', "json", "method: expected"),
         ('title = "t"\n[[method]]\nname = "a"\n', "toml", "method[0].provider: required: a table"),
         (
             json.dumps({"title": "t", "controls": [], "method": CTK["rollbacks"]}),

@@ -116,11 +116,12 @@ def world(clock: FakeClock) -> World:
     return World(clock)
 
 
-def run(world: World, text: str, **options: Any) -> tuple[RunRecord, list[Event]]:
+def run(world: World, text: str, top: str = "", **options: Any) -> tuple[RunRecord, list[Event]]:
+    """Run HEADER + `text` (`top`: keys of the top-level table, which must come first)."""
     bus = EventBus(clock=world.clock)
     events: list[Event] = []
     bus.subscribe("chaos.*", events.append)
-    experiment = parse_experiment(HEADER + text, registry=world.registry)
+    experiment = parse_experiment(top + HEADER + text, registry=world.registry)
     record = ExperimentRunner(clock=world.clock, bus=bus, **options).run(experiment)
     return record, events
 
@@ -356,6 +357,16 @@ def test_no_steady_state_just_runs_the_method(world: World) -> None:
     record = ExperimentRunner(clock=world.clock).run(experiment)
     assert record.outcome is Outcome.HELD
     assert record.reason == "method completed (no steady state to check)"
+
+
+def test_an_empty_method_checks_the_steady_state_twice_as_chaos_toolkit_does(world: World) -> None:
+    # Chaos Toolkit runs `"method": []` (a steady-state-only experiment): the hypothesis before
+    # and after, then the rollbacks.
+    record, events = run(world, "", top="method = []\n")
+    assert record.outcome is Outcome.HELD
+    assert record.method == []
+    assert world.names() == ["health", "health", "restore"]
+    assert types(events) == ["chaos.svc.started", "chaos.svc.held", "chaos.svc.rolled_back"]
 
 
 # -- the kill switch and the time windows (Safeguards) ---------------------------------------

@@ -175,7 +175,8 @@ def run_chaostoolkit(experiment: Path, tmp: Path, **variables: str) -> tuple[int
     return proc.returncode, outcome
 
 
-def run_selfheal(experiment: Path, tmp: Path, **variables: str) -> tuple[int, str]:
+def selfheal_json(experiment: Path, tmp: Path, **variables: str) -> tuple[int, dict[str, Any], str]:
+    """Run ``selfheal chaos run --json``; return its exit code, its record and its stderr."""
     args = [sys.executable, "-m", "selfheal", "chaos", "run", "--json", str(experiment)]
     for key, value in variables.items():
         args += ["--var", f"{key}={value}"]
@@ -183,7 +184,12 @@ def run_selfheal(experiment: Path, tmp: Path, **variables: str) -> tuple[int, st
         args, env=_env(), cwd=tmp, capture_output=True, text=True, timeout=120, check=False
     )
     assert "Traceback" not in proc.stderr, proc.stderr
-    return proc.returncode, json.loads(proc.stdout)["outcome"]
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def run_selfheal(experiment: Path, tmp: Path, **variables: str) -> tuple[int, str]:
+    code, record, _ = selfheal_json(experiment, tmp, **variables)
+    return code, record["outcome"]
 
 
 def _write(tmp: Path, fmt: str) -> Path:
@@ -220,3 +226,57 @@ def test_same_file_same_outcome(
         results[name] = runner(experiment, tmp_path, base=service, action=action)
     assert results["chaostoolkit"] == (ctk_exit, outcome)
     assert results["selfheal"] == (our_exit, outcome)
+
+
+def _python(func: str, **arguments: str) -> dict[str, Any]:
+    return {"type": "python", "module": "chaos_probes", "func": func, "arguments": arguments}
+
+
+def _leaving(tmp: Path, how: str) -> Path:
+    experiment = {
+        "title": f"an extension calls exit_{how}",
+        "description": "chaoslib.exit",
+        "method": [
+            {"type": "action", "name": "inject", "provider": _python("touch", path="fault")},
+            {"type": "action", "name": "leave", "provider": _python("leave", how=how)},
+            {"type": "action", "name": "never", "provider": _python("touch", path="too-far")},
+        ],
+        "rollbacks": [
+            {"type": "action", "name": "roll back", "provider": _python("touch", path="rolled")}
+        ],
+    }
+    path = tmp / f"leave-{how}.json"
+    path.write_text(json.dumps(experiment))
+    return path
+
+
+@pytest.mark.parametrize("how", ["gracefully", "ungracefully"])
+def test_chaoslib_exit_ends_the_run_and_we_always_roll_back(tmp_path: Path, how: str) -> None:
+    # Extensions end a run with chaoslib.exit (SIGUSR1, SIGUSR2). Chaos Toolkit's default
+    # rollback strategy then skips the rollbacks of the interrupted run; ours ends the method at
+    # once and rolls back: a fault must not outlive its run.
+    experiment = _leaving(tmp_path, how)
+    ctk_exit, ctk_outcome = run_chaostoolkit(experiment, tmp_path)
+    assert (ctk_exit, ctk_outcome) == (1, "interrupted")
+    assert (tmp_path / "fault").exists()
+    assert not (tmp_path / "rolled").exists()
+    for name in ("fault", "rolled"):
+        (tmp_path / name).unlink(missing_ok=True)
+    # The activities' prints go to stderr: stdout holds the record alone.
+    code, record, stderr = selfheal_json(experiment, tmp_path)
+    assert code == 2, stderr
+    assert record["outcome"] == "aborted"
+    assert record["interrupted_by"] == {"gracefully": "SIGUSR1", "ungracefully": "SIGUSR2"}[how]
+    assert f"exit_{how}" in record["reason"]
+    assert [r["status"] for r in record["method"]] == ["succeeded", "interrupted"]
+    assert (tmp_path / "rolled").exists()
+    assert not (tmp_path / "too-far").exists()
+    assert "touched" in stderr
+
+
+def test_an_empty_method_checks_only_the_steady_state_in_both(service: str, tmp_path: Path) -> None:
+    experiment = tmp_path / "steady-only.json"
+    experiment.write_text(json.dumps({**EXPERIMENT, "method": [], "rollbacks": []}))
+    _post(f"{service}/fix")
+    assert run_chaostoolkit(experiment, tmp_path, base=service) == (0, "held")
+    assert run_selfheal(experiment, tmp_path, base=service) == (0, "held")

@@ -8,9 +8,11 @@ state was not met before the method (nothing was injected), 4 the experiment cou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,30 +120,33 @@ def experiment_run(
         )
     except SystemExit:  # the config's problem is printed; 2 would read as "aborted"
         raise SystemExit(EXIT_UNUSABLE) from None
-    try:
-        # Before loading: loading imports the python providers' modules.
-        refuse_in_production(allow=allow_production)
-        loaded = load_experiment(experiment, variables=_parse_vars(variables))
-    except (ChaosRefusedError, ExperimentError) as exc:
-        fail(str(exc), EXIT_UNUSABLE)
-    bus = EventBus()
-    events: list[dict[str, Any]] = []
+    # With --json, stdout carries the record alone: what the experiment's modules and processes
+    # print (at import, in activities) goes to stderr.
+    with _stdout_to_stderr() if as_json else _nothing():
+        try:
+            # Before loading: loading imports the python providers' modules.
+            refuse_in_production(allow=allow_production)
+            loaded = load_experiment(experiment, variables=_parse_vars(variables))
+        except (ChaosRefusedError, ExperimentError) as exc:
+            fail(str(exc), EXIT_UNUSABLE)
+        bus = EventBus()
+        events: list[dict[str, Any]] = []
 
-    def keep(event: Event) -> None:
-        events.append(event.to_dict())
+        def keep(event: Event) -> None:
+            events.append(event.to_dict())
 
-    bus.subscribe("chaos.*", keep)
-    display = None if as_json else _Display(secret_values(loaded.secrets))
-    runner = ExperimentRunner(
-        bus=bus,
-        seed=seed,
-        on_progress=None if display is None else display.show,
-        safeguards=safeguards,
-    )
-    if display is not None:
-        display.header(loaded.title, loaded.source)
-    with display.live() if display is not None else _nothing():
-        record = runner.run(loaded)
+        bus.subscribe("chaos.*", keep)
+        display = None if as_json else _Display(secret_values(loaded.secrets))
+        runner = ExperimentRunner(
+            bus=bus,
+            seed=seed,
+            on_progress=None if display is None else display.show,
+            safeguards=safeguards,
+        )
+        if display is not None:
+            display.header(loaded.title, loaded.source)
+        with display.live() if display is not None else _nothing():
+            record = runner.run(loaded)
     data = record.to_dict()
     data["events"] = events
     if journal is not None:
@@ -152,6 +157,20 @@ def experiment_run(
         click.echo(json.dumps(data, indent=2))
     sys.stdout.flush()
     raise SystemExit(record.exit_code)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr while inside (child processes inherit it too)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class _nothing:  # noqa: N801 - a stand-in for a context manager

@@ -12,8 +12,8 @@
 
 A ``max_active`` cap does not apply: a run is one sequence of faults.
 
-`Interrupts` turns SIGINT, SIGTERM and the guard's interruption into `Interrupted` until the
-rollbacks start; from then on signals are recorded and ignored.
+`Interrupts` turns SIGINT, SIGTERM, chaoslib's SIGUSR1 and SIGUSR2 and the guard's interruption
+into `Interrupted` until the rollbacks start; from then on signals are recorded and ignored.
 """
 
 from __future__ import annotations
@@ -35,7 +35,13 @@ __all__ = ["KILL_SWITCH", "Interrupted", "Interrupts", "RunGuard", "Stop"]
 #: `RunRecord.interrupted_by` of a run that the kill switch or its time window ended.
 KILL_SWITCH = "kill switch"
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+# What Chaos Toolkit extensions send to end a run (chaoslib.exit): SIGUSR2 asks to skip the
+# rollbacks, which is not granted here.
+_REASONS = {
+    signal.SIGUSR1: "interrupted by SIGUSR1 (chaoslib's exit_gracefully)",
+    signal.SIGUSR2: "interrupted by SIGUSR2 (chaoslib's exit_ungracefully: rollbacks run anyway)",
+}
 
 
 class Stop(BaseException):
@@ -137,7 +143,7 @@ class RunGuard:
 
 
 class Interrupts:
-    """SIGINT, SIGTERM and the guard's own interruption, raised as `Interrupted` until `defer`.
+    """SIGINT, SIGTERM, SIGUSR1/2 and the guard's interruption: `Interrupted` until `defer`.
 
     Args:
         guard: Whose thread interrupts a blocked activity while the handlers are installed.
@@ -194,4 +200,4 @@ class Interrupts:
             self.on_ignored(name)
             return
         self.deferred = True
-        raise Interrupted(name)
+        raise Interrupted(name, _REASONS.get(signal.Signals(signum)))

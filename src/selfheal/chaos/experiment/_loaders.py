@@ -308,6 +308,9 @@ def _resolve_refs(body: dict[str, Any], top: Fields, hypothesis_key: str | None)
                     activities[i] = target
 
 
+_METHOD_REQUIRED = "required: a list of activities (an empty list checks only the steady state)"
+
+
 def _slug(text: str) -> str:
     slug = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-")
     return slug or "experiment"
@@ -328,8 +331,10 @@ def _experiment(
     top.ignore(_CTK_IGNORED)
     steady = _steady_state(top.table(hypothesis_key), registry) if hypothesis_key else None
     method = _activities(top, "method", ActivityKind.ACTION, registry)
-    if not top.data.get("method"):
-        top.problem("method", "required: a list of at least one activity")
+    # An empty list is a steady-state-only experiment, which Chaos Toolkit runs too; a missing
+    # method is more likely a typo or a misplaced table than a choice.
+    if top.data.get("method") is None:
+        top.problem("method", _METHOD_REQUIRED)
     rollbacks = _activities(top, "rollbacks", ActivityKind.ACTION, registry)
     recovery = _recovery(top.table("recovery"))
     during = _during(top.table("during"))

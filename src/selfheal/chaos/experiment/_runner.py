@@ -75,7 +75,8 @@ class ExperimentRunner:
             go; None publishes nothing.
         seed: Seeds the run's random generator; None draws one (recorded in the run).
         on_progress: Called with each `Progress` step, for a live display.
-        handle_signals: Turn SIGINT and SIGTERM into an abort with rollbacks while a run lasts
+        handle_signals: Turn SIGINT, SIGTERM, SIGUSR1 and SIGUSR2 (chaoslib.exit) into an abort
+            with rollbacks while a run lasts
             (only possible in the main thread; the previous handlers are restored after).
         allow_production: Run even where ``SELFHEAL_ENV=production`` (the same as
             `safeguards`' ``allow_production``).
