@@ -189,6 +189,49 @@ def test_reload_of_numprocs_keeps_the_other_processes(config: Path, closed_port:
     assert wait_until(lambda: processes(config)["worker:2"]["state"] == "RUNNING")
 
 
+def test_reread_shows_what_update_would_do_and_touches_nothing(
+    config: Path, closed_port: int
+) -> None:
+    # supervisorctl's habit: `reread` lists the changes, `update` applies them.
+    code, out = cli("reread", "-c", str(config))
+    assert code == 0, out
+    assert "No config updates to processes" in out
+    before = processes(config)
+    text = config.read_text().replace('"app"]\ndepends_on', '"app2"]\ndepends_on')
+    text = text.replace(
+        "[programs.slow]", '[programs.extra]\ncommand = ["sleep", "60"]\n\n[programs.slow]'
+    )
+    config.write_text(text.replace("numprocs = 2", "numprocs = 3"))
+    code, out = cli("reread", "-c", str(config))
+    assert code == 0, out
+    assert out.splitlines() == [
+        "app: changed",
+        "worker: changed (numprocs: +worker:2; the other processes keep running)",
+        "extra: available",
+    ]
+
+    def pids(procs: dict[str, dict[str, object]]) -> dict[str, object]:
+        return {name: p["pid"] for name, p in procs.items()}
+
+    assert pids(processes(config)) == pids(before)  # nothing applied
+    code, out = cli("update", "-c", str(config))
+    assert code == 0, out
+    assert "added: extra" in out
+    assert "changed: app" in out
+    after = processes(config)
+    assert after["app"]["pid"] != before["app"]["pid"]
+    assert after["worker:0"]["pid"] == before["worker:0"]["pid"]
+    code, out = cli("reread", "-c", str(config))
+    assert "No config updates to processes" in out
+
+
+def test_reread_of_a_broken_file_names_the_errors(config: Path) -> None:
+    config.write_text(config.read_text() + "\n[programs.bad]\ncommand = 3\n")
+    code, out = cli("reread", "-c", str(config))
+    assert code == 1
+    assert "programs.bad.command" in out
+
+
 def test_shutdown_stops_the_programs_then_the_daemon(
     tmp_path: Path, closed_port: int, start_daemon: StartDaemon
 ) -> None:

@@ -26,9 +26,11 @@ async def served(tmp_path: Path, **kw: object) -> tuple[Supervisor, ControlServe
 async def test_tcp_api_token_and_errors(tmp_path: Path) -> None:
     calls = []
 
-    async def reload() -> dict[str, object]:
-        calls.append(1)
-        if len(calls) > 1:
+    async def reload(dry_run: bool) -> dict[str, object]:
+        calls.append(dry_run)
+        if dry_run:
+            return {"changed": ["a"], "dry_run": True}
+        if len(calls) > 2:
             raise ReloadError("line 3: programs.a.command: required key is missing")
         return {"changed": ["a"]}
 
@@ -52,6 +54,11 @@ async def test_tcp_api_token_and_errors(tmp_path: Path) -> None:
             assert "known: a" in unknown.json()["error"]
             bad_verb = await client.post("/programs/a/explode", headers=auth)
             assert bad_verb.status_code == 404
+            preview = await client.post("/reload", headers=auth, params={"dry_run": "1"})
+            assert preview.json() == {"changed": ["a"], "dry_run": True}
+            bad_flag = await client.post("/reload", headers=auth, params={"dry_run": "maybe"})
+            assert bad_flag.status_code == 400
+            assert "dry_run: expected 1 or 0" in bad_flag.json()["error"]
             assert (await client.post("/reload", headers=auth)).json() == {"changed": ["a"]}
             refused = await client.post("/reload", headers=auth)
             assert refused.status_code == 400

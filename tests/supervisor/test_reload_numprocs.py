@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selfheal.supervisor import ProgramSpec
+from selfheal.supervisor import ProgramSpec, preview_reload
 from supervisor_helpers import PY, SLEEP, alive, make
 
 pytestmark = pytest.mark.anyio
@@ -50,6 +50,30 @@ async def test_scaling_up_and_down_keeps_the_remaining_processes(tmp_path: Path)
         assert not alive(before["worker:0"])  # type: ignore[arg-type]
     finally:
         await sup.stop()
+
+
+async def test_the_preview_says_what_apply_then_does(tmp_path: Path) -> None:
+    worker = ProgramSpec("worker", SLEEP, numprocs=3)
+    other = ProgramSpec("other", SLEEP)
+    gone = ProgramSpec("gone", SLEEP)
+    sup, _ = make(tmp_path, worker, other, gone)
+    await sup.start()
+    try:
+        running = {name: sup.spec(name) for name in sup.program_names()}
+        plan = [replace(worker, numprocs=1), replace(other, env=(("A", "1"),)), SLEEPY_NEW]
+        before = pids(sup)
+        preview = preview_reload(running, plan)
+        assert pids(sup) == before  # the preview touched nothing
+        assert preview == await sup.apply(plan)
+        assert preview.removed == ("gone",)
+        assert preview.changed == ("other",)
+        assert preview.added == ("new",)
+        assert preview.processes_removed == ("worker:1", "worker:2")
+    finally:
+        await sup.stop()
+
+
+SLEEPY_NEW = ProgramSpec("new", SLEEP)
 
 
 async def test_a_program_that_refers_to_numprocs_restarts_whole(tmp_path: Path) -> None:

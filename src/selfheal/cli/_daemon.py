@@ -25,7 +25,7 @@ from selfheal._deadline import timeout_after
 from selfheal.app import SelfHealingApp, journal_advice
 from selfheal.errors import CallTimeoutError, ReloadError
 from selfheal.runtime import DaemonPlan, compile_plan, register_checks
-from selfheal.supervisor import Supervisor
+from selfheal.supervisor import Supervisor, preview_reload
 
 if TYPE_CHECKING:
     from selfheal.recovery import RecoveryEngine
@@ -231,13 +231,16 @@ class Daemon:
     def __repr__(self) -> str:
         return f"Daemon({self.plan.config_path!r})"
 
-    async def reload(self) -> dict[str, Any]:
+    async def reload(self, dry_run: bool = False) -> dict[str, Any]:
         """Re-read the config file: apply its programs (only changed ones restart), checks, rules.
 
         Recovery rules are replaced when ``[[recovery]]`` or ``[recovery_engine]`` changed
         (running recoveries are cancelled); health checks when ``[health]`` checks changed.
         ``[control]``, ``[journal]`` and the health endpoints' ``show_details`` need a
         restart of the daemon: the answer names them under ``restart_needed``.
+
+        Args:
+            dry_run: Only say what would change (supervisorctl's ``reread``); touch nothing.
 
         Raises:
             ReloadError: If the file is not a valid config; nothing is changed then.
@@ -254,14 +257,27 @@ class Daemon:
         old_health, new_health = old.extra.get("health") or {}, new.extra.get("health") or {}
         if old_health.get("show_details") != new_health.get("show_details"):
             restart_needed.append("health.show_details")
+        checks_changed = old_health.get("checks") != new_health.get("checks")
+        rule_keys = ("recovery", "recovery_engine")
+        rules_changed = any(new.extra.get(k) != old.extra.get(k) for k in rule_keys)
+        if dry_run:
+            sup = self.supervisor
+            running = {name: sup.spec(name) for name in sup.program_names()}
+            result: dict[str, Any] = dict(preview_reload(running, plan.programs).to_dict())
+            return {
+                **result,
+                "health_checks_changed": checks_changed,
+                "recovery_rules_changed": rules_changed,
+                "restart_needed": restart_needed,
+                "dry_run": True,
+            }
         if restart_needed:
             logger.warning("reload: %s changes take effect at the next start", restart_needed)
-        result: dict[str, Any] = dict((await self.supervisor.apply(plan.programs)).to_dict())
-        if old_health.get("checks") != new_health.get("checks"):
+        result = dict((await self.supervisor.apply(plan.programs)).to_dict())
+        if checks_changed:
             result["health_checks"] = self._replace_checks(new_health.get("checks") or [])
         self.app.drain_seconds = float(new_health.get("drain_seconds", 0.0))
-        rule_keys = ("recovery", "recovery_engine")
-        if any(new.extra.get(k) != old.extra.get(k) for k in rule_keys):
+        if rules_changed:
             await self.app.replace_recovery_engine(self.app.recovery_engine_from(plan))
             result["recovery_rules"] = len(plan.extra.get("recovery") or [])
         self.plan = plan

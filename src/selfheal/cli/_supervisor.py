@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Any
 
 import click
 
@@ -65,25 +66,18 @@ def run(config: str, verbose: bool, log_format: str) -> None:
     os.execv(sys.executable, argv)  # noqa: S606 - an argv list, no shell
 
 
-@click.command()
-@config_option
-@state_dir_option
-def reload(config: str | None, state_dir: str | None) -> None:
-    """Re-read the daemon's config; restart only programs whose config changed.
-
-    A program whose numprocs alone changed keeps its processes: new ones start, extra ones
-    stop. Recovery rules are reloaded too; [control] and [journal] changes need a daemon
-    restart. A config with errors is refused (exit status 1): the daemon keeps the old one.
-    """
-    _, body = connect(config, state_dir).request("POST", "/reload", timeout=75)
+def _reload(config: str | None, state_dir: str | None, dry_run: bool) -> None:
+    params = {"dry_run": "1"} if dry_run else None
+    _, body = connect(config, state_dir).request("POST", "/reload", params=params, timeout=75)
+    if dry_run:
+        _print_preview(body)
+        return
     for key in ("added", "removed", "changed", "unchanged"):
         names = body.get(key) or []
         console().print(f"{key}: {', '.join(names) if names else '-'}", markup=False)
     if body.get("scaled"):
-        more = [f"+{n}" for n in body.get("processes_added") or []]
-        more += [f"-{n}" for n in body.get("processes_removed") or []]
         console().print(
-            f"scaled: {', '.join(body['scaled'])} ({', '.join(more) or 'no change'}; "
+            f"scaled: {', '.join(body['scaled'])} ({_scaling(body)}; "
             "the other processes kept running)",
             markup=False,
         )
@@ -97,4 +91,66 @@ def reload(config: str | None, state_dir: str | None) -> None:
         )
 
 
-commands: list[click.Command] = [run, reload]
+def _scaling(body: dict[str, Any]) -> str:
+    more = [f"+{n}" for n in body.get("processes_added") or []]
+    more += [f"-{n}" for n in body.get("processes_removed") or []]
+    return ", ".join(more) or "no change"
+
+
+def _print_preview(body: dict[str, Any]) -> None:
+    """Print the lines of supervisorctl's ``reread``: NAME: available, changed, disappeared."""
+    lines = [f"{n}: disappeared" for n in body.get("removed") or []]
+    lines += [f"{n}: changed" for n in body.get("changed") or []]
+    lines += [
+        f"{n}: changed (numprocs: {_scaling(body)}; the other processes keep running)"
+        for n in body.get("scaled") or []
+    ]
+    lines += [f"{n}: available" for n in body.get("added") or []]
+    if body.get("health_checks_changed"):
+        lines.append("[health] checks: changed")
+    if body.get("recovery_rules_changed"):
+        lines.append("recovery rules: changed")
+    lines += [
+        f"[{key}]: changed (applied only when the daemon restarts)"
+        for key in body.get("restart_needed") or []
+    ]
+    for line in lines or ["No config updates to processes"]:
+        console().print(line, markup=False)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would change; apply nothing.")
+@config_option
+@state_dir_option
+def reload(config: str | None, state_dir: str | None, dry_run: bool) -> None:
+    """Re-read the daemon's config; restart only programs whose config changed.
+
+    A program whose numprocs alone changed keeps its processes: new ones start, extra ones
+    stop. Recovery rules are reloaded too; [control] and [journal] changes need a daemon
+    restart. A config with errors is refused (exit status 1): the daemon keeps the old one.
+    With --dry-run, only say what would change (as `selfheal reread`).
+    """
+    _reload(config, state_dir, dry_run)
+
+
+@click.command()
+@config_option
+@state_dir_option
+def update(config: str | None, state_dir: str | None) -> None:
+    """Apply the changed config (supervisorctl's name for `selfheal reload`)."""
+    _reload(config, state_dir, dry_run=False)
+
+
+@click.command()
+@config_option
+@state_dir_option
+def reread(config: str | None, state_dir: str | None) -> None:
+    """Say what `selfheal update` would change, applying nothing (as supervisorctl's reread).
+
+    Each program is listed as available (added), changed or disappeared (removed). A config
+    with errors is refused (exit status 1) with its problems.
+    """
+    _reload(config, state_dir, dry_run=True)
+
+
+commands: list[click.Command] = [run, reload, reread, update]

@@ -14,7 +14,7 @@ Modules, by concept: `_states` (the pure lifecycle table), `_spec` (what a progr
 from selfheal.interfaces import ProgramControl
 from selfheal.supervisor._health import ProgramHealth
 from selfheal.supervisor._logs import log_path
-from selfheal.supervisor._reload import ReloadResult
+from selfheal.supervisor._reload import ReloadResult, preview_reload
 from selfheal.supervisor._spec import (
     BackoffSpec,
     IntensitySpec,
@@ -43,6 +43,7 @@ __all__ = [
     "Supervisor",
     "Trigger",
     "log_path",
+    "preview_reload",
     "spec_from_dict",
     "spec_to_dict",
     "transition",

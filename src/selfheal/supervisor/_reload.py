@@ -8,12 +8,12 @@ every process would then see change: it is restarted like any changed program).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from selfheal.supervisor._spec import ProgramSpec
 
-__all__ = ["ReloadResult", "diff_programs", "only_scaled"]
+__all__ = ["ReloadResult", "diff_programs", "only_scaled", "preview_reload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,33 @@ def diff_programs(
     changed = [n for n in new if n in old and old[n] != new[n] and n not in scaled]
     unchanged = [n for n in new if n in old and old[n] == new[n]]
     return added, removed, changed, unchanged, scaled
+
+
+def preview_reload(
+    current: Mapping[str, ProgramSpec], programs: Iterable[ProgramSpec]
+) -> ReloadResult:
+    """What `Supervisor.apply` would do with `programs`, touching nothing (a dry run).
+
+    Args:
+        current: The running specs by program name.
+        programs: The new complete list.
+    """
+    new = {p.name: p for p in programs}
+    added, removed, changed, unchanged, scaled = diff_programs(current, new)
+    born: list[str] = []
+    gone: list[str] = []
+    for name in scaled:
+        # By process number, as `Supervisor.apply` keeps them ("web" and "web:0" are one).
+        before = {num: cname for cname, num in current[name].instances()}
+        after = {num: cname for cname, num in new[name].instances()}
+        born += [cname for num, cname in after.items() if num not in before]
+        gone += [cname for num, cname in before.items() if num not in after]
+    return ReloadResult(
+        tuple(added),
+        tuple(removed),
+        tuple(changed),
+        tuple(unchanged),
+        tuple(scaled),
+        tuple(born),
+        tuple(gone),
+    )

@@ -23,7 +23,7 @@ from selfheal.supervisor._deps import blockers, dependents, stop_order
 from selfheal.supervisor._driver import Driver
 from selfheal.supervisor._expand import instance_spec
 from selfheal.supervisor._notify import NotifySocket
-from selfheal.supervisor._reload import ReloadResult, diff_programs
+from selfheal.supervisor._reload import ReloadResult, preview_reload
 from selfheal.supervisor._select import select
 from selfheal.supervisor._spec import ProgramSpec
 from selfheal.supervisor._statedir import StateDir
@@ -406,15 +406,13 @@ class Supervisor:
         driver = self._driver
         new = {p.name: p for p in programs}
         old = self._specs
-        added, removed, changed, unchanged, scaled = diff_programs(old, new)
-        for name in (*removed, *changed):
+        plan = preview_reload(old, programs)
+        added, changed, unchanged, scaled = plan.added, plan.changed, plan.unchanged, plan.scaled
+        for name in (*plan.removed, *changed):
             await self._discard(self._children_of(name))
-        gone: list[str] = []
         for name in scaled:
             keep = {num for _, num in new[name].instances()}
-            extra = [c for c in self._children_of(name) if c.number not in keep]
-            gone += [c.name for c in extra]
-            await self._discard(extra)
+            await self._discard([c for c in self._children_of(name) if c.number not in keep])
         self._specs = new
         driver.spares.keep(new)
         born: list[str] = []
@@ -436,15 +434,7 @@ class Supervisor:
                 if child.spec.autostart:
                     driver.want(child)
             driver.flush()
-        return ReloadResult(
-            tuple(added),
-            tuple(removed),
-            tuple(changed),
-            tuple(unchanged),
-            tuple(scaled),
-            tuple(born),
-            tuple(gone),
-        )
+        return plan
 
     async def _discard(self, children: list[Child]) -> None:
         driver = self._driver

@@ -28,7 +28,8 @@ from selfheal.supervisor import Supervisor
 __all__ = ["DEFAULT_START_WAIT", "ReloadFn", "ShutdownFn", "action_bound", "control_app"]
 
 #: A reload callback: returns what changed, or raises `ReloadError`.
-ReloadFn = Callable[[], Awaitable[dict[str, Any]]]
+#: Applies the config file again; with ``dry_run=True``, only says what would change.
+ReloadFn = Callable[[bool], Awaitable[dict[str, Any]]]
 #: Asks the daemon to shut down (its programs stop first); returns at once.
 ShutdownFn = Callable[[], None]
 
@@ -195,13 +196,16 @@ class _ControlApi:
         return JSONResponse(_answer(sup, verb, affected, names))
 
     async def reload(self, request: Request) -> JSONResponse:
-        """``POST /reload``: 400 with the config's problems when it is refused."""
+        """``POST /reload`` (``?dry_run=1``: what would change): 400 with the config's problems."""
         if not self._authorized(request):
             return self._denied()
         if self._reload is None:
             return JSONResponse({"error": "this daemon has no config file to reload"}, 501)
+        flag = request.query_params.get("dry_run", "0")
+        if flag not in ("0", "1", "true", "false"):
+            return JSONResponse({"error": f"dry_run: expected 1 or 0, got {flag[:20]!r}"}, 400)
         try:
-            result = await self._reload()
+            result = await self._reload(flag in ("1", "true"))
         except ReloadError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(result)
