@@ -16,6 +16,8 @@ Nothing here runs on the success path: an `Attempts` is made only after a failur
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from selfheal._deadline import DEADLINE
@@ -26,7 +28,7 @@ from selfheal.policies.retry._testing import current_mode
 if TYPE_CHECKING:
     from selfheal.policies.retry._policy import Retry
 
-__all__ = ["Attempts", "RetryError"]
+__all__ = ["Attempts", "RetryError", "verdict_wait"]
 
 
 class RetryError(PolicyError):
@@ -60,6 +62,20 @@ class RetryError(PolicyError):
         # Rebuilt from the fields (not the message), so it crosses process pools intact.
         args = (self.name, self.attempts, self.reason, self.last_exception, self.last_result)
         return (type(self), args)
+
+
+def verdict_wait(verdict: object) -> float | None:
+    """Return the wait a predicate of `on` asked for, or None for the usual backoff.
+
+    As stamina's backoff hooks: a number (not a bool) or a `timedelta` is the wait in seconds
+    (negative counts as 0); True, or any other true value, retries after the backoff. A wait
+    that is not finite is ignored (the backoff applies), so a bad hook cannot sleep forever.
+    """
+    if isinstance(verdict, timedelta):
+        verdict = verdict.total_seconds()
+    if isinstance(verdict, int | float) and not isinstance(verdict, bool):
+        return max(0.0, float(verdict)) if math.isfinite(verdict) else None
+    return None
 
 
 class Attempts:
@@ -145,10 +161,14 @@ class Attempts:
         """
         policy, exc = self._policy, self._exc
         predicate = policy._predicate
-        if exc is not None and predicate is not None and not predicate(exc):
-            self._end(succeeded=False, gave_up=False, attempts=self.attempt)
-            raise exc
-        plan = self._plan(policy, exc)
+        wait = None
+        if exc is not None and predicate is not None:
+            verdict = predicate(exc)
+            wait = verdict_wait(verdict)
+            if wait is None and not verdict:
+                self._end(succeeded=False, gave_up=False, attempts=self.attempt)
+                raise exc
+        plan = self._plan(policy, exc, wait)
         if isinstance(plan, str):
             self._end(succeeded=False, gave_up=True, attempts=self.attempt)
             error = self._gave_up(policy, plan)
@@ -162,9 +182,12 @@ class Attempts:
         return plan
 
     def _plan(  # noqa: PLR0911 - one return per reason to give up
-        self, policy: Retry, exc: BaseException | None
+        self, policy: Retry, exc: BaseException | None, wait: float | None
     ) -> float | str:
-        """Return the wait before the next attempt, or why to give up (a str)."""
+        """Return the wait before the next attempt, or why to give up (a str).
+
+        `wait` is the one `on`'s predicate asked for; else the hint's, else the backoff's.
+        """
         attempt, clock = self.attempt, policy.clock
         mode = current_mode()
         if not mode.active or (mode.enabled and attempt >= mode.attempts):
@@ -172,7 +195,9 @@ class Attempts:
         if mode.enabled and not mode.cap:
             return 0.0  # exactly mode.attempts: the policy's own stops do not count
         hint = policy.hint
-        hinted = hint(exc) if exc is not None and hint is not None else None
+        hinted = wait
+        if hinted is None and exc is not None and hint is not None:
+            hinted = hint(exc)
         delay = policy.backoff.delay(attempt, self.delay) if hinted is None else hinted
         elapsed = clock.monotonic() - self.start
         if policy._stop(attempt, elapsed, delay):

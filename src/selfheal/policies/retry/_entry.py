@@ -93,8 +93,9 @@ def retry(fn: Any = None, /, **options: Any) -> Any:
         **options: Keywords only:
 
             - ``on``: What is worth retrying: an exception type, a tuple of them, or a
-              predicate taking the exception. None (left out): every `Exception`, with the
-              safe defaults below.
+              predicate taking the exception (true: retry; a number or `timedelta`: retry
+              after that many seconds, as stamina's backoff hooks). None (left out): every
+              `Exception`, with the safe defaults below.
             - ``attempts=3``: Attempts in all, the first call included; None for no limit
               (then give `deadline` or `stop`).
             - ``backoff``: The wait before each retry, a `Backoff` or constant seconds.

@@ -44,7 +44,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 ExceptionTypes: TypeAlias = type[BaseException] | tuple[type[BaseException], ...]
-RetryOn: TypeAlias = ExceptionTypes | Callable[[BaseException], bool]
+RetryOn: TypeAlias = ExceptionTypes | Callable[[BaseException], object]
 
 #: 0.1 s doubling up to 5 s; one frozen instance serves every retry built with the default.
 DEFAULT_BACKOFF: Backoff = ExponentialBackoff()
