@@ -11,6 +11,7 @@ on the server's running loop, once.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import threading
@@ -144,3 +145,9 @@ class MonitorGuard:
             "started it from the first request",
             self._where,
         )
+        if not self._thread:
+            # This request answers from the first results, not "no result yet": the runs
+            # just started are awaited (check_now joins a run in flight), each bounded by its
+            # check's timeout.
+            pending = [r.name for r in monitor.reports() if r.result is None]
+            await asyncio.gather(*(monitor.check_now(n) for n in pending), return_exceptions=True)
