@@ -110,6 +110,15 @@ def test_a_wheel_without_extras_explains_itself(tmp_path: Path) -> None:
     )
     assert stdlib.returncode == 0, stdlib.stderr
     assert stdlib.stdout.strip() == selfheal.__version__
+    # What needs httpx says so when used, naming the extra, with no ModuleNotFoundError.
+    for what, feature in BARE_HTTP_USES.items():
+        failed = run(str(python), "-c", what)
+        assert failed.returncode == 1, (what, failed.stdout)
+        last = failed.stderr.splitlines()[-1]
+        assert last == (
+            f"selfheal.errors.MissingExtraError: {feature} needs the 'server' extra: "
+            "pip install 'selfheal[server]' (missing module: httpx)"
+        ), (what, failed.stderr)
     # The supervisor runs bare; an http probe, which needs httpx, fails saying so.
     supervised = run(str(python), "-c", BARE_SUPERVISOR, str(tmp_path / "state"))
     assert supervised.returncode == 0, supervised.stderr
@@ -120,6 +129,17 @@ def test_a_wheel_without_extras_explains_itself(tmp_path: Path) -> None:
         "'server' extra: pip install 'selfheal[server]' (missing module: httpx)"
     )
 
+
+# Each, run in the bare venv, must fail with the MissingExtraError of that feature.
+BARE_HTTP_USES = {
+    "from selfheal.health.checks import http_check\nhttp_check('http://127.0.0.1:9/')": (
+        "http_check"
+    ),
+    "from selfheal.web.client import ControlClient\n"
+    "ControlClient.connect(state_dir='/nonexistent').status()": "ControlClient",
+    "from selfheal.chaos.experiment import HttpProvider, ActivityContext\n"
+    "HttpProvider(url='http://127.0.0.1:9/').run(None)": "the http provider",
+}
 
 # Runs in the bare venv: a program whose readiness is an http probe, until the probe has run.
 BARE_SUPERVISOR = """

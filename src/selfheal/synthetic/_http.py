@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from selfheal._calls import checked_keywords, describe_error
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
+from selfheal._extras import require
 from selfheal._httpcheck import HttpConditions, ssl_context, timed_request
 from selfheal._redact import redact
 from selfheal.errors import CallTimeoutError, CheckError
@@ -210,6 +211,7 @@ class HttpScenario:
         Raises:
             StepFailedError: The first step that failed; else the first failed cleanup step.
         """
+        require("httpx", feature="an HTTP scenario")
         import httpx
 
         variables = dict(self.variables)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal._bounds import read_config_bytes
+from selfheal._extras import require
 from selfheal._safepath import UnsafePathError, check_dir, open_private
 from selfheal.errors import ConfigError, ControlError
 
@@ -159,6 +160,7 @@ class ControlClient:
             ControlError: Saying why none is found (none runs, its files are not to be
                 trusted, the config names no directory).
         """
+        require("httpx", feature="ControlClient")
         found = find(locate(config, state_dir))
         if isinstance(found, str):
             raise ControlError(found)
@@ -247,6 +249,7 @@ class ControlClient:
             ControlError: If the token cannot be sent, the daemon cannot be reached, or it
                 answered with an error (`ControlError.status`).
         """
+        require("httpx", feature="ControlClient")
         import httpx
 
         headers = {}

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from selfheal._extras import require
 from selfheal._threads import start_in_thread
 from selfheal.chaos.experiment._fields import Fields
 from selfheal.chaos.experiment._model import ActivityContext, ActivityError, Provider
@@ -224,6 +225,7 @@ class HttpProvider:
 
     def run(self, context: ActivityContext) -> dict[str, Any]:
         """Make the request; return its status, headers and body."""
+        require("httpx", feature="the http provider")
         import httpx
 
         timeout = (

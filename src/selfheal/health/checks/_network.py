@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from selfheal._clock import SYSTEM_CLOCK, Clock
+from selfheal._extras import require
 from selfheal._httpcheck import HttpConditions, ssl_context, timed_request
 from selfheal._redact import redact
 from selfheal.health._results import Check
@@ -66,6 +67,7 @@ def http_check(
         follow_redirects: Whether to follow redirects.
         clock: Measures the response time.
     """
+    require("httpx", feature="http_check")
     import httpx
 
     conditions = HttpConditions(
