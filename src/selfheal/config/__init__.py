@@ -24,7 +24,12 @@ from selfheal.errors import ConfigError, ConfigIssue
 from selfheal.recovery.config import RecoveryEngineConfig, RecoveryRuleConfig
 from selfheal.runtime.health_config import HealthConfig, check_health
 from selfheal.store.config import JournalConfig
-from selfheal.supervisor.config import ControlConfig, ProgramConfig, check_programs
+from selfheal.supervisor.config import (
+    ControlConfig,
+    ProgramConfig,
+    check_programs,
+    supervisord_advice,
+)
 from selfheal.synthetic.config import SyntheticTable
 
 __all__ = [
@@ -109,14 +114,17 @@ def parse_config(
     if "include" in data:
         data = _with_includes(data, text, source, Path(base_dir or "."))
     try:
-        config = validate_model(SelfhealConfig, data, text=text, source=source)
+        config = validate_model(
+            SelfhealConfig, data, text=text, source=source, advice=supervisord_advice
+        )
         # What no single program can check: dependencies and groups across programs, check
         # names that would clash with them, rules naming what does not exist.
         check_programs(config.programs)
         check_health(config.health, config.programs)
         check_rules(config)
     except ValidationError as exc:
-        raise _with(problems, ConfigError(source, issues_of(exc, text))) from None
+        issues = issues_of(exc, text, supervisord_advice)
+        raise _with(problems, ConfigError(source, issues)) from None
     except ConfigError as exc:
         raise _with(problems, exc) from None
     if problems:
@@ -170,7 +178,7 @@ def _with_includes(data: dict[str, Any], text: str, source: str, base: Path) -> 
                 line = Locator(part_text).line_of((other[0],))
                 message = "an included file holds only [programs.*] and [[recovery]]"
                 raise ConfigError(name, [ConfigIssue(other[0], line, message)])
-            validate_model(_Included, part, text=part_text, source=name)
+            validate_model(_Included, part, text=part_text, source=name, advice=supervisord_advice)
             here = str(Path(name).resolve().parent)
             for prog, table in (part.get("programs") or {}).items():
                 if prog in programs:

@@ -8,20 +8,30 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from selfheal._redact import is_secret_key, redact
 from selfheal.errors import ConfigError, ConfigIssue
 
-__all__ = ["Locator", "dotted", "issues_of", "validate_model"]
+__all__ = ["Advice", "Locator", "dotted", "issues_of", "validate_model"]
 
 M = TypeVar("M", bound=BaseModel)
+#: Says what to write instead of an unknown key (at this location) that another tool uses, or
+#: None: ``stopsignal`` in a program is supervisord's ``stop_signal``.
+Advice: TypeAlias = Callable[[tuple[object, ...]], str | None]
 
 
-def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "<string>") -> M:
+def validate_model(
+    model: type[M],
+    data: Any,
+    *,
+    text: str = "",
+    source: str = "<string>",
+    advice: Advice | None = None,
+) -> M:
     """Validate `data` with `model`, turning pydantic's errors into `ConfigIssue`s with lines.
 
     Args:
@@ -29,6 +39,7 @@ def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "
         data: The parsed TOML (or any mapping).
         text: The TOML source, used to find the line of each offending key.
         source: The file name for messages.
+        advice: What to say of an unknown key another tool uses.
 
     Raises:
         ConfigError: With one issue per validation error.
@@ -36,15 +47,18 @@ def validate_model(model: type[M], data: Any, *, text: str = "", source: str = "
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, issues_of(exc, text)) from None
+        raise ConfigError(source, issues_of(exc, text, advice)) from None
 
 
-def issues_of(exc: ValidationError, text: str) -> list[ConfigIssue]:
+def issues_of(exc: ValidationError, text: str, advice: Advice | None = None) -> list[ConfigIssue]:
+    """Return one `ConfigIssue` per error of `exc`, with its line in `text`."""
     locator = Locator(text)
     issues = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not _is_pydantic_branch(p))
-        issues.append(ConfigIssue(dotted(loc), locator.line_of(loc), _explain(err, loc)))
+        hint = advice(loc) if advice is not None and err["type"] == "extra_forbidden" else None
+        message = hint or _explain(err, loc)
+        issues.append(ConfigIssue(dotted(loc), locator.line_of(loc), message))
     return issues
 
 

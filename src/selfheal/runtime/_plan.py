@@ -145,10 +145,11 @@ def load_daemon_config(path: str | os.PathLike[str]) -> SelfhealConfig:
     import tomllib
 
     from selfheal.config import load_config, read_config_text, validate_model
-    from selfheal.supervisor.config import ProgramsTable
+    from selfheal.supervisor.config import ProgramsTable, supervisord_advice
 
     config = load_config(Path(path))
     text = read_config_text(path)
     with contextlib.suppress(tomllib.TOMLDecodeError):
-        validate_model(ProgramsTable, tomllib.loads(text), text=text, source=str(path))
+        data = tomllib.loads(text)
+        validate_model(ProgramsTable, data, text=text, source=str(path), advice=supervisord_advice)
     return config

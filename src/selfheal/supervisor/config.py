@@ -45,12 +45,14 @@ from selfheal.supervisor._spec import (
 )
 
 __all__ = [
+    "SUPERVISORD_KEYS",
     "ControlConfig",
     "ProbeConfig",
     "ProgramConfig",
     "ProgramsTable",
     "check_privileges",
     "check_programs",
+    "supervisord_advice",
 ]
 
 # What a bearer token may hold: printable ASCII without spaces (an HTTP header value that
@@ -60,6 +62,42 @@ _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 #: A dotted Python module name, as `preload` takes.
 _MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+#: supervisord's program keys: selfheal's key for each, or (None, why there is none).
+SUPERVISORD_KEYS: dict[str, tuple[str | None, str]] = {
+    "autorestart": ("restart", '"on-failure" for unexpected, "always" for true, "never" for false'),
+    "startretries": ("max_restarts", "restarts within restart_window before FATAL"),
+    "startsecs": (
+        None,
+        "a program is up at spawn, or once its readiness probe passes (readiness = {...}) "
+        'or it sends READY=1 (ready = "notify")',
+    ),
+    "stopsignal": ("stop_signal", 'e.g. stop_signal = "QUIT"'),
+    "stopwaitsecs": ("stop_grace", "seconds before SIGKILL"),
+    "exitcodes": ("exit_codes", "a list"),
+    "directory": ("cwd", "the working directory"),
+    "environment": ("env", 'a table: env = { KEY = "value" }'),
+    "stdout_logfile": (None, "output goes to <log_dir>/NAME.log ([control] log_dir)"),
+    "stderr_logfile": (None, "with redirect_stderr = false, to <log_dir>/NAME.stderr.log"),
+    "stdout_logfile_maxbytes": ("log_max_bytes", "bytes"),
+    "stdout_logfile_backups": ("log_backups", "rotated files kept"),
+    "stopasgroup": (None, "the whole process group is always signalled"),
+    "killasgroup": (None, "the whole process group is always signalled"),
+    "process_name": (None, "processes are named NAME, or NAME:N with numprocs"),
+}
+
+
+def supervisord_advice(loc: tuple[object, ...]) -> str | None:
+    """Say what to write instead of supervisord's key at `loc` (``programs.NAME.KEY``)."""
+    if len(loc) != 3 or loc[0] != "programs" or not isinstance(loc[2], str):
+        return None
+    known = SUPERVISORD_KEYS.get(loc[2])
+    if known is None:
+        return None
+    key, why = known
+    said = f"selfheal's is {key} ({why})" if key else f"selfheal needs none: {why}"
+    return f"supervisord's key; {said}. selfheal import converts a whole supervisord.conf"
 
 
 class ProgramConfig(BaseModel):
