@@ -9,10 +9,25 @@ component said it stopped, or never, once the loop is closed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["Tasks"]
+__all__ = ["Tasks", "finish"]
+
+
+async def finish(awaitable: Awaitable[Any]) -> None:
+    """Await `awaitable` to its end, however often the caller is cancelled meanwhile.
+
+    For cleanup that must complete, such as reaping a process just sent SIGKILL. A supervisor
+    stopping a program cancels its probe, then cancels it again when it closes its tasks, and
+    a wait cut short by the second cancel let ``stop`` return with the command still alive.
+    The wait must be short; the caller re-raises its own cancellation afterwards.
+    """
+    waiting = asyncio.ensure_future(awaitable)
+    while not waiting.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(waiting)
 
 
 class Tasks:

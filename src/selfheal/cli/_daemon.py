@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from selfheal._auth import bearer_matches
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._deadline import timeout_after
+from selfheal._tasks import finish
 from selfheal.app import SelfHealingApp, journal_advice
 from selfheal.errors import CallTimeoutError, ReloadError
 from selfheal.runtime import DaemonPlan, compile_plan, register_checks
@@ -80,7 +81,7 @@ async def compile_in_subprocess(
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()  # killed: at once, also when the reload was cancelled
+            await finish(proc.wait())  # killed: at once, also when the reload was cancelled
     if proc.returncode != 0:
         raise ReloadError(err.decode(errors="replace").strip() or f"exit {proc.returncode}")
     return DaemonPlan.from_json(out.decode())

@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 from selfheal._calls import awaited, describe, is_async_callable
 from selfheal._clock import SYSTEM_CLOCK, Clock
 from selfheal._redact import MASK, is_secret_key, redact, redact_url
+from selfheal._tasks import finish
 from selfheal._threads import in_own_thread
 from selfheal.errors import ActionError
 from selfheal.events import Event
@@ -222,7 +223,7 @@ class RunCommand:
             with contextlib.suppress(ProcessLookupError):
                 # Its own session: kill the whole group, so a shell's children die too.
                 os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await finish(proc.wait())  # also through a second cancel
             raise
         tail = out.decode(errors="replace").strip()[-_TAIL:]
         if proc.returncode != 0:

@@ -90,3 +90,40 @@ async def test_command_check_is_killed_at_the_timeout() -> None:
     started = time.monotonic()
     assert await monitor.check_now("slow") == HealthStatus.FAIL
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.anyio
+async def test_a_command_cancelled_twice_is_still_reaped_before_the_check_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A supervisor stopping a program cancels its probe, then cancels it again when it closes
+    # its tasks: the second cancel must not cut the wait for the killed command short (under
+    # load the command was still alive when stop returned).
+    import asyncio
+
+    reaped: list[int] = []
+    original = asyncio.subprocess.Process.wait
+
+    async def slow_wait(proc: asyncio.subprocess.Process) -> int:
+        await asyncio.sleep(0.1)  # room for the second cancel to arrive mid-wait
+        code = await original(proc)
+        reaped.append(proc.pid)
+        return code
+
+    monkeypatch.setattr(asyncio.subprocess.Process, "wait", slow_wait)
+    pidfile = tmp_path / "pid"
+    script = f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)"
+    task = asyncio.ensure_future(command_check([sys.executable, "-c", script])())
+    for _ in range(500):
+        if pidfile.exists() and pidfile.read_text().isdigit():
+            break
+        await asyncio.sleep(0.01)
+    pid = int(pidfile.read_text())
+    task.cancel()
+    await asyncio.sleep(0.02)  # the check is in its cleanup: killed, waiting to reap
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert reaped == [pid]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, zombie included

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from selfheal._redact import redact
+from selfheal._tasks import finish
 from selfheal.errors import CheckError
 from selfheal.health._results import Check
 from selfheal.health.checks._worker import Worker
@@ -187,7 +188,7 @@ def command_check(argv: Sequence[str], *, cwd: str | None = None) -> Check:
         except asyncio.CancelledError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
-            await proc.wait()
+            await finish(proc.wait())  # also through a second cancel
             raise
         if proc.returncode != 0:
             tail = redact(out.decode(errors="replace").strip()[-200:])
