@@ -287,6 +287,11 @@ within = 5
         ("title: [", "yaml", "not valid YAML"),
         ("[1, 2]", "json", "expected a table (an object) at the top level"),
         ('{"title": "t"}', "json", "method: required: a list of activities"),
+        (
+            '{"title": "t", "steady-state-hypothesis": {}, "method": []}',
+            "json",
+            "steady-state-hypothesis.title: required",  # as Chaos Toolkit: it needs a title
+        ),
         ('{"title": "t", "method": {}}', "json", "method: expected"),
         ('title = "t"\n[[method]]\nname = "a"\n', "toml", "method[0].provider: required: a table"),
         (

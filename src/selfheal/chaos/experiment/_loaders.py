@@ -329,7 +329,11 @@ def _experiment(
     if top.has("controls"):
         top.problem("controls", _CONTROLS)
     top.ignore(_CTK_IGNORED)
-    steady = _steady_state(top.table(hypothesis_key), registry) if hypothesis_key else None
+    steady = None
+    if hypothesis_key:
+        # Chaos Toolkit requires the hypothesis' title; our own [steady_state] has a default.
+        ctk = hypothesis_key == "steady-state-hypothesis"
+        steady = _steady_state(top.table(hypothesis_key), registry, title_required=ctk)
     method = _activities(top, "method", ActivityKind.ACTION, registry)
     # An empty list is a steady-state-only experiment, which Chaos Toolkit runs too; a missing
     # method is more likely a typo or a misplaced table than a choice.
@@ -363,10 +367,15 @@ def _experiment(
     )
 
 
-def _steady_state(table: Fields | None, registry: ProviderRegistry) -> SteadyState | None:
+def _steady_state(
+    table: Fields | None, registry: ProviderRegistry, *, title_required: bool
+) -> SteadyState | None:
     if table is None:
         return None
-    title = table.string("title", default="steady state")
+    if title_required:
+        title = table.string("title", required=True)
+    else:
+        title = table.string("title", default="steady state")
     probes = tuple(
         a
         for f in table.tables("probes")
