@@ -122,7 +122,7 @@ def experiment_run(
         raise SystemExit(EXIT_UNUSABLE) from None
     # With --json, stdout carries the record alone: what the experiment's modules and processes
     # print (at import, in activities) goes to stderr.
-    with _stdout_to_stderr() if as_json else _nothing():
+    with _stdout_to_stderr() if as_json else contextlib.nullcontext():
         try:
             # Before loading: loading imports the python providers' modules.
             refuse_in_production(allow=allow_production)
@@ -145,7 +145,7 @@ def experiment_run(
         )
         if display is not None:
             display.header(loaded.title, loaded.source)
-        with display.live() if display is not None else _nothing():
+        with display.live() if display is not None else contextlib.nullcontext():
             record = runner.run(loaded)
     data = record.to_dict()
     data["events"] = events
@@ -171,14 +171,6 @@ def _stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-
-
-class _nothing:  # noqa: N801 - a stand-in for a context manager
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _write_journal(path: Path, data: dict[str, Any]) -> None:
@@ -210,7 +202,7 @@ class _Display:
 
     def live(self) -> Any:
         if not self.console.is_terminal:
-            return _nothing()
+            return contextlib.nullcontext()
         self.status = self.console.status("starting")
         return self.status
 

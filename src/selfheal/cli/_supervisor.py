@@ -67,8 +67,7 @@ def run(config: str, verbose: bool, log_format: str) -> None:
 
 
 def _reload(config: str | None, state_dir: str | None, dry_run: bool) -> None:
-    params = {"dry_run": "1"} if dry_run else None
-    _, body = connect(config, state_dir).request("POST", "/reload", params=params, timeout=75)
+    body = connect(config, state_dir).reload(dry_run=dry_run, timeout=75)
     if dry_run:
         _print_preview(body)
         return

@@ -196,14 +196,15 @@ class ControlClient:
         """Restart `names`; with `wait`, return once each is RUNNING again or failed."""
         return self._act("restart", names, wait=wait, timeout=timeout)
 
-    def reload(self, *, dry_run: bool = False) -> dict[str, Any]:
+    def reload(self, *, dry_run: bool = False, timeout: float | None = None) -> dict[str, Any]:
         """Have the daemon read its config again and apply it (``selfheal reload``).
 
         With `dry_run`, the daemon only says what would change (``selfheal reread``): programs
         ``added``, ``removed``, ``changed``, ``scaled``, and what needs a daemon restart.
+        `timeout` bounds the wait for the answer (None: no bound).
         """
         params = {"dry_run": "1"} if dry_run else None
-        _, body = self.request("POST", "/reload", params=params, timeout=None)
+        _, body = self.request("POST", "/reload", params=params, timeout=timeout)
         return body
 
     def _act(
