@@ -407,29 +407,27 @@ class Supervisor:
         new = {p.name: p for p in programs}
         old = self._specs
         plan = preview_reload(old, programs)
-        added, changed, unchanged, scaled = plan.added, plan.changed, plan.unchanged, plan.scaled
-        for name in (*plan.removed, *changed):
+        for name in (*plan.removed, *plan.changed):
             await self._discard(self._children_of(name))
-        for name in scaled:
+        for name in plan.scaled:
             keep = {num for _, num in new[name].instances()}
             await self._discard([c for c in self._children_of(name) if c.number not in keep])
         self._specs = new
         driver.spares.keep(new)
-        born: list[str] = []
         if self._running:
             # Keep the dict in config order: rebuild it from the new order.
             kept = dict(driver.children)
             driver.children.clear()
             for spec in new.values():
-                if spec.name in unchanged:
+                if spec.name in plan.unchanged:
                     for cname in spec.instance_names():
                         driver.children[cname] = kept[cname]
-                elif spec.name in scaled:
-                    born += self._rescale(spec, kept)
+                elif spec.name in plan.scaled:
+                    self._rescale(spec, kept)
                 else:
                     self._add_children(spec)
-            fresh = [*(c for n in (*added, *changed) for c in self._children_of(n))]
-            fresh += [driver.children[n] for n in born]
+            fresh = [c for n in (*plan.added, *plan.changed) for c in self._children_of(n)]
+            fresh += [driver.children[n] for n in plan.processes_added]
             for child in sorted(fresh, key=lambda c: c.spec.priority):
                 if child.spec.autostart:
                     driver.want(child)
@@ -443,21 +441,18 @@ class Supervisor:
             child.discard()
             del driver.children[child.name]
 
-    def _rescale(self, spec: ProgramSpec, kept: dict[str, Child]) -> list[str]:
+    def _rescale(self, spec: ProgramSpec, kept: dict[str, Child]) -> None:
         """Put `spec`'s processes back: those kept (renamed if need be), new ones added."""
         mine = {c.number: c for c in kept.values() if c.spec.name == spec.name}
-        born = []
         for cname, num in spec.instances():
             child = mine.get(num)
             if child is None:
                 self._add_child(spec, cname, num)
-                born.append(cname)
                 continue
             if child.name != cname:  # between 1 and several: "web" <-> "web:0"
                 child.rename(cname, self.log_dir)
             child.spec = instance_spec(spec, num)
             self._driver.children[cname] = child
-        return born
 
     # -- the children ------------------------------------------------------------------------
 

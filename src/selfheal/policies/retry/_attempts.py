@@ -28,7 +28,7 @@ from selfheal.policies.retry._testing import current_mode
 if TYPE_CHECKING:
     from selfheal.policies.retry._policy import Retry
 
-__all__ = ["Attempts", "RetryError", "verdict_wait"]
+__all__ = ["Attempts", "RetryError"]
 
 
 class RetryError(PolicyError):
@@ -64,7 +64,7 @@ class RetryError(PolicyError):
         return (type(self), args)
 
 
-def verdict_wait(verdict: object) -> float | None:
+def _verdict_wait(verdict: object) -> float | None:
     """Return the wait a predicate of `on` asked for, or None for the usual backoff.
 
     As stamina's backoff hooks: a number (not a bool) or a `timedelta` is the wait in seconds
@@ -164,7 +164,7 @@ class Attempts:
         wait = None
         if exc is not None and predicate is not None:
             verdict = predicate(exc)
-            wait = verdict_wait(verdict)
+            wait = _verdict_wait(verdict)
             if wait is None and not verdict:
                 self._end(succeeded=False, gave_up=False, attempts=self.attempt)
                 raise exc
